@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Configure and build the test kernel, its modules and the selftests in
+# the cache. Each step does only what is stale.
+#   build.sh config     allnoconfig + configs/*.config, checked
+#   build.sh kernel     bzImage and modules
+#   build.sh selftests  uAPI headers and the selftests make check runs
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+FRAGMENTS=("$GMEM_ROOT/configs/gmem-rs.config")
+[ "${GMEM_DEBUG:-1}" = 1 ] && FRAGMENTS+=("$GMEM_ROOT/configs/debug.config")
+
+config() {
+	local stamp="$KBUILD/.gmem-config-stamp" want
+	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -d' ' -f1)
+	want="$want $(/usr/bin/rustc --version | tr ' ' _) $BASE_KVERSION"
+	if [ -f "$KBUILD/.config" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+		echo "    config unchanged"
+		return
+	fi
+	mkdir -p "$KBUILD"
+	kmake -s allnoconfig >/dev/null
+	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$KBUILD" "$KBUILD/.config" "${FRAGMENTS[@]}" >/dev/null
+	kmake -s olddefconfig >/dev/null
+	# Kconfig drops what it cannot satisfy without a word: say so, and stop.
+	local line sym val got bad=0
+	while IFS= read -r line; do
+		case "$line" in CONFIG_*=*) ;; *) continue ;; esac
+		sym=${line%%=*} val=${line#*=}
+		got=$(grep -E "^$sym=|^# $sym is not set" "$KBUILD/.config" || true)
+		if [ "$val" = n ]; then
+			case "$got" in "" | "# $sym is not set") continue ;; esac
+		elif [ "$got" = "$line" ]; then
+			continue
+		fi
+		echo "    config: wanted $line, got '${got:-nothing}'" >&2
+		bad=1
+	done < <(cat "${FRAGMENTS[@]}")
+	if [ "$bad" = 1 ]; then
+		grep -q '^CONFIG_RUST=y' "$KBUILD/.config" ||
+			kmake rustavailable >&2 || true
+		die "the kernel config lost options (above); see shared/FACTS.md on the Rust toolchain"
+	fi
+	echo "$want" >"$stamp"
+	echo "    config written: $KBUILD/.config"
+}
+
+kernel() {
+	kmake -s bzImage modules
+	echo "    $(cat "$KBUILD/include/config/kernel.release") $(du -h "$KBUILD/arch/x86/boot/bzImage" | cut -f1) bzImage"
+}
+
+# kvm's Makefile builds every test it lists; build only the ones we run.
+selftests() {
+	kmake -s headers >/dev/null
+	local hdr="-isystem $KBUILD/usr/include"
+	mkdir -p "$STOUT/kvm"
+	local t targets=()
+	for t in "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests); do
+		targets+=("$STOUT/kvm/$t")
+	done
+	make -s -C "$SRC/tools/testing/selftests/kvm" OUTPUT="$STOUT/kvm" \
+		KHDR_INCLUDES="$hdr" -j"$JOBS" "${targets[@]}"
+	echo "    ${#targets[@]} KVM selftests in $STOUT/kvm"
+}
+
+case "${1:-}" in
+config | kernel | selftests) "$1" ;;
+*) die "usage: build.sh config|kernel|selftests" ;;
+esac

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# make check: build what is stale, boot once, run every test in that boot,
+# print one TAP line per test and the closing line.
+#   check.sh [TEST...]   only these tests (names as in the TAP output,
+#                        without the backend: guest_memfd_test, kunit, ...)
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+S=$GMEM_ROOT/scripts
+
+T0=$(date +%s)
+phase "setup (install what is missing)" "$S/setup.sh"
+phase "assemble tree" "$S/assemble.sh"
+phase "configure" "$S/build.sh" config
+phase "build kernel" "$S/build.sh" kernel
+phase "build selftests" "$S/build.sh" selftests
+
+if [ "$#" -gt 0 ]; then
+	TESTS=("$@")
+else
+	TESTS=(kunit "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests))
+fi
+
+OUTDIR=$RESULTS/check
+rm -rf "$OUTDIR"
+mkdir -p "$OUTDIR"
+run_tests() {
+	"$S/vm.sh" "$S/guest/run-tests.sh $OUTDIR $STOUT ${TESTS[*]}"
+	[ -f "$OUTDIR/done" ] || echo "    the guest did not finish the run"
+	return 0
+}
+phase "boot and run tests" run_tests
+
+TAP=$OUTDIR/tap.txt
+touch "$TAP"
+if [ ! -f "$OUTDIR/done" ]; then
+	echo "not ok - guest: the test run did not finish (crash or timeout; see $OUTDIR)" >>"$TAP"
+fi
+passed=$(grep -Ec '^ok ' "$TAP" | tr -d ' ')
+skipped=$(grep -Ec '^ok .*# SKIP' "$TAP")
+failed=$(grep -Ec '^not ok ' "$TAP")
+passed=$((passed - skipped))
+echo
+echo "results: $OUTDIR (tap.txt, logs/, dmesg.txt)"
+if [ "$failed" -gt 0 ]; then
+	echo "failed:"
+	grep -E '^not ok ' "$TAP" | sed 's/^/  /'
+fi
+dt=$(( $(date +%s) - T0 ))
+echo "make check took $((dt / 60))m$((dt % 60))s"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ $((passed + skipped)) -gt 0 ]

@@ -1,0 +1,68 @@
+# Shared settings for the gmem-rs scripts. Sourced, not run.
+# shellcheck shell=bash
+
+GMEM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The pinned base: Debian's linux-source-6.12 package, one exact version.
+BASE_DEB_PKG=linux-source-6.12
+BASE_DEB_VERSION=6.12.117-1~deb12u1
+BASE_KVERSION=6.12.117
+BASE_TARBALL=/usr/src/linux-source-6.12.tar.xz
+
+# Everything big lives in a cache outside the work tree, so every clone
+# (a session's, CI's) on this machine rebuilds incrementally.
+CACHE=${GMEM_CACHE:-$HOME/.cache/gmem-rs}
+SRC=$CACHE/linux            # assembled kernel tree (a git repository)
+KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
+STOUT=$CACHE/selftests      # selftest build output
+TOOLS=$CACHE/tools          # bindgen and other pinned tools
+RESULTS=$CACHE/results      # what the guest writes back (vng --rwdir)
+
+# The toolchain that builds 6.12 with Rust (see shared/FACTS.md).
+KMAKE_VARS=(
+	LLVM=-19
+	RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+	BINDGEN="$TOOLS/bin/bindgen"
+	LIBCLANG_PATH=/usr/lib/llvm-19/lib
+)
+JOBS=${GMEM_JOBS:-$(nproc)}
+
+kmake() {
+	make -C "$SRC" O="$KBUILD" "${KMAKE_VARS[@]}" -j"$JOBS" "$@"
+}
+
+die() {
+	echo "gmem-rs: error: $*" >&2
+	exit 1
+}
+
+# phase NAME CMD...: run one step, print its elapsed time, keep a log.
+PHASE_LOG=${PHASE_LOG:-$CACHE/phases.log}
+phase() {
+	local name=$1 t0 rc
+	shift
+	t0=$(date +%s)
+	printf '==> %-28s ...\n' "$name"
+	"$@"
+	rc=$?
+	local dt=$(( $(date +%s) - t0 ))
+	mkdir -p "$(dirname "$PHASE_LOG")"
+	printf '%s\t%s\t%d\t%d\n' "$(date -u +%FT%TZ)" "$name" "$dt" "$rc" >> "$PHASE_LOG"
+	if [ "$rc" -ne 0 ]; then
+		printf '<== %-28s FAILED after %dm%02ds (exit %d)\n' "$name" $((dt / 60)) $((dt % 60)) "$rc"
+		exit "$rc"
+	fi
+	printf '<== %-28s %dm%02ds\n' "$name" $((dt / 60)) $((dt % 60))
+}
+
+# The upstream 6.12 KVM selftests that exercise private memory: make check
+# runs each against every guest_memfd backend.
+UPSTREAM_KVM_TESTS=(guest_memfd_test set_memory_region_test
+	x86_64/private_mem_conversions_test x86_64/private_mem_kvm_exits_test
+	pre_fault_memory_test)
+
+# The project's own KVM selftests: every .c of ours under selftests/kvm/.
+project_kvm_tests() {
+	git -C "$GMEM_ROOT" ls-files -co --exclude-standard -- 'tools/testing/selftests/kvm/*.c' |
+		sed -n 's|^tools/testing/selftests/kvm/\(.*\)\.c$|\1|p' | grep -v '^lib/' || true
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make: set up, build, boot, and show the system working.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+S=$GMEM_ROOT/scripts
+
+T0=$(date +%s)
+phase "setup (install what is missing)" "$S/setup.sh"
+phase "assemble tree" "$S/assemble.sh"
+phase "configure" "$S/build.sh" config
+phase "build kernel" "$S/build.sh" kernel
+phase "build selftests" "$S/build.sh" selftests
+
+OUTDIR=$RESULTS/demo
+rm -rf "$OUTDIR"
+mkdir -p "$OUTDIR"
+demo() {
+	"$S/vm.sh" "uname -r; cd $STOUT/kvm/x86_64 && ./gmem_demo_test" | tee "$OUTDIR/demo.txt"
+}
+phase "boot and run the demo" demo
+
+dt=$(( $(date +%s) - T0 ))
+echo
+echo "gmem-rs: Linux $BASE_KVERSION + $(git -C "$SRC" rev-list --count "base-$BASE_KVERSION..gmem-rs") patches (tip $(git -C "$SRC" rev-parse --short gmem-rs))"
+echo "  kernel:    $KBUILD/arch/x86/boot/bzImage"
+echo "  selftests: $STOUT"
+echo "  demo:      $(grep -c '^gmem_demo:' "$OUTDIR/demo.txt") steps, guest_memfd backend: built-in C"
+echo "  took $((dt / 60))m$((dt % 60))s; next: 'make check' runs every test"

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Runs inside the test guest (virtme-ng), as root. Prints one TAP line per
+# test and writes them, the logs and the kernel log to $RESULTS.
+#   run-tests.sh RESULTS SELFTESTS_DIR TEST...
+# A TEST is a KVM selftest path relative to SELFTESTS_DIR/kvm; each runs
+# once per guest_memfd backend. "kunit" stands for every KUnit suite that
+# ran at boot. The kernel log check always runs last.
+set -u
+RESULTS=$1 STDIR=$2
+shift 2
+mkdir -p "$RESULTS/logs"
+TAP=$RESULTS/tap.txt
+: >"$TAP"
+n=0
+
+tap() { # tap ok|fail|skip NAME [REASON]
+	n=$((n + 1))
+	local line
+	case "$1" in
+	ok) line="ok $n - $2" ;;
+	skip) line="ok $n - $2 # SKIP ${3:-}" ;;
+	*) line="not ok $n - $2${3:+ # $3}" ;;
+	esac
+	echo "$line" | tee -a "$TAP"
+}
+
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+
+# KUnit suites ran at boot (built in); their results are in debugfs.
+run_kunit() {
+	local d found=0 line status name rest
+	for d in /sys/kernel/debug/kunit/*/; do
+		[ -f "$d/results" ] || continue
+		found=1
+		cp "$d/results" "$RESULTS/logs/kunit-$(basename "$d").ktap"
+		while IFS= read -r line; do
+			# Test cases are the lines indented once (4 spaces).
+			[[ $line =~ ^\ {4}(not\ )?ok\ [0-9]+\ ([^\ #]+)(.*)$ ]] || continue
+			name="kunit:$(basename "$d").${BASH_REMATCH[2]}"
+			rest=${BASH_REMATCH[3]}
+			if [[ $rest =~ \#\ *[Ss][Kk][Ii][Pp] ]]; then
+				tap skip "$name" "${rest#*# }"
+			elif [ -z "${BASH_REMATCH[1]}" ]; then
+				tap ok "$name"
+			else
+				tap fail "$name"
+			fi
+		done <"$d/results"
+	done
+	[ "$found" = 1 ] || tap fail "kunit" "no KUnit results in debugfs (did the suites run at boot?)"
+}
+
+# The guest_memfd backends a test runs against. "c" is KVM's built-in one.
+backends() { echo c; }
+select_backend() { # the built-in C backend serves when no module claims it
+	case "$1" in
+	c) return 0 ;;
+	esac
+	return 1
+}
+
+run_kvm_test() { # run_kvm_test BACKEND TEST
+	local name="$1:$2" bin="$STDIR/kvm/$2" log rc
+	log="$RESULTS/logs/$1-$(echo "$2" | tr / _).log"
+	if [ ! -e /dev/kvm ]; then
+		tap fail "$name" "no /dev/kvm in the guest"
+		return
+	fi
+	if [ ! -x "$bin" ]; then
+		tap fail "$name" "$bin was not built"
+		return
+	fi
+	(cd "$(dirname "$bin")" && timeout 900 "$bin") >"$log" 2>&1
+	rc=$?
+	case $rc in
+	0) tap ok "$name" ;;
+	4) # KSFT_SKIP: every test here must run, so a skip is a failure.
+		tap fail "$name" "skipped, but it must run here: $(grep -m1 -i skip "$log")" ;;
+	124) tap fail "$name" "timed out after 900 s" ;;
+	*)
+		tap fail "$name" "exit $rc, log: $log"
+		tail -n 15 "$log" | sed 's/^/#   /'
+		;;
+	esac
+}
+
+# BUG, WARNING, KASAN, lockdep and kmemleak reports fail the run.
+check_kernel_log() {
+	local leaks=""
+	if [ -w /sys/kernel/debug/kmemleak ]; then
+		echo scan >/sys/kernel/debug/kmemleak
+		cat /sys/kernel/debug/kmemleak >"$RESULTS/kmemleak.txt"
+		[ -s "$RESULTS/kmemleak.txt" ] && leaks="$(grep -c '^unreferenced object' "$RESULTS/kmemleak.txt") kmemleak reports"
+	fi
+	dmesg >"$RESULTS/dmesg.txt"
+	local pat='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|kernel BUG|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: lockdep|lockdep is turned off|unreferenced object|suspected memory leak|Call Trace:'
+	local hits
+	hits=$(grep -E "$pat" "$RESULTS/dmesg.txt" | head -n 20)
+	if [ -z "$hits" ] && [ -z "$leaks" ]; then
+		tap ok "kernel-log: no BUG/WARNING/KASAN/lockdep/kmemleak reports"
+	else
+		tap fail "kernel-log: no BUG/WARNING/KASAN/lockdep/kmemleak reports" "${leaks:-see dmesg.txt}"
+		echo "$hits" | sed 's/^/#   /'
+	fi
+}
+
+echo "TAP version 13" | tee -a "$TAP"
+for t in "$@"; do
+	case "$t" in
+	kunit) run_kunit ;;
+	*)
+		for b in $(backends); do
+			if select_backend "$b"; then
+				run_kvm_test "$b" "$t"
+			else
+				tap fail "$b:$t" "could not select the $b backend"
+			fi
+		done
+		;;
+	esac
+done
+check_kernel_log
+echo "1..$n" | tee -a "$TAP"
+touch "$RESULTS/done"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Boot the test kernel under virtme-ng (QEMU TCG; the guest gets nested
+# SVM, so KVM runs inside it) and run one command there, as root.
+#   vm.sh 'COMMAND'     exits with COMMAND's status
+#   vm.sh               an interactive shell
+# $RESULTS is writable from the guest, at the same path.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+VNG=$TOOLS/venv/bin/vng
+[ -x "$VNG" ] || die "virtme-ng is not installed (run 'make setup')"
+IMAGE=$KBUILD/arch/x86/boot/bzImage
+[ -f "$IMAGE" ] || die "no kernel at $IMAGE (run 'make build')"
+mkdir -p "$RESULTS"
+
+# /dev/kvm on these hosts cannot boot a normal kernel: TCG only (FACTS.md).
+cd "$GMEM_ROOT"
+exec timeout --foreground "${GMEM_VM_TIMEOUT:-3600}" "$VNG" \
+	--disable-kvm --force-9p \
+	--run "$IMAGE" \
+	--cpus "${GMEM_VM_CPUS:-2}" --memory "${GMEM_VM_MEMORY:-4G}" \
+	--rwdir "$RESULTS" \
+	--append "panic=-1 oops=panic" \
+	${1:+--exec "$1"}
