@@ -14,7 +14,7 @@ DEB_PACKAGES=(
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync make gcc libc6-dev
 	pkg-config libnuma-dev git
 	qemu-system-x86                         # virtme-ng boots the kernel under TCG
-	busybox-static
+	busybox-static udev                     # udev names the virtio ports vng talks through
 )
 
 if ! grep -q '^12' /etc/debian_version 2>/dev/null; then

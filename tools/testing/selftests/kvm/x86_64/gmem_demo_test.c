@@ -24,7 +24,7 @@
 #define DEMO_SIZE	(DEMO_NPAGES * PAGE_SIZE)
 #define HOLE_SIZE	(DEMO_SIZE / 2)
 
-#define PRIV_PATTERN	0xabababababababababul
+#define PRIV_PATTERN	0xababababababababul
 #define SHARED_PATTERN	0xcdcdcdcdcdcdcdcdul
 #define PRIV_PATTERN2	0x5a5a5a5a5a5a5a5aul
 
@@ -126,7 +126,7 @@ int main(int argc, char *argv[])
 	memset(addr_gpa2hva(vm, DEMO_GPA), 0, DEMO_SIZE);
 	vm_mem_set_private(vm, DEMO_GPA, DEMO_SIZE);
 	printf("gmem_demo: SW-protected VM, %lu KiB slot backed by guest_memfd fd %d  (%.0f ms)\n",
-	       DEMO_SIZE >> 10, memslot2region(vm, DEMO_SLOT)->region.guest_memfd,
+	       (unsigned long)(DEMO_SIZE >> 10), memslot2region(vm, DEMO_SLOT)->region.guest_memfd,
 	       now_ms() - t0);
 
 	t = now_ms();
@@ -153,7 +153,7 @@ int main(int argc, char *argv[])
 	vm_guest_mem_punch_hole(vm, DEMO_GPA, HOLE_SIZE);
 	run_to_stage(vcpu, STAGE_HOLE);
 	printf("gmem_demo: punched a %lu KiB hole; guest reads zeros there, its data elsewhere  (%.0f ms)\n",
-	       HOLE_SIZE >> 10, now_ms() - t);
+	       (unsigned long)(HOLE_SIZE >> 10), now_ms() - t);
 
 	vcpu_run(vcpu);
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_DONE);
