@@ -41,6 +41,10 @@ failed=$(grep -Ec '^not ok ' "$TAP")
 passed=$((passed - skipped))
 echo
 echo "results: $OUTDIR (tap.txt, logs/, dmesg.txt)"
+if [ -s "$OUTDIR/times.txt" ]; then
+	echo "slowest tests:"
+	sort -rn "$OUTDIR/times.txt" | head -n 5 | sed 's/^/  /'
+fi
 if [ "$failed" -gt 0 ]; then
 	echo "failed:"
 	grep -E '^not ok ' "$TAP" | sed 's/^/  /'

@@ -15,10 +15,12 @@ mkdir -p "$RESULTS"
 
 # /dev/kvm on these hosts cannot boot a normal kernel: TCG only (FACTS.md).
 cd "$GMEM_ROOT"
-exec timeout --foreground "${GMEM_VM_TIMEOUT:-3600}" "$VNG" \
-	--disable-kvm --force-9p \
-	--run "$IMAGE" \
-	--cpus "${GMEM_VM_CPUS:-2}" --memory "${GMEM_VM_MEMORY:-4G}" \
-	--rwdir "$RESULTS" \
-	--append "panic=-1 oops=panic" \
-	${1:+--exec "$1"}
+VNG_ARGS=(--disable-kvm --force-9p --run "$IMAGE"
+	--cpus "${GMEM_VM_CPUS:-2}" --memory "${GMEM_VM_MEMORY:-4G}"
+	--rwdir "$RESULTS" --append "panic=-1 oops=panic")
+[ "$#" -gt 0 ] || exec "$VNG" "${VNG_ARGS[@]}"
+
+# QEMU reopens stderr by path, which truncates it when it is a log file:
+# hand it a pipe instead.
+timeout --foreground "${GMEM_VM_TIMEOUT:-3600}" "$VNG" "${VNG_ARGS[@]}" --exec "$1" 2>&1 </dev/null | cat
+exit "${PIPESTATUS[0]}"

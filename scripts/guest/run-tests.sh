@@ -40,7 +40,7 @@ run_kunit() {
 			rest=${BASH_REMATCH[3]}
 			if [[ $rest =~ \#\ *[Ss][Kk][Ii][Pp] ]]; then
 				tap skip "$name" "${rest#*# }"
-			elif [ -z "${BASH_REMATCH[1]}" ]; then
+			elif [ -z "${BASH_REMATCH[1]:-}" ]; then
 				tap ok "$name"
 			else
 				tap fail "$name"
@@ -70,8 +70,10 @@ run_kvm_test() { # run_kvm_test BACKEND TEST
 		tap fail "$name" "$bin was not built"
 		return
 	fi
+	local t0=$SECONDS
 	(cd "$(dirname "$bin")" && timeout 900 "$bin") >"$log" 2>&1
 	rc=$?
+	printf '%5d s  %s\n' $((SECONDS - t0)) "$name" >>"$RESULTS/times.txt"
 	case $rc in
 	0) tap ok "$name" ;;
 	4) # KSFT_SKIP: every test here must run, so a skip is a failure.
