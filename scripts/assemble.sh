@@ -11,8 +11,6 @@ set -euo pipefail
 OVERLAY_DIRS=(arch Documentation include mm rust tools virt)
 SERIES=$GMEM_ROOT/patches/series
 
-export GIT_AUTHOR_NAME="gmem-rs developers" GIT_AUTHOR_EMAIL="gmem-rs@example.org"
-export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 # Fixed dates: the same inputs give the same commit ids, run after run.
 export GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
 

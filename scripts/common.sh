@@ -27,6 +27,10 @@ KMAKE_VARS=(
 )
 JOBS=${GMEM_JOBS:-$(nproc)}
 
+# Who the assembled commits and the series are from.
+export GIT_AUTHOR_NAME="gmem-rs developers" GIT_AUTHOR_EMAIL="gmem-rs@example.org"
+export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+
 kmake() {
 	make -C "$SRC" O="$KBUILD" "${KMAKE_VARS[@]}" -j"$JOBS" "$@"
 }

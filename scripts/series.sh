@@ -32,8 +32,7 @@ PY
 wt=$(mktemp -d)
 git -C "$SRC" worktree add -q --detach "$wt" "$base"
 ok=0
-if GIT_COMMITTER_NAME=gmem-rs GIT_COMMITTER_EMAIL=gmem-rs@example.org \
-	git -C "$wt" am -q $(ls "$out"/*.patch | grep -v /0000-) &&
+if git -C "$wt" am -q $(ls "$out"/*.patch | grep -v /0000-) &&
 	[ "$(git -C "$wt" rev-parse 'HEAD^{tree}')" = "$(git -C "$SRC" rev-parse 'gmem-rs^{tree}')" ]; then
 	ok=1
 fi
