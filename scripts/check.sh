@@ -24,7 +24,7 @@ OUTDIR=$RESULTS/check
 rm -rf "$OUTDIR"
 mkdir -p "$OUTDIR"
 run_tests() {
-	"$S/vm.sh" "$S/guest/run-tests.sh $OUTDIR $STOUT ${TESTS[*]}"
+	"$S/vm.sh" "$S/guest/run-tests.sh $OUTDIR $STOUT $KBUILD ${TESTS[*]}"
 	[ -f "$OUTDIR/done" ] || echo "    the guest did not finish the run"
 	return 0
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs inside the test guest (virtme-ng), as root. Prints one TAP line per
 # test and writes them, the logs and the kernel log to $RESULTS.
-#   run-tests.sh RESULTS SELFTESTS_DIR TEST...
+#   run-tests.sh RESULTS SELFTESTS_DIR MODULE_DIR TEST...
 # A TEST is a KVM selftest path relative to SELFTESTS_DIR/kvm; each runs
-# once per guest_memfd backend. "kunit" stands for every KUnit suite that
-# ran at boot. The kernel log check always runs last.
+# once per guest_memfd backend: "c" (KVM's built-in guest_memfd), then
+# "rust" (the gmem_rs module from MODULE_DIR, loaded). "kunit" stands for
+# every KUnit suite that ran at boot. The kernel log check runs last.
 set -u
-RESULTS=$1 STDIR=$2
-shift 2
+RESULTS=$1 STDIR=$2 MODDIR=$3
+shift 3
+GMEM_RS_KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
+export GMEM_RS_KO
 mkdir -p "$RESULTS/logs"
 TAP=$RESULTS/tap.txt
 : >"$TAP"
@@ -50,13 +53,22 @@ run_kunit() {
 	[ "$found" = 1 ] || tap fail "kunit" "no KUnit results in debugfs (did the suites run at boot?)"
 }
 
-# The guest_memfd backends a test runs against. "c" is KVM's built-in one.
-backends() { echo c; }
-select_backend() { # the built-in C backend serves when no module claims it
+# The guest_memfd backends: new guest_memfds are the module's while it is
+# loaded, the built-in C implementation's otherwise.
+BACKENDS="c rust"
+module_loaded() { [ -d /sys/module/gmem_rs ]; }
+select_backend() {
 	case "$1" in
-	c) return 0 ;;
+	c)
+		! module_loaded || rmmod gmem_rs || return 1
+		! module_loaded
+		;;
+	rust)
+		module_loaded || insmod "$GMEM_RS_KO" || return 1
+		module_loaded
+		;;
+	*) return 1 ;;
 	esac
-	return 1
 }
 
 run_kvm_test() { # run_kvm_test BACKEND TEST
@@ -107,20 +119,36 @@ check_kernel_log() {
 }
 
 echo "TAP version 13" | tee -a "$TAP"
+kvm_tests=()
 for t in "$@"; do
 	case "$t" in
 	kunit) run_kunit ;;
-	*)
-		for b in $(backends); do
-			if select_backend "$b"; then
-				run_kvm_test "$b" "$t"
-			else
-				tap fail "$b:$t" "could not select the $b backend"
-			fi
-		done
-		;;
+	*) kvm_tests+=("$t") ;;
 	esac
 done
+if [ "${#kvm_tests[@]}" -gt 0 ]; then
+	for b in $BACKENDS; do
+		backend_ok=1
+		select_backend "$b" >"$RESULTS/logs/select-$b.log" 2>&1 || backend_ok=0
+		for t in "${kvm_tests[@]}"; do
+			# Tests of the module itself run against it only.
+			case "$b:$t" in c:*gmem_rs_*) continue ;; esac
+			if [ "$backend_ok" = 1 ]; then
+				run_kvm_test "$b" "$t"
+			else
+				tap fail "$b:$t" "could not select the $b backend: $(tail -n1 "$RESULTS/logs/select-$b.log")"
+			fi
+		done
+	done
+	# Every file and binding of the module is gone: it must unload.
+	if module_loaded; then
+		if rmmod gmem_rs >"$RESULTS/logs/rmmod.log" 2>&1; then
+			tap ok "rust:module unloads after the tests"
+		else
+			tap fail "rust:module unloads after the tests" "$(cat "$RESULTS/logs/rmmod.log"; cat /sys/module/gmem_rs/refcnt)"
+		fi
+	fi
+fi
 check_kernel_log
 echo "1..$n" | tee -a "$TAP"
 touch "$RESULTS/done"

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Pluggable guest_memfd backends.
+ *
+ * A module registers a backend; while it is registered, KVM_CREATE_GUEST_MEMFD
+ * creates the backend's files. Memslots bound to a backend's file are served
+ * by that backend (get_pfn, populate, unbind) until they are unbound, whatever
+ * is registered by then; files of KVM's built-in guest_memfd keep being served
+ * by it. A module reference is held for every binding.
+ *
+ * The header is kept free of kvm_host.h so that Rust bindings can use it:
+ * memslots and VMs are opaque, reached through the accessors below.
+ */
+#ifndef __LINUX_KVM_GMEM_OPS_H
+#define __LINUX_KVM_GMEM_OPS_H
+
+#include <linux/types.h>
+
+struct file;
+struct file_operations;
+struct kvm;
+struct kvm_memory_slot;
+struct module;
+
+typedef int (*kvm_gmem_populate_fn)(struct kvm *kvm, u64 gfn, u64 pfn,
+				    void __user *src, int order, void *opaque);
+
+struct kvm_gmem_ops {
+	struct module *owner;
+	/* The backend's files are the ones with these file operations. */
+	const struct file_operations *fops;
+
+	/* KVM_CREATE_GUEST_MEMFD: return a new fd, or -errno. */
+	int (*create)(struct kvm *kvm, u64 size, u64 flags);
+	/*
+	 * Bind @slot (new, not yet visible) to @file at @offset; called with
+	 * kvm->slots_lock held and a reference on @file.
+	 */
+	int (*bind)(struct kvm *kvm, struct kvm_memory_slot *slot,
+		    struct file *file, u64 offset);
+	/* Undo bind; called with kvm->slots_lock held. */
+	void (*unbind)(struct kvm_memory_slot *slot);
+	/* Private fault: the pfn backing @gfn, and its order; may sleep. */
+	int (*get_pfn)(struct kvm *kvm, struct kvm_memory_slot *slot, u64 gfn,
+		       u64 *pfn, int *max_order);
+	/* kvm_gmem_populate() for a slot of this backend. */
+	long (*populate)(struct kvm *kvm, struct kvm_memory_slot *slot,
+			 u64 gfn, void __user *src, long npages,
+			 kvm_gmem_populate_fn post_populate, void *opaque);
+};
+
+int kvm_gmem_register_ops(const struct kvm_gmem_ops *ops);
+void kvm_gmem_unregister_ops(const struct kvm_gmem_ops *ops);
+
+/* Memslot accessors. */
+u64 kvm_gmem_slot_base_gfn(const struct kvm_memory_slot *slot);
+unsigned long kvm_gmem_slot_npages(const struct kvm_memory_slot *slot);
+unsigned long kvm_gmem_slot_pgoff(const struct kvm_memory_slot *slot);
+/* Publish (@file non-NULL) or clear the slot's guest_memfd binding. */
+void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
+			    unsigned long pgoff);
+/* A reference on the slot's file, or NULL if it is closed or closing. */
+struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);
+bool kvm_gmem_slot_file_is(struct kvm_memory_slot *slot, struct file *file);
+/* The slot's file, without a reference: for unbind, under kvm->slots_lock. */
+struct file *kvm_gmem_slot_file(struct kvm_memory_slot *slot);
+
+/* VM: its refcount (from kvm_host.h), kvm->slots_lock, and the memory attributes. */
+void kvm_get_kvm(struct kvm *kvm);
+void kvm_put_kvm(struct kvm *kvm);
+void kvm_gmem_slots_lock(struct kvm *kvm);
+void kvm_gmem_slots_unlock(struct kvm *kvm);
+bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn);
+
+/*
+ * Invalidation of pgoffs [start, end) of a file bound to @slots: begin takes
+ * mmu_lock once, starts an MMU invalidation, zaps the private mappings of the
+ * overlap with each slot and flushes; end finishes the invalidation. Every
+ * begin is followed by exactly one end, with the same bindings held stable.
+ */
+void kvm_gmem_zap_begin(struct kvm *kvm,
+			struct kvm_memory_slot *const *slots,
+			unsigned long nr_slots,
+			unsigned long start, unsigned long end);
+void kvm_gmem_zap_end(struct kvm *kvm);
+
+/* The arch hooks guest_memfd calls (no-ops where the arch has none). */
+int kvm_gmem_arch_prepare(struct kvm *kvm, u64 gfn, u64 pfn, int order);
+void kvm_gmem_arch_invalidate(u64 start_pfn, u64 end_pfn);
+
+#endif /* __LINUX_KVM_GMEM_OPS_H */

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+
+struct folio *rust_helper_filemap_grab_folio(struct address_space *mapping,
+					     pgoff_t index)
+{
+	return filemap_grab_folio(mapping, index);
+}
+
+void rust_helper_folio_get(struct folio *folio)
+{
+	folio_get(folio);
+}
+
+void rust_helper_folio_put(struct folio *folio)
+{
+	folio_put(folio);
+}
+
+void rust_helper_folio_lock(struct folio *folio)
+{
+	folio_lock(folio);
+}
+
+unsigned long rust_helper_folio_pfn(struct folio *folio)
+{
+	return folio_pfn(folio);
+}
+
+unsigned int rust_helper_folio_order(const struct folio *folio)
+{
+	return folio_order(folio);
+}
+
+pgoff_t rust_helper_folio_index(const struct folio *folio)
+{
+	return folio->index;
+}
+
+bool rust_helper_folio_test_uptodate(const struct folio *folio)
+{
+	return folio_test_uptodate(folio);
+}
+
+void rust_helper_folio_mark_uptodate(struct folio *folio)
+{
+	folio_mark_uptodate(folio);
+}
+
+bool rust_helper_folio_test_hwpoison(const struct folio *folio)
+{
+	return folio_test_hwpoison(folio);
+}
+
+void rust_helper_folio_zero(struct folio *folio)
+{
+	long i, nr = folio_nr_pages(folio);
+
+	for (i = 0; i < nr; i++)
+		clear_highpage(folio_page(folio, i));
+}
+
+void rust_helper_cond_resched(void)
+{
+	cond_resched();
+}

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Files, and files backed by an anonymous inode.
+//!
+//! C headers: [`include/linux/fs.h`](srctree/include/linux/fs.h),
+//! [`include/linux/file.h`](srctree/include/linux/file.h),
+//! [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h).
+
+pub mod anon_file;
+pub mod file;
+
+pub use file::{File, FileDescriptorReservation, Inode};

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Files backed by their own anonymous inode, with Rust file operations.
+//!
+//! [`NewFile`] is a file that has just been created and that nobody else sees yet: only in that
+//! state can its inode be set up (size, inode and address-space operations). Turning it into an
+//! [`ARef<File>`] ends that state.
+
+use crate::{
+    bindings,
+    error::{code::*, from_err_ptr, from_result, Result},
+    fs::{File, Inode},
+    mm::filemap::{AddressSpaceOperations, AopsVtable},
+    prelude::*,
+    str::CStr,
+    types::{ARef, ForeignOwnable},
+    ThisModule,
+};
+use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
+
+/// File operations of a file created with [`NewFile::create`].
+#[vtable]
+pub trait FileOperations: Sized + 'static {
+    /// What `file->private_data` holds.
+    type Data: ForeignOwnable + Send + Sync;
+
+    /// The module the operations live in: each file pins it.
+    const OWNER: &'static ThisModule;
+
+    /// The last reference to the file is gone; `data` is handed back.
+    fn release(data: Self::Data, file: &File);
+
+    /// `fallocate(2)`.
+    fn fallocate(
+        _data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _mode: i32,
+        _offset: i64,
+        _len: i64,
+    ) -> Result {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+struct FopsVtable<T: FileOperations>(PhantomData<T>);
+
+impl<T: FileOperations> FopsVtable<T> {
+    /// # Safety
+    ///
+    /// Called by the VFS with a file created by [`NewFile::create::<T>`].
+    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
+        // SAFETY: The VFS passes a valid file; `private_data` came from `T::Data::into_foreign`
+        // in `NewFile::create` and is given back exactly once, here.
+        let data = unsafe { T::Data::from_foreign((*file).private_data) };
+        // SAFETY: The file is valid for the duration of the callback.
+        T::release(data, unsafe { File::from_raw(file) });
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a file created by [`NewFile::create::<T>`].
+    unsafe extern "C" fn fallocate(
+        file: *mut bindings::file,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> crate::ffi::c_long {
+        from_result(|| {
+            // SAFETY: The VFS holds a reference on the file for the duration of the call.
+            let file = unsafe { File::from_raw(file) };
+            // SAFETY: `private_data` came from `into_foreign` and is only given back in
+            // `release`, which cannot run while this call holds a file reference.
+            let data = unsafe { T::Data::borrow(file.private_data()) };
+            T::fallocate(data, file, mode, offset, len)?;
+            Ok(0)
+        })
+    }
+
+    const VTABLE: bindings::file_operations = bindings::file_operations {
+        owner: T::OWNER.as_ptr(),
+        open: Some(bindings::generic_file_open),
+        release: Some(Self::release),
+        fallocate: if T::HAS_FALLOCATE { Some(Self::fallocate) } else { None },
+        // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+
+    const fn build() -> &'static bindings::file_operations {
+        &Self::VTABLE
+    }
+}
+
+/// The `file_operations` that files of `T` have, to recognise them.
+pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
+    FopsVtable::<T>::build()
+}
+
+/// A file just created by [`NewFile::create`], seen by nobody else yet.
+///
+/// # Invariants
+///
+/// `file` is a file with operations `FopsVtable<T>`, with its own inode; no other reference to
+/// it has been given out, so its inode may be set up without locking.
+pub struct NewFile<T: FileOperations> {
+    file: ARef<File>,
+    _p: PhantomData<T>,
+}
+
+/// Inode operations of a file whose size is fixed at creation: `stat` reports it, any
+/// attribute change (`ftruncate`, `chmod`, ...) fails with `EINVAL`.
+static FIXED_SIZE_IOPS: bindings::inode_operations = bindings::inode_operations {
+    getattr: Some(fixed_size_getattr),
+    setattr: Some(fixed_size_setattr),
+    // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
+    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+};
+
+/// # Safety
+///
+/// Called by the VFS with valid arguments.
+unsafe extern "C" fn fixed_size_getattr(
+    idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    request_mask: u32,
+    _query_flags: u32,
+) -> i32 {
+    // SAFETY: The VFS passes a valid path with a positive dentry and a valid `stat` to fill.
+    unsafe { bindings::generic_fillattr(idmap, request_mask, (*(*path).dentry).d_inode, stat) };
+    0
+}
+
+/// # Safety
+///
+/// Called by the VFS with valid arguments.
+unsafe extern "C" fn fixed_size_setattr(
+    _idmap: *mut bindings::mnt_idmap,
+    _dentry: *mut bindings::dentry,
+    _attr: *mut bindings::iattr,
+) -> i32 {
+    EINVAL.to_errno()
+}
+
+impl<T: FileOperations> NewFile<T> {
+    /// Creates a file with its own anonymous inode (`anon_inode_create_getfile`), holding `data`
+    /// in `private_data`, opened with `flags` (`O_*`).
+    pub fn create(name: &'static CStr, data: T::Data, flags: u32) -> Result<Self> {
+        let ptr = data.into_foreign();
+        // SAFETY: `name` is a static C string, the vtable is static, `ptr` stays valid until
+        // `release` gives it back; a NULL context inode asks for a fresh one.
+        let file = unsafe {
+            bindings::anon_inode_create_getfile(
+                name.as_char_ptr(),
+                FopsVtable::<T>::build(),
+                ptr as *mut c_void,
+                flags as i32,
+                core::ptr::null(),
+            )
+        };
+        let file = match from_err_ptr(file) {
+            Ok(file) => file,
+            Err(e) => {
+                // SAFETY: The file was not created, so `release` will never see `ptr`.
+                drop(unsafe { T::Data::from_foreign(ptr) });
+                return Err(e);
+            }
+        };
+        // SAFETY: `anon_inode_create_getfile` returned a new reference, which we take over.
+        let file = unsafe { File::from_raw_owned(NonNull::new_unchecked(file)) };
+        // INVARIANT: The file is new and only referenced here.
+        Ok(Self { file, _p: PhantomData })
+    }
+
+    fn inode_raw(&self) -> *mut bindings::inode {
+        self.file.inode().as_raw()
+    }
+
+    /// The file's inode.
+    pub fn inode(&self) -> &Inode {
+        self.file.inode()
+    }
+
+    /// Makes the file a regular file of `size` bytes that can never be resized.
+    pub fn set_fixed_size(&mut self, size: i64) {
+        let inode = self.inode_raw();
+        // SAFETY: Nobody else sees the file (type invariant), so its inode can be written. The
+        // cast drops `const`: the VFS never writes through `i_op`.
+        unsafe {
+            (*inode).i_op = &FIXED_SIZE_IOPS;
+            (*inode).i_mode |= bindings::S_IFREG as u16;
+            (*inode).i_size = size;
+            (*self.file.as_raw()).f_flags |= bindings::O_LARGEFILE;
+        }
+    }
+
+    /// Installs the address-space operations of `A` on the file's page cache, with `private`
+    /// for them to use; see [`AddressSpaceOperations`].
+    pub fn set_aops<A: AddressSpaceOperations>(&mut self, private: A::Private) {
+        let inode = self.inode_raw();
+        // SAFETY: Nobody else sees the file (type invariant); the page cache is empty, so no
+        // address-space operation runs before they are installed.
+        unsafe {
+            (*inode).i_private = private.into_foreign() as *mut c_void;
+            (*(*inode).i_mapping).a_ops = AopsVtable::<A>::build();
+        }
+    }
+
+    /// Ends the set-up: the file can be shared from now on.
+    pub fn into_file(self) -> ARef<File> {
+        self.file
+    }
+}

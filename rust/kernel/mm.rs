@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory management: folios and the page cache.
+//!
+//! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h),
+//! [`include/linux/pagemap.h`](srctree/include/linux/pagemap.h).
+
+pub mod filemap;
+pub mod folio;
+
+/// Gives the scheduler a chance to run something else, in a long loop of page-cache work.
+#[inline]
+pub fn cond_resched() {
+    // SAFETY: `cond_resched` has no preconditions: in atomic context it does not schedule (and
+    // debug kernels warn).
+    unsafe { crate::bindings::cond_resched() };
+}

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The page cache of a file (`struct address_space`) and its operations.
+//!
+//! # Lock order
+//!
+//! `invalidate_lock` (the mapping's, exclusive or shared) is taken before any folio lock, as the
+//! VFS does for truncation.
+
+use crate::{
+    bindings,
+    error::{code::*, from_err_ptr, Result},
+    fs::Inode,
+    mm::folio::{Folio, LockedFolio},
+    prelude::*,
+    types::{ForeignOwnable, Opaque},
+};
+use core::{marker::PhantomData, ptr::NonNull};
+
+/// A `struct address_space`.
+///
+/// # Invariants
+///
+/// The mapping is valid for the lifetime of the reference (its inode is alive).
+#[repr(transparent)]
+pub struct AddressSpace(Opaque<bindings::address_space>);
+
+// SAFETY: Mappings are shared kernel objects; this type only allows thread-safe operations.
+unsafe impl Sync for AddressSpace {}
+// SAFETY: See above.
+unsafe impl Send for AddressSpace {}
+
+/// Allocation flags for page-cache folios.
+pub type Gfp = bindings::gfp_t;
+
+/// `GFP_HIGHUSER`: user memory, not movable.
+pub const GFP_HIGHUSER: Gfp = bindings::GFP_HIGHUSER;
+
+impl AddressSpace {
+    /// Borrows a mapping.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a mapping whose inode stays alive for the whole of `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::address_space) -> &'a AddressSpace {
+        // SAFETY: `repr(transparent)`, validity guaranteed by the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The raw `struct address_space`.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::address_space {
+        self.0.get()
+    }
+
+    /// The inode the mapping belongs to.
+    #[inline]
+    pub fn host(&self) -> &Inode {
+        // SAFETY: `host` is the inode that embeds or owns the mapping, alive as long as it is.
+        unsafe { Inode::from_raw((*self.as_raw()).host) }
+    }
+
+    /// Sets the allocation flags of new folios.
+    #[inline]
+    pub fn set_gfp_mask(&self, gfp: Gfp) {
+        // SAFETY: The mapping is valid; the flags field is written with the mapping's helper.
+        unsafe { bindings::mapping_set_gfp_mask(self.as_raw(), gfp) };
+    }
+
+    /// Marks the mapping inaccessible: its folios are unmovable and unevictable, and the kernel
+    /// does not read or write them on userspace's behalf.
+    #[inline]
+    pub fn set_inaccessible(&self) {
+        // SAFETY: The mapping is valid; the flag is set atomically.
+        unsafe { bindings::mapping_set_inaccessible(self.as_raw()) };
+    }
+
+    /// Whether reclaim leaves the mapping's folios alone.
+    #[inline]
+    pub fn is_unevictable(&self) -> bool {
+        // SAFETY: The mapping is valid.
+        unsafe { bindings::mapping_unevictable(self.as_raw()) }
+    }
+
+    /// Takes `invalidate_lock` exclusively: no folio is added to or removed from the mapping
+    /// by another holder until the guard drops.
+    #[inline]
+    pub fn invalidate_lock(&self) -> InvalidateGuard<'_> {
+        // SAFETY: The mapping is valid.
+        unsafe { bindings::filemap_invalidate_lock(self.as_raw()) };
+        // INVARIANT: The lock was just taken exclusively.
+        InvalidateGuard { mapping: self }
+    }
+
+    /// Takes `invalidate_lock` shared.
+    #[inline]
+    pub fn invalidate_lock_shared(&self) -> InvalidateSharedGuard<'_> {
+        // SAFETY: The mapping is valid.
+        unsafe { bindings::filemap_invalidate_lock_shared(self.as_raw()) };
+        // INVARIANT: The lock was just taken shared.
+        InvalidateSharedGuard { mapping: self }
+    }
+
+    /// Finds the folio at page `index`, allocating it if absent; returns it locked.
+    #[inline]
+    pub fn grab_folio(&self, index: u64) -> Result<LockedFolio> {
+        // SAFETY: The mapping is valid; any index is accepted.
+        let folio = from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
+        // SAFETY: `filemap_grab_folio` returns a locked folio with a reference, never NULL on
+        // success.
+        Ok(unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) })
+    }
+
+    /// Removes the folios of bytes `[start, end]` (inclusive) from the mapping, zeroing the
+    /// partial pages at the edges; the caller holds `invalidate_lock` exclusively.
+    #[inline]
+    pub fn truncate_range(&self, _guard: &InvalidateGuard<'_>, start: i64, end: i64) {
+        // SAFETY: The mapping is valid and the guard excludes concurrent faults and truncation.
+        unsafe { bindings::truncate_inode_pages_range(self.as_raw(), start, end) };
+    }
+
+    /// Takes back the private data [`NewFile::set_aops`](crate::fs::anon_file::NewFile::set_aops)
+    /// gave to the operations of `A`, if this mapping has them and it was not taken already.
+    /// After this, `A`'s callbacks get `None` as their private data.
+    pub fn take_aops_private<A: AddressSpaceOperations>(
+        &self,
+        _guard: &InvalidateGuard<'_>,
+    ) -> Option<A::Private> {
+        let inode = self.host().as_raw();
+        // SAFETY: `a_ops` is set at creation and not changed after.
+        if unsafe { (*self.as_raw()).a_ops } != AopsVtable::<A>::build() {
+            return None;
+        }
+        // SAFETY: With `A`'s operations, `i_private` holds `A::Private` from `into_foreign`, or
+        // NULL once taken. It is only read or written under `invalidate_lock`, which the guard
+        // holds exclusively.
+        unsafe {
+            let ptr = (*inode).i_private;
+            if ptr.is_null() {
+                return None;
+            }
+            (*inode).i_private = core::ptr::null_mut();
+            Some(A::Private::from_foreign(ptr))
+        }
+    }
+}
+
+/// `invalidate_lock` held exclusively; released on drop.
+///
+/// # Invariants
+///
+/// The guard holds `mapping`'s invalidate lock exclusively.
+pub struct InvalidateGuard<'a> {
+    mapping: &'a AddressSpace,
+}
+
+impl Drop for InvalidateGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock (type invariant).
+        unsafe { bindings::filemap_invalidate_unlock(self.mapping.as_raw()) };
+    }
+}
+
+/// `invalidate_lock` held shared; released on drop.
+///
+/// # Invariants
+///
+/// The guard holds `mapping`'s invalidate lock shared.
+pub struct InvalidateSharedGuard<'a> {
+    mapping: &'a AddressSpace,
+}
+
+impl Drop for InvalidateSharedGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock shared (type invariant).
+        unsafe { bindings::filemap_invalidate_unlock_shared(self.mapping.as_raw()) };
+    }
+}
+
+/// The outcome of handling a memory error in a folio (`enum mf_result`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum MemoryFailure {
+    /// Handled later, when the memory is next used (`MF_DELAYED`).
+    Delayed,
+    /// Not handled (`MF_IGNORED`).
+    Ignored,
+}
+
+/// Address-space operations of an unmovable, unevictable page cache with no backing store.
+///
+/// Dirtying is a no-op, and migration is refused (the mapping is inaccessible, so the mm never
+/// tries it). The other slots are the implementer's.
+#[vtable]
+pub trait AddressSpaceOperations: Sized + 'static {
+    /// What the callbacks get to work with, stored in the inode.
+    type Private: ForeignOwnable + Send + Sync;
+
+    /// A memory error was found in `folio`, which is locked and in `mapping`. `private` is
+    /// `None` once it has been taken back with [`AddressSpace::take_aops_private`].
+    fn error_remove_folio(
+        _private: Option<<Self::Private as ForeignOwnable>::Borrowed<'_>>,
+        _mapping: &AddressSpace,
+        _folio: &Folio,
+    ) -> Result<MemoryFailure> {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `folio` has left the page cache and is about to be freed.
+    fn free_folio(_folio: &Folio) {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The `address_space_operations` table of `A`.
+pub(crate) struct AopsVtable<A: AddressSpaceOperations>(PhantomData<A>);
+
+impl<A: AddressSpaceOperations> AopsVtable<A> {
+    /// # Safety
+    ///
+    /// Called by the mm with a valid, locked folio of `mapping`, whose a_ops are `A`'s.
+    unsafe extern "C" fn error_remove_folio(
+        mapping: *mut bindings::address_space,
+        folio: *mut bindings::folio,
+    ) -> i32 {
+        // SAFETY: The mm passes a valid mapping, alive while one of its folios is locked.
+        let mapping = unsafe { AddressSpace::from_raw(mapping) };
+        // SAFETY: The folio is locked and referenced by the caller.
+        let folio = unsafe { Folio::from_raw(folio) };
+        let _guard = mapping.invalidate_lock_shared();
+        // SAFETY: `i_private` holds `A::Private` or NULL (see `take_aops_private`), and is only
+        // changed under the exclusive invalidate lock, which the shared guard excludes.
+        let private = unsafe {
+            let ptr = (*mapping.host().as_raw()).i_private;
+            if ptr.is_null() {
+                None
+            } else {
+                Some(A::Private::borrow(ptr))
+            }
+        };
+        match A::error_remove_folio(private, mapping, folio) {
+            Ok(MemoryFailure::Delayed) => bindings::mf_result_MF_DELAYED as i32,
+            Ok(MemoryFailure::Ignored) => bindings::mf_result_MF_IGNORED as i32,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mm with a folio that has left the page cache.
+    unsafe extern "C" fn free_folio(folio: *mut bindings::folio) {
+        // SAFETY: The caller holds the last reference while the folio is being freed.
+        A::free_folio(unsafe { Folio::from_raw(folio) });
+    }
+
+    /// # Safety
+    ///
+    /// Never called: inaccessible mappings are unmovable.
+    unsafe extern "C" fn migrate_folio(
+        _mapping: *mut bindings::address_space,
+        _dst: *mut bindings::folio,
+        _src: *mut bindings::folio,
+        _mode: bindings::migrate_mode,
+    ) -> i32 {
+        crate::pr_warn!("migrate_folio on an unmovable mapping\n");
+        EINVAL.to_errno()
+    }
+
+    const VTABLE: bindings::address_space_operations = bindings::address_space_operations {
+        dirty_folio: Some(bindings::noop_dirty_folio),
+        migrate_folio: Some(Self::migrate_folio),
+        error_remove_folio: if A::HAS_ERROR_REMOVE_FOLIO {
+            Some(Self::error_remove_folio)
+        } else {
+            None
+        },
+        free_folio: if A::HAS_FREE_FOLIO { Some(Self::free_folio) } else { None },
+        // SAFETY: All-zero is a valid `address_space_operations`: every other slot is empty.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+
+    pub(crate) const fn build() -> &'static bindings::address_space_operations {
+        &Self::VTABLE
+    }
+}

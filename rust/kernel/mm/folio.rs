@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Folios: refcounted, and locked through a guard.
+
+use crate::{
+    bindings,
+    types::{ARef, AlwaysRefCounted, Opaque},
+};
+use core::{ops::Deref, ptr::NonNull};
+
+/// A `struct folio`.
+///
+/// # Invariants
+///
+/// A `&Folio` is backed by a reference the holder owns or borrows for its lifetime.
+#[repr(transparent)]
+pub struct Folio(Opaque<bindings::folio>);
+
+// SAFETY: Folio refcounts are atomic and folios may be used from any thread.
+unsafe impl Send for Folio {}
+// SAFETY: Shared references only allow thread-safe operations (flag tests use atomics).
+unsafe impl Sync for Folio {}
+
+// SAFETY: `folio_get`/`folio_put` keep the folio alive while a reference is held.
+unsafe impl AlwaysRefCounted for Folio {
+    #[inline]
+    fn inc_ref(&self) {
+        // SAFETY: `&self` proves a reference is held.
+        unsafe { bindings::folio_get(self.as_raw()) };
+    }
+
+    #[inline]
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller gives up a reference it owns.
+        unsafe { bindings::folio_put(obj.cast().as_ptr()) };
+    }
+}
+
+impl Folio {
+    /// Borrows a folio.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a folio on which a reference is held for the whole of `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::folio) -> &'a Folio {
+        // SAFETY: `repr(transparent)`, and validity is guaranteed by the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The raw `struct folio`.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::folio {
+        self.0.get()
+    }
+
+    /// The page frame number of its first page.
+    #[inline]
+    pub fn pfn(&self) -> u64 {
+        // SAFETY: The folio is valid.
+        unsafe { bindings::folio_pfn(self.as_raw()) as u64 }
+    }
+
+    /// Its order: it spans `1 << order` pages.
+    #[inline]
+    pub fn order(&self) -> u32 {
+        // SAFETY: The folio is valid.
+        unsafe { bindings::folio_order(self.as_raw()) }
+    }
+
+    /// Its index in its file, in pages.
+    #[inline]
+    pub fn index(&self) -> u64 {
+        // SAFETY: The folio is valid.
+        unsafe { bindings::folio_index(self.as_raw()) as u64 }
+    }
+
+    /// Whether its contents are valid (for guest memory: prepared for the guest).
+    #[inline]
+    pub fn test_uptodate(&self) -> bool {
+        // SAFETY: The folio is valid.
+        unsafe { bindings::folio_test_uptodate(self.as_raw()) }
+    }
+
+    /// The pfn of page `index` of the file, which this folio holds, handing the reference to
+    /// whoever receives the pfn (KVM releases it with `kvm_release_pfn_clean`).
+    #[inline]
+    pub fn into_pfn_ref(folio: ARef<Folio>, index: u64) -> u64 {
+        let pfn = folio.pfn() + (index - folio.index());
+        // The reference now belongs to the pfn's receiver.
+        let _ = ARef::into_raw(folio);
+        pfn
+    }
+
+    /// Whether a memory error was found in it.
+    #[inline]
+    pub fn test_hwpoison(&self) -> bool {
+        // SAFETY: The folio is valid.
+        unsafe { bindings::folio_test_hwpoison(self.as_raw()) }
+    }
+}
+
+/// A locked folio with a reference: unlocked and put on drop.
+///
+/// # Invariants
+///
+/// `folio` is locked by this guard and a reference on it is owned by it.
+pub struct LockedFolio {
+    folio: ARef<Folio>,
+}
+
+impl LockedFolio {
+    /// Takes over a locked folio with a reference, as `filemap_grab_folio` returns it.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be locked by the caller and carry a reference; both pass to the result.
+    #[inline]
+    pub unsafe fn from_raw_locked(ptr: NonNull<bindings::folio>) -> Self {
+        // SAFETY: The caller transfers its reference.
+        let folio = unsafe { ARef::from_raw(ptr.cast()) };
+        // INVARIANT: The caller transfers the lock and the reference.
+        Self { folio }
+    }
+
+    /// Fills the folio with zeros.
+    #[inline]
+    pub fn zero(&self) {
+        // SAFETY: The folio is locked and referenced, so nobody else writes it meanwhile.
+        unsafe { bindings::folio_zero(self.as_raw()) };
+    }
+
+    /// Marks its contents valid.
+    #[inline]
+    pub fn mark_uptodate(&self) {
+        // SAFETY: The folio is locked, as `folio_mark_uptodate` requires.
+        unsafe { bindings::folio_mark_uptodate(self.as_raw()) };
+    }
+
+    /// Unlocks the folio, keeping the reference.
+    #[inline]
+    pub fn unlock(self) -> ARef<Folio> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: The guard holds the lock (type invariant), released once here.
+        unsafe { bindings::folio_unlock(this.folio.as_raw()) };
+        // SAFETY: `this` is never dropped, so the reference is moved out exactly once.
+        unsafe { core::ptr::read(&this.folio) }
+    }
+}
+
+impl Deref for LockedFolio {
+    type Target = Folio;
+
+    #[inline]
+    fn deref(&self) -> &Folio {
+        &self.folio
+    }
+}
+
+impl Drop for LockedFolio {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock (type invariant); the reference is put afterwards
+        // when `folio` drops.
+        unsafe { bindings::folio_unlock(self.folio.as_raw()) };
+    }
+}

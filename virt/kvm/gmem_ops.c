@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pluggable guest_memfd backends: the registration and the narrow set of
+ * KVM helpers a backend module needs. See include/linux/kvm_gmem_ops.h.
+ */
+#include <linux/kvm_gmem_ops.h>
+#include <linux/kvm_host.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+
+#include "kvm_mm.h"
+
+static DEFINE_MUTEX(kvm_gmem_ops_lock);
+static const struct kvm_gmem_ops *kvm_gmem_ops_registered;
+
+int kvm_gmem_register_ops(const struct kvm_gmem_ops *ops)
+{
+	int r = 0;
+
+	if (!ops->fops || !ops->create || !ops->bind || !ops->unbind ||
+	    !ops->get_pfn || !ops->populate)
+		return -EINVAL;
+
+	mutex_lock(&kvm_gmem_ops_lock);
+	if (kvm_gmem_ops_registered)
+		r = -EBUSY;
+	else
+		kvm_gmem_ops_registered = ops;
+	mutex_unlock(&kvm_gmem_ops_lock);
+	return r;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_register_ops);
+
+void kvm_gmem_unregister_ops(const struct kvm_gmem_ops *ops)
+{
+	mutex_lock(&kvm_gmem_ops_lock);
+	if (!WARN_ON_ONCE(kvm_gmem_ops_registered != ops))
+		kvm_gmem_ops_registered = NULL;
+	mutex_unlock(&kvm_gmem_ops_lock);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_unregister_ops);
+
+/*
+ * The registered backend, with a reference on its module, if it is
+ * registered and, when @file is given, @file is one of its files.
+ */
+const struct kvm_gmem_ops *kvm_gmem_ops_get(struct file *file)
+{
+	const struct kvm_gmem_ops *ops;
+
+	mutex_lock(&kvm_gmem_ops_lock);
+	ops = kvm_gmem_ops_registered;
+	if (ops && ((file && file->f_op != ops->fops) || !try_module_get(ops->owner)))
+		ops = NULL;
+	mutex_unlock(&kvm_gmem_ops_lock);
+	return ops;
+}
+
+void kvm_gmem_ops_put(const struct kvm_gmem_ops *ops)
+{
+	module_put(ops->owner);
+}
+
+u64 kvm_gmem_slot_base_gfn(const struct kvm_memory_slot *slot)
+{
+	return slot->base_gfn;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_base_gfn);
+
+unsigned long kvm_gmem_slot_npages(const struct kvm_memory_slot *slot)
+{
+	return slot->npages;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_npages);
+
+unsigned long kvm_gmem_slot_pgoff(const struct kvm_memory_slot *slot)
+{
+	return slot->gmem.pgoff;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_pgoff);
+
+void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
+			    unsigned long pgoff)
+{
+	if (file)
+		slot->gmem.pgoff = pgoff;
+	WRITE_ONCE(slot->gmem.file, file);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_set_file);
+
+struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot)
+{
+	return get_file_active(&slot->gmem.file);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_get_file);
+
+bool kvm_gmem_slot_file_is(struct kvm_memory_slot *slot, struct file *file)
+{
+	return READ_ONCE(slot->gmem.file) == file;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_file_is);
+
+struct file *kvm_gmem_slot_file(struct kvm_memory_slot *slot)
+{
+	return READ_ONCE(slot->gmem.file);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_file);
+
+void kvm_gmem_slots_lock(struct kvm *kvm)
+{
+	mutex_lock(&kvm->slots_lock);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slots_lock);
+
+void kvm_gmem_slots_unlock(struct kvm *kvm)
+{
+	mutex_unlock(&kvm->slots_lock);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slots_unlock);
+
+bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
+{
+	return kvm_range_has_memory_attributes(kvm, start_gfn, end_gfn,
+					       KVM_MEMORY_ATTRIBUTE_PRIVATE,
+					       KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_range_is_private);
+
+void kvm_gmem_zap_begin(struct kvm *kvm, struct kvm_memory_slot *const *slots,
+			unsigned long nr_slots, unsigned long start,
+			unsigned long end)
+{
+	bool flush = false;
+	unsigned long i;
+
+	if (WARN_ON_ONCE(!nr_slots))
+		return;
+
+	/* Begin and the first range must be under one hold of mmu_lock. */
+	KVM_MMU_LOCK(kvm);
+	kvm_mmu_invalidate_begin(kvm);
+	for (i = 0; i < nr_slots; i++) {
+		struct kvm_memory_slot *slot = slots[i];
+		pgoff_t pgoff = slot->gmem.pgoff;
+		struct kvm_gfn_range range = {
+			.start = slot->base_gfn + max(pgoff, start) - pgoff,
+			.end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,
+			.slot = slot,
+			.may_block = true,
+			.attr_filter = KVM_FILTER_PRIVATE,
+		};
+
+		if (WARN_ON_ONCE(range.start >= range.end))
+			continue;
+		flush |= kvm_mmu_unmap_gfn_range(kvm, &range);
+	}
+	if (flush)
+		kvm_flush_remote_tlbs(kvm);
+	KVM_MMU_UNLOCK(kvm);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_zap_begin);
+
+void kvm_gmem_zap_end(struct kvm *kvm)
+{
+	KVM_MMU_LOCK(kvm);
+	kvm_mmu_invalidate_end(kvm);
+	KVM_MMU_UNLOCK(kvm);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_zap_end);
+
+int kvm_gmem_arch_prepare(struct kvm *kvm, u64 gfn, u64 pfn, int order)
+{
+#ifdef CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE
+	return kvm_arch_gmem_prepare(kvm, gfn, pfn, order);
+#else
+	return 0;
+#endif
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_arch_prepare);
+
+void kvm_gmem_arch_invalidate(u64 start_pfn, u64 end_pfn)
+{
+#ifdef CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE
+	kvm_arch_gmem_invalidate(start_pfn, end_pfn);
+#endif
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_arch_invalidate);
