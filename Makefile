@@ -3,7 +3,7 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: setup, tree, build, series, vm, clean. See README.md.
+# Other targets: bench, setup, tree, build, series, vm, clean. See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
 
@@ -11,12 +11,16 @@ S := scripts
 # make check T="guest_memfd_test kunit": only these tests.
 T ?=
 
-.PHONY: all demo check setup tree build series vm clean
+.PHONY: all demo check bench setup tree build series vm clean
 all demo:
 	@$(S)/demo.sh
 
 check:
 	@$(S)/check.sh $(T)
+
+# The C and Rust backends side by side, on a kernel without debug options.
+bench:
+	@$(S)/bench.sh
 
 setup:
 	@$(S)/setup.sh
@@ -37,4 +41,5 @@ vm:
 	@$(S)/vm.sh
 
 clean:
-	rm -rf "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" out
+	rm -rf "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-bench" \
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" out

@@ -56,7 +56,7 @@ selftests() {
 	local hdr="-isystem $KBUILD/usr/include"
 	mkdir -p "$STOUT/kvm"
 	local t targets=()
-	for t in "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests); do
+	for t in "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests) x86_64/gmem_bench; do
 		targets+=("$STOUT/kvm/$t")
 	done
 	make -s -C "$SRC/tools/testing/selftests/kvm" OUTPUT="$STOUT/kvm" \

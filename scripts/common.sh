@@ -65,8 +65,9 @@ UPSTREAM_KVM_TESTS=(guest_memfd_test set_memory_region_test
 	x86_64/private_mem_conversions_test x86_64/private_mem_kvm_exits_test
 	pre_fault_memory_test)
 
-# The project's own KVM selftests: every .c of ours under selftests/kvm/.
+# The project's own KVM selftests: every .c of ours under selftests/kvm/
+# but the benchmark (x86_64/gmem_bench, run by make bench).
 project_kvm_tests() {
 	git -C "$GMEM_ROOT" ls-files -co --exclude-standard -- 'tools/testing/selftests/kvm/*.c' |
-		sed -n 's|^tools/testing/selftests/kvm/\(.*\)\.c$|\1|p' | grep -v '^lib/' || true
+		sed -n 's|^tools/testing/selftests/kvm/\(.*\)\.c$|\1|p' | grep -v -e '^lib/' -e '_bench$' || true
 }

@@ -10,3 +10,17 @@ pub mod anon_file;
 pub mod file;
 
 pub use file::{File, FileDescriptorReservation, Inode};
+
+/// `fallocate(2)` modes.
+pub mod falloc {
+    /// Do not change the file size.
+    pub const KEEP_SIZE: u32 = crate::bindings::FALLOC_FL_KEEP_SIZE;
+    /// Deallocate the range (with [`KEEP_SIZE`]).
+    pub const PUNCH_HOLE: u32 = crate::bindings::FALLOC_FL_PUNCH_HOLE;
+}
+
+/// `open(2)` flags.
+pub mod flags {
+    /// Open for reading and writing.
+    pub const O_RDWR: u32 = crate::bindings::O_RDWR;
+}

@@ -98,6 +98,54 @@ pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
 
 /// A file just created by [`NewFile::create`], seen by nobody else yet.
 ///
+/// # Examples
+///
+/// A fixed-size file whose page cache is used directly:
+///
+/// ```
+/// use kernel::{c_str, fs::{anon_file::{FileOperations, NewFile}, File}, prelude::*};
+///
+/// struct Example;
+///
+/// // SAFETY: A NULL owner stands for built-in code, which is never unloaded.
+/// static OWNER: ThisModule = unsafe { ThisModule::from_ptr(core::ptr::null_mut()) };
+///
+/// #[vtable]
+/// impl FileOperations for Example {
+///     type Data = KBox<u32>;
+///     const OWNER: &'static ThisModule = &OWNER;
+///
+///     // The last `fput()` may run later, from a workqueue: nothing to check there.
+///     fn release(_data: KBox<u32>, _file: &File) {}
+/// }
+///
+/// let mut file = NewFile::<Example>::create(c_str!("[example]"), KBox::new(7, GFP_KERNEL)?, 2)?;
+/// file.set_fixed_size(4 * 4096);
+/// let file = file.into_file();
+/// assert_eq!(file.inode().size(), 4 * 4096);
+///
+/// let mapping = file.inode().mapping();
+/// let folio = mapping.grab_folio(1)?;
+/// assert_eq!(folio.index(), 1);
+/// assert_eq!(folio.order(), 0);
+/// assert!(folio.pfn() != 0);
+/// assert!(!folio.test_uptodate() && !folio.test_hwpoison());
+/// folio.zero();
+/// folio.mark_uptodate();
+/// let folio = folio.unlock();
+/// assert!(folio.test_uptodate());
+/// drop(folio);
+///
+/// // The same folio is found again, until the range is truncated.
+/// assert!(mapping.grab_folio(1)?.test_uptodate());
+/// {
+///     let inval = mapping.invalidate_lock();
+///     mapping.truncate_range(&inval, 0, -1);
+/// }
+/// assert!(!mapping.grab_folio(1)?.test_uptodate());
+/// # Ok::<(), Error>(())
+/// ```
+///
 /// # Invariants
 ///
 /// `file` is a file with operations `FopsVtable<T>`, with its own inode; no other reference to

@@ -17,10 +17,11 @@
 //! `Gmem::bindings`, then a folio lock.
 
 use kernel::{
-    bindings,
     c_str,
     fs::{
         anon_file::{FileOperations, NewFile},
+        falloc::{KEEP_SIZE, PUNCH_HOLE},
+        flags::O_RDWR,
         File, FileDescriptorReservation, Inode,
     },
     kvm::{BoundSlot, GmemBackend, Kvm, MemorySlot, PopulateCallback, Registration},
@@ -159,10 +160,10 @@ impl FileOperations for GmemFops {
 
     fn fallocate(gmem: ArcBorrow<'_, Gmem>, file: &File, mode: i32, offset: i64, len: i64) -> Result {
         let mode = mode as u32;
-        if mode & bindings::FALLOC_FL_KEEP_SIZE == 0 {
+        if mode & KEEP_SIZE == 0 {
             return Err(EOPNOTSUPP);
         }
-        if mode & !(bindings::FALLOC_FL_KEEP_SIZE | bindings::FALLOC_FL_PUNCH_HOLE) != 0 {
+        if mode & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
             return Err(EOPNOTSUPP);
         }
         // vfs_fallocate() rejected negative offsets and lengths, and overflows.
@@ -170,7 +171,7 @@ impl FileOperations for GmemFops {
         if !page_aligned(offset) || !page_aligned(len) {
             return Err(EINVAL);
         }
-        if mode & bindings::FALLOC_FL_PUNCH_HOLE != 0 {
+        if mode & PUNCH_HOLE != 0 {
             gmem.punch_hole(file.inode(), offset, len)?;
         } else {
             gmem.allocate(file.inode(), offset, len)?;
@@ -232,7 +233,7 @@ impl GmemBackend for GmemRs {
             GFP_KERNEL,
         )?;
         let aops_private = gmem.clone();
-        let mut file = NewFile::<GmemFops>::create(c_str!("[kvm-gmem]"), gmem, bindings::O_RDWR)?;
+        let mut file = NewFile::<GmemFops>::create(c_str!("[kvm-gmem]"), gmem, O_RDWR)?;
         file.set_fixed_size(size as i64);
         file.set_aops::<GmemAops>(aops_private);
         let mapping = file.inode().mapping();

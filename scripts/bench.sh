@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make bench: a kernel without the debug options, booted once, gmem_bench
+# run against the C backend and gmem_rs alternately, then the summary.
+#   GMEM_BENCH_ROUNDS (5), GMEM_BENCH_ARGS (gmem_bench options, e.g. "-s 512")
+set -uo pipefail
+export GMEM_DEBUG=0
+export GMEM_KBUILD=${GMEM_KBUILD:-${GMEM_CACHE:-$HOME/.cache/gmem-rs}/build-bench}
+. "$(dirname "$0")/common.sh"
+S=$GMEM_ROOT/scripts
+ROUNDS=${GMEM_BENCH_ROUNDS:-5}
+
+phase "setup (install what is missing)" "$S/setup.sh"
+phase "assemble tree" "$S/assemble.sh"
+phase "configure (no debug options)" "$S/build.sh" config
+phase "build kernel" "$S/build.sh" kernel
+phase "build selftests" "$S/build.sh" selftests
+
+OUT=$RESULTS/bench
+rm -rf "$OUT"
+mkdir -p "$OUT"
+run() {
+	"$S/vm.sh" "$S/guest/run-bench.sh $OUT $STOUT $KBUILD $ROUNDS ${GMEM_BENCH_ARGS:-}"
+	[ -f "$OUT/done" ]
+}
+phase "boot and run the benchmark" run
+
+echo
+echo "gmem_bench: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $(nproc) cores; guest: QEMU TCG, ${GMEM_VM_CPUS:-2} vCPUs, ${GMEM_VM_MEMORY:-4G}"
+"$S/bench-report.py" "$OUT/bench.txt" | tee "$OUT/report.txt"

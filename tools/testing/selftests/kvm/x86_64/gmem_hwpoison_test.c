@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * gmem_hwpoison_test: a memory error in one guest_memfd page fails the
+ * guest's access to that gfn with EHWPOISON, and nothing else.
+ *
+ * The guest touches four private pages. The host learns the pfn behind
+ * the first one from the TDP MMU's kvm_tdp_mmu_spte_changed tracepoint and
+ * injects a memory error there (hwpoison-inject's corrupt-pfn). Then the
+ * guest reads the other three pages (which must still work) and the
+ * poisoned one, where KVM_RUN must fail with EHWPOISON and a private
+ * KVM_EXIT_MEMORY_FAULT for exactly that page. Punching the page out of
+ * the guest_memfd recovers: the guest then reads a fresh zeroed page.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+
+#define TEST_GPA	0xc0000000ul
+#define TEST_SLOT	10
+#define TEST_NPAGES	4
+#define TEST_SIZE	(TEST_NPAGES * PAGE_SIZE)
+#define PATTERN		0x6a6a6a6a6a6a6a6aul
+
+#define TRACING		"/sys/kernel/tracing"
+#define EVENT		TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
+#define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
+
+enum { STAGE_TOUCHED = 1, STAGE_OTHERS_OK, STAGE_RECOVERED };
+
+static void guest_code(uint64_t gpa)
+{
+	for (int i = 0; i < TEST_NPAGES; i++)
+		*(volatile uint64_t *)(gpa + i * PAGE_SIZE) = PATTERN;
+	GUEST_SYNC(STAGE_TOUCHED);
+
+	for (int i = 1; i < TEST_NPAGES; i++)
+		GUEST_ASSERT_EQ(*(volatile uint64_t *)(gpa + i * PAGE_SIZE), PATTERN);
+	GUEST_SYNC(STAGE_OTHERS_OK);
+
+	/* The poisoned page: the first try exits to the host. */
+	GUEST_ASSERT_EQ(*(volatile uint64_t *)gpa, 0);
+	GUEST_SYNC(STAGE_RECOVERED);
+	GUEST_DONE();
+}
+
+static void write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", path, errno);
+	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
+		    "write(%s, %s): errno %d", path, val, errno);
+	close(fd);
+}
+
+/* The pfn that the last 4K leaf SPTE installed for @gfn points to. */
+static uint64_t traced_pfn(uint64_t gfn)
+{
+	uint64_t g, old, new, pfn = 0;
+	char line[512], *p;
+	int as_id, level;
+	FILE *f = fopen(TRACING "/trace", "r");
+
+	TEST_ASSERT(f, "cannot read the trace");
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "kvm_tdp_mmu_spte_changed: ");
+		if (!p || sscanf(p, "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
+				 &as_id, &g, &level, &old, &new) != 5)
+			continue;
+		if (g == gfn && level == PG_LEVEL_4K && new)
+			pfn = (new & GENMASK_ULL(51, 12)) >> 12;
+	}
+	fclose(f);
+	return pfn;
+}
+
+static void run_to_stage(struct kvm_vcpu *vcpu, uint64_t stage)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_SYNC && uc.args[1] == stage,
+		    "ucall %lu stage %lu, wanted stage %lu", uc.cmd, uc.args[1], stage);
+}
+
+int main(int argc, char *argv[])
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	uint64_t gfn = TEST_GPA >> PAGE_SHIFT, pfn;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	char buf[64];
+	int fd, r;
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
+	TEST_ASSERT(!access(EVENT "/enable", W_OK), "no kvm_tdp_mmu_spte_changed tracepoint");
+	TEST_ASSERT(!access(CORRUPT_PFN, W_OK), "no hwpoison injector");
+
+	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_code);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
+				    TEST_NPAGES, KVM_MEM_GUEST_MEMFD);
+	virt_map(vm, TEST_GPA, TEST_GPA, TEST_NPAGES);
+	vm_mem_set_private(vm, TEST_GPA, TEST_SIZE);
+	vcpu_args_set(vcpu, 1, TEST_GPA);
+
+	snprintf(buf, sizeof(buf), "gfn == 0x%lx", gfn);
+	write_file(EVENT "/filter", buf);
+	write_file(TRACING "/trace", "");
+	write_file(EVENT "/enable", "1");
+	run_to_stage(vcpu, STAGE_TOUCHED);
+	write_file(EVENT "/enable", "0");
+	write_file(EVENT "/filter", "0");
+
+	pfn = traced_pfn(gfn);
+	TEST_ASSERT(pfn, "no SPTE for gfn 0x%lx in the trace", gfn);
+	/*
+	 * guest_memfd keeps the poisoned folio and answers MF_DELAYED, which
+	 * 6.12's memory_failure() counts as a failure to recover: the injector
+	 * says EBUSY, with the page marked poisoned all the same.
+	 */
+	snprintf(buf, sizeof(buf), "0x%lx", pfn);
+	fd = open(CORRUPT_PFN, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", CORRUPT_PFN, errno);
+	r = write(fd, buf, strlen(buf));
+	TEST_ASSERT(r == (int)strlen(buf) || errno == EBUSY,
+		    "injecting at pfn %s: %d, errno %d", buf, r, errno);
+	close(fd);
+	printf("gmem_hwpoison: poisoned pfn 0x%lx behind gfn 0x%lx\n", pfn, gfn);
+
+	/* The other pages are untouched by the error. */
+	run_to_stage(vcpu, STAGE_OTHERS_OK);
+
+	/* The poisoned one fails, as a private memory fault on that page. */
+	r = _vcpu_run(vcpu);
+	TEST_ASSERT(r == -1 && errno == EHWPOISON,
+		    "KVM_RUN on the poisoned page: %d, errno %d (%s)", r, errno, strerror(errno));
+	TEST_ASSERT_EQ(vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	TEST_ASSERT_EQ(vcpu->run->memory_fault.flags, KVM_MEMORY_EXIT_FLAG_PRIVATE);
+	TEST_ASSERT_EQ(vcpu->run->memory_fault.gpa, TEST_GPA);
+	TEST_ASSERT_EQ(vcpu->run->memory_fault.size, PAGE_SIZE);
+
+	/* Userspace drops the page; the guest gets a fresh one. */
+	vm_guest_mem_punch_hole(vm, TEST_GPA, PAGE_SIZE);
+	run_to_stage(vcpu, STAGE_RECOVERED);
+	vcpu_run(vcpu);
+	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_DONE);
+
+	kvm_vm_free(vm);
+	printf("gmem_hwpoison: EHWPOISON for that gfn only; recovered after a punch\n");
+	return 0;
+}
