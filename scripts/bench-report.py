@@ -8,7 +8,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["allocate", "fault-in", "punch", "convert-4k", "convert-large", "floor"]
+ORDER = ["allocate", "fault-in", "punch-4k", "convert-4k", "convert-large", "floor"]
 
 
 def parse(path):
