@@ -67,3 +67,21 @@ void rust_helper_cond_resched(void)
 {
 	cond_resched();
 }
+
+/*
+ * Make sure the folio at @index is in the page cache, and return the index
+ * after it (or -errno). One call, on fallocate's per-page path, for what are
+ * five inline functions in C: grab, next index, unlock, put.
+ */
+long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
+					 pgoff_t index)
+{
+	struct folio *folio = filemap_grab_folio(mapping, index);
+
+	if (IS_ERR(folio))
+		return PTR_ERR(folio);
+	index = folio_next_index(folio);
+	folio_unlock(folio);
+	folio_put(folio);
+	return index;
+}

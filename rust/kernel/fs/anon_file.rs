@@ -143,6 +143,10 @@ pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
 ///     mapping.truncate_range(&inval, 0, -1);
 /// }
 /// assert!(!mapping.grab_folio(1)?.test_uptodate());
+///
+/// // Filling a range a folio at a time: each call says where the next one starts.
+/// assert_eq!(mapping.populate_folio(2)?, 3);
+/// assert_eq!(mapping.populate_folio(3)?, 4);
 /// # Ok::<(), Error>(())
 /// ```
 ///

@@ -112,6 +112,17 @@ impl AddressSpace {
         Ok(unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) })
     }
 
+    /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
+    /// and returns the index of the page after that folio. For loops that fill a range, where
+    /// [`AddressSpace::grab_folio`] would cost several calls per page.
+    #[inline]
+    pub fn populate_folio(&self, index: u64) -> Result<u64> {
+        // SAFETY: The mapping is valid; any index is accepted.
+        let next = unsafe { bindings::filemap_grab_folio_next(self.as_raw(), index as usize) };
+        crate::error::to_result(next.min(0) as i32)?;
+        Ok(next as u64)
+    }
+
     /// Removes the folios of bytes `[start, end]` (inclusive) from the mapping, zeroing the
     /// partial pages at the edges; the caller holds `invalidate_lock` exclusively.
     #[inline]
