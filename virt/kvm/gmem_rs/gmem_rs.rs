@@ -112,9 +112,7 @@ impl Gmem {
             if kernel::current!().signal_pending() {
                 return Err(EINTR);
             }
-            let folio = mapping.grab_folio(index)?;
-            index = folio.index() + (1 << folio.order());
-            drop(folio);
+            index = mapping.populate_folio(index)?;
             mm::cond_resched();
         }
         Ok(())
