@@ -4,6 +4,8 @@
 #   GMEM_BENCH_ROUNDS (5), GMEM_BENCH_ARGS (gmem_bench options, e.g. "-s 512")
 set -uo pipefail
 export GMEM_DEBUG=0
+# Room for gmem_bench's 4 GiB guest_memfd next to everything else.
+export GMEM_VM_MEMORY=${GMEM_VM_MEMORY:-8G}
 export GMEM_KBUILD=${GMEM_KBUILD:-${GMEM_CACHE:-$HOME/.cache/gmem-rs}/build-bench}
 . "$(dirname "$0")/common.sh"
 S=$GMEM_ROOT/scripts

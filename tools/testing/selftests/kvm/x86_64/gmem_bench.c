@@ -11,9 +11,9 @@
  * (Unevictable: guest_memfd; AnonPages: anonymous guest memory) once the
  * workload's objects are gone than before it started: it must be ~0.
  *
- *   allocate       fallocate() of a fresh guest_memfd of -a MiB (2048)
+ *   allocate       fallocate() of a fresh guest_memfd of -a MiB (4096)
  *   fault-in       a vCPU touches every page of a private range of -s MiB
- *                  (256) for the first time
+ *                  (512) for the first time
  *   punch-4k       punch that range 4 KiB at a time while it is bound and
  *                  mapped into the guest (the TDP zap path)
  *   convert-4k     private->shared->private, one 4 KiB page per ioctl,
@@ -42,8 +42,8 @@
 #define BENCH_SLOT	10
 
 static const char *label = "?";
-static uint64_t alloc_size = 2048ul << 20;
-static uint64_t size = 256ul << 20;
+static uint64_t alloc_size = 4096ul << 20;
+static uint64_t size = 512ul << 20;
 
 static double now_ms(void)
 {
