@@ -94,7 +94,12 @@ impl Kvm {
     /// their private mappings; the guard ends it. Returns `None`, and does nothing, when
     /// `slots` is empty.
     #[inline]
-    pub fn zap_begin<'a>(&'a self, slots: &[&MemorySlot], start: u64, end: u64) -> Option<ZapGuard<'a>> {
+    pub fn zap_begin<'a>(
+        &'a self,
+        slots: &[&MemorySlot],
+        start: u64,
+        end: u64,
+    ) -> Option<ZapGuard<'a>> {
         if slots.is_empty() {
             return None;
         }
@@ -286,7 +291,14 @@ impl PopulateCallback {
         // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
         // this object lives in; the VM is valid.
         to_result(unsafe {
-            f(kvm.as_raw(), gfn, pfn, src as *mut core::ffi::c_void, order as i32, self.opaque)
+            f(
+                kvm.as_raw(),
+                gfn,
+                pfn,
+                src as *mut core::ffi::c_void,
+                order as i32,
+                self.opaque,
+            )
         })
     }
 }
@@ -447,7 +459,16 @@ impl<T: GmemBackend> BackendVtable<T> {
             let file = slot.get_file().ok_or(EFAULT)?;
             // SAFETY: We hold a reference; the slot is ours, so is its file.
             let data = unsafe { Self::data(&file) };
-            let done = T::populate(kvm, slot, &file, data, gfn, src as UserPtr, npages as i64, &cb)?;
+            let done = T::populate(
+                kvm,
+                slot,
+                &file,
+                data,
+                gfn,
+                src as UserPtr,
+                npages as i64,
+                &cb,
+            )?;
             Ok(done as crate::ffi::c_long)
         })
     }
@@ -487,7 +508,10 @@ impl<T: GmemBackend> Registration<T> {
         // SAFETY: `ops` is complete and stays at its heap address until `drop` unregisters it.
         to_result(unsafe { bindings::kvm_gmem_register_ops(&*ops) })?;
         // INVARIANT: Registered just now.
-        Ok(Self { ops, _p: PhantomData })
+        Ok(Self {
+            ops,
+            _p: PhantomData,
+        })
     }
 }
 

@@ -81,7 +81,11 @@ impl<T: FileOperations> FopsVtable<T> {
         owner: T::OWNER.as_ptr(),
         open: Some(bindings::generic_file_open),
         release: Some(Self::release),
-        fallocate: if T::HAS_FALLOCATE { Some(Self::fallocate) } else { None },
+        fallocate: if T::HAS_FALLOCATE {
+            Some(Self::fallocate)
+        } else {
+            None
+        },
         // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
@@ -221,7 +225,10 @@ impl<T: FileOperations> NewFile<T> {
         // SAFETY: `anon_inode_create_getfile` returned a new reference, which we take over.
         let file = unsafe { File::from_raw_owned(NonNull::new_unchecked(file)) };
         // INVARIANT: The file is new and only referenced here.
-        Ok(Self { file, _p: PhantomData })
+        Ok(Self {
+            file,
+            _p: PhantomData,
+        })
     }
 
     fn inode_raw(&self) -> *mut bindings::inode {

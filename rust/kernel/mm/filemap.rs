@@ -106,7 +106,8 @@ impl AddressSpace {
     #[inline]
     pub fn grab_folio(&self, index: u64) -> Result<LockedFolio> {
         // SAFETY: The mapping is valid; any index is accepted.
-        let folio = from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
+        let folio =
+            from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
         // SAFETY: `filemap_grab_folio` returns a locked folio with a reference, never NULL on
         // success.
         Ok(unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) })
@@ -287,7 +288,11 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
         } else {
             None
         },
-        free_folio: if A::HAS_FREE_FOLIO { Some(Self::free_folio) } else { None },
+        free_folio: if A::HAS_FREE_FOLIO {
+            Some(Self::free_folio)
+        } else {
+            None
+        },
         // SAFETY: All-zero is a valid `address_space_operations`: every other slot is empty.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };

@@ -63,7 +63,10 @@ type Bindings = RBTree<u64, Binding>;
 
 /// The bindings that overlap pages `[start, end)`.
 fn overlapping(bindings: &Bindings, start: u64, end: u64) -> impl Iterator<Item = &Binding> {
-    bindings.iter().filter(move |(s, b)| **s < end && start < b.end).map(|(_, b)| b)
+    bindings
+        .iter()
+        .filter(move |(s, b)| **s < end && start < b.end)
+        .map(|(_, b)| b)
 }
 
 /// One guest_memfd file.
@@ -156,7 +159,13 @@ impl FileOperations for GmemFops {
         drop(gmem);
     }
 
-    fn fallocate(gmem: ArcBorrow<'_, Gmem>, file: &File, mode: i32, offset: i64, len: i64) -> Result {
+    fn fallocate(
+        gmem: ArcBorrow<'_, Gmem>,
+        file: &File,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result {
         let mode = mode as u32;
         if mode & KEEP_SIZE == 0 {
             return Err(EOPNOTSUPP);
@@ -245,7 +254,13 @@ impl GmemBackend for GmemRs {
         Ok(nr)
     }
 
-    fn bind(kvm: &Kvm, slot: BoundSlot, file: &File, gmem: ArcBorrow<'_, Gmem>, offset: u64) -> Result {
+    fn bind(
+        kvm: &Kvm,
+        slot: BoundSlot,
+        file: &File,
+        gmem: ArcBorrow<'_, Gmem>,
+        offset: u64,
+    ) -> Result {
         // Another VM's guest_memfd, or a range out of the file, is EINVAL.
         if gmem.kvm.as_raw() != kvm.as_raw() {
             return Err(EINVAL);
@@ -278,14 +293,23 @@ impl GmemBackend for GmemRs {
         // slots_lock, held by our caller, so the bindings can be changed without it.
         let _inval = file.as_ref().map(|f| f.inode().mapping().invalidate_lock());
         let mut bindings = gmem.bindings.lock();
-        let start = bindings.iter().find(|(_, b)| b.slot.is(slot)).map(|(s, _)| *s);
+        let start = bindings
+            .iter()
+            .find(|(_, b)| b.slot.is(slot))
+            .map(|(s, _)| *s);
         if let Some(start) = start {
             bindings.remove(&start);
         }
         slot.clear_file();
     }
 
-    fn get_pfn(_kvm: &Kvm, slot: &MemorySlot, file: &File, gmem: ArcBorrow<'_, Gmem>, gfn: u64) -> Result<(u64, u32)> {
+    fn get_pfn(
+        _kvm: &Kvm,
+        slot: &MemorySlot,
+        file: &File,
+        gmem: ArcBorrow<'_, Gmem>,
+        gfn: u64,
+    ) -> Result<(u64, u32)> {
         let index = slot.index_of(gfn);
         let bindings = gmem.bindings.lock();
         if !overlapping(&bindings, index, index + 1).any(|b| b.slot.is(slot)) {
@@ -343,7 +367,11 @@ impl GmemBackend for GmemRs {
                 if !kvm.range_is_private(g, g + 1) {
                     return Err(EINVAL);
                 }
-                let page_src = if src != 0 { src + (done << PAGE_SHIFT) as usize } else { 0 };
+                let page_src = if src != 0 {
+                    src + (done << PAGE_SHIFT) as usize
+                } else {
+                    0
+                };
                 cb.call(kvm, g, folio.pfn() + (index - folio.index()), page_src, 0)?;
                 folio.mark_uptodate();
                 Ok(())
@@ -369,6 +397,8 @@ impl kernel::Module for GmemRsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registration = Registration::register()?;
         pr_info!("guest_memfd backend registered\n");
-        Ok(Self { _registration: registration })
+        Ok(Self {
+            _registration: registration,
+        })
     }
 }
