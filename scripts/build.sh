@@ -62,6 +62,15 @@ selftests() {
 	make -s -C "$SRC/tools/testing/selftests/kvm" OUTPUT="$STOUT/kvm" \
 		KHDR_INCLUDES="$hdr" -j"$JOBS" "${targets[@]}"
 	echo "    ${#targets[@]} KVM selftests in $STOUT/kvm"
+	# Only the programs: the directory's fuse tests need libfuse.
+	mkdir -p "$STOUT/memfd"
+	targets=()
+	for t in "${MEMFD_TESTS[@]}"; do
+		targets+=("$STOUT/$t")
+	done
+	make -s -C "$SRC/tools/testing/selftests/memfd" OUTPUT="$STOUT/memfd" \
+		KHDR_INCLUDES="$hdr" -j"$JOBS" "${targets[@]}"
+	echo "    ${#targets[@]} memfd selftests in $STOUT/memfd"
 }
 
 case "${1:-}" in

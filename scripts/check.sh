@@ -17,7 +17,7 @@ phase "build selftests" "$S/build.sh" selftests
 if [ "$#" -gt 0 ]; then
 	TESTS=("$@")
 else
-	TESTS=(kunit "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests))
+	TESTS=(kunit "${MEMFD_TESTS[@]}" "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests))
 fi
 
 OUTDIR=$RESULTS/check

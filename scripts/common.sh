@@ -65,6 +65,10 @@ UPSTREAM_KVM_TESTS=(guest_memfd_test set_memory_region_test
 	x86_64/private_mem_conversions_test x86_64/private_mem_kvm_exits_test
 	pre_fault_memory_test)
 
+# The memfd selftests, run once (not per backend) with memfd_inaccessible
+# loaded: ours, and upstream's memfd_test to show memfd_create() unchanged.
+MEMFD_TESTS=(memfd/memfd_inaccessible_test memfd/memfd_test)
+
 # The project's own KVM selftests: every .c of ours under selftests/kvm/
 # but the benchmark (x86_64/gmem_bench, run by make bench).
 project_kvm_tests() {

@@ -4,13 +4,16 @@
 #   run-tests.sh RESULTS SELFTESTS_DIR MODULE_DIR TEST...
 # A TEST is a KVM selftest path relative to SELFTESTS_DIR/kvm; each runs
 # once per guest_memfd backend: "c" (KVM's built-in guest_memfd), then
-# "rust" (the gmem_rs module from MODULE_DIR, loaded). "kunit" stands for
-# every KUnit suite that ran at boot. The kernel log check runs last.
+# "rust" (the gmem_rs module from MODULE_DIR, loaded). "memfd/NAME" is a
+# memfd selftest, run once. "kunit" stands for every KUnit suite that ran
+# at boot. memfd_inaccessible is loaded for all tests and must unload at
+# the end. The kernel log check runs last.
 set -u
 RESULTS=$1 STDIR=$2 MODDIR=$3
 shift 3
 GMEM_RS_KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
-export GMEM_RS_KO
+MFD_INACCESSIBLE_KO=$MODDIR/mm/memfd_inaccessible.ko
+export GMEM_RS_KO MFD_INACCESSIBLE_KO
 mkdir -p "$RESULTS/logs"
 TAP=$RESULTS/tap.txt
 : >"$TAP"
@@ -72,12 +75,15 @@ select_backend() {
 }
 
 run_kvm_test() { # run_kvm_test BACKEND TEST
-	local name="$1:$2" bin="$STDIR/kvm/$2" log rc
-	log="$RESULTS/logs/$1-$(echo "$2" | tr / _).log"
 	if [ ! -e /dev/kvm ]; then
-		tap fail "$name" "no /dev/kvm in the guest"
+		tap fail "$1:$2" "no /dev/kvm in the guest"
 		return
 	fi
+	run_selftest "$1:$2" "$STDIR/kvm/$2" "$RESULTS/logs/$1-$(echo "$2" | tr / _).log"
+}
+
+run_selftest() { # run_selftest NAME BINARY LOG
+	local name=$1 bin=$2 log=$3 rc
 	if [ ! -x "$bin" ]; then
 		tap fail "$name" "$bin was not built"
 		return
@@ -118,11 +124,17 @@ check_kernel_log() {
 	fi
 }
 
+mfd_loaded() { [ -d /sys/module/memfd_inaccessible ]; }
+
 echo "TAP version 13" | tee -a "$TAP"
+if ! mfd_loaded && ! insmod "$MFD_INACCESSIBLE_KO" >"$RESULTS/logs/insmod-mfd.log" 2>&1; then
+	tap fail "memfd_inaccessible: module loads" "$(cat "$RESULTS/logs/insmod-mfd.log")"
+fi
 kvm_tests=()
 for t in "$@"; do
 	case "$t" in
 	kunit) run_kunit ;;
+	memfd/*) run_selftest "$t" "$STDIR/$t" "$RESULTS/logs/$(echo "$t" | tr / _).log" ;;
 	*) kvm_tests+=("$t") ;;
 	esac
 done
@@ -148,6 +160,16 @@ if [ "${#kvm_tests[@]}" -gt 0 ]; then
 			tap fail "rust:module unloads after the tests" "$(cat "$RESULTS/logs/rmmod.log"; cat /sys/module/gmem_rs/refcnt)"
 		fi
 	fi
+fi
+# Every MFD_INACCESSIBLE file is gone: the module must unload.
+if mfd_loaded; then
+	if rmmod memfd_inaccessible >"$RESULTS/logs/rmmod-mfd.log" 2>&1; then
+		tap ok "memfd_inaccessible: module unloads after the tests"
+	else
+		tap fail "memfd_inaccessible: module unloads after the tests" "$(cat "$RESULTS/logs/rmmod-mfd.log")"
+	fi
+else
+	tap fail "memfd_inaccessible: module unloads after the tests" "not loaded at the end"
 fi
 check_kernel_log
 echo "1..$n" | tee -a "$TAP"

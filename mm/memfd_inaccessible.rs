@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! memfd_inaccessible: `memfd_create(MFD_INACCESSIBLE)`.
+//!
+//! The files are shmem files that userspace cannot read, write or map (`EPERM`), sized once by
+//! `ftruncate(2)` from 0, filled with `fallocate(2)` and emptied with `FALLOC_FL_PUNCH_HOLE`.
+//! Their memory reaches its consumers (KVM) through the memfile notifier: this module is a
+//! backing store, and a punched hole is invalidated in every consumer before its pages are
+//! freed. See Documentation/mm/memfile_notifier.rst.
+
+use kernel::{
+    fs::{
+        falloc::{KEEP_SIZE, PUNCH_HOLE},
+        File, Inode,
+    },
+    memfd::{self, Provider, ShmemFile},
+    memfile::{self, BackingStore, Node},
+    mm::folio::Folio,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    str::CStr,
+    types::ARef,
+};
+
+module! {
+    type: MemfdInaccessible,
+    name: "memfd_inaccessible",
+    author: "gmem-rs developers",
+    description: "memfd_create(MFD_INACCESSIBLE): shmem files only consumers like KVM can use",
+    license: "GPL",
+}
+
+/// What each file holds: the notifiers of its consumers.
+#[pin_data]
+struct Inaccessible {
+    #[pin]
+    node: Node,
+}
+
+fn page_aligned(x: i64) -> bool {
+    x & (PAGE_SIZE as i64 - 1) == 0
+}
+
+#[vtable]
+impl Provider for Inaccessible {
+    type Data = Pin<KBox<Inaccessible>>;
+    const OWNER: &'static ThisModule = &THIS_MODULE;
+
+    fn create(name: &CStr, _flags: u32) -> Result<ARef<File>> {
+        let data = KBox::pin_init(pin_init!(Inaccessible { node <- Node::new() }), GFP_KERNEL)?;
+        memfd::create::<Self>(name, data)
+    }
+
+    fn release(data: Self::Data, _file: &File) {
+        // Consumers hold a file reference while registered, so none can be left.
+        if data.node.has_notifiers() {
+            pr_warn!("released with consumers registered\n");
+        }
+    }
+
+    fn may_read(_data: Pin<&Inaccessible>) -> Result {
+        Err(EPERM)
+    }
+
+    fn may_write(_data: Pin<&Inaccessible>) -> Result {
+        Err(EPERM)
+    }
+
+    fn may_mmap(_data: Pin<&Inaccessible>) -> Result {
+        Err(EPERM)
+    }
+
+    fn may_resize(inode: &Inode, size: i64) -> Result {
+        // Consumers size their view of the file once; it never changes under them.
+        if inode.size() != 0 {
+            return Err(EPERM);
+        }
+        if !page_aligned(size) {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn fallocate(data: Pin<&Inaccessible>, file: &ShmemFile, mode: i32, offset: i64, len: i64) -> Result {
+        let mode_bits = mode as u32;
+        if mode_bits & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
+            return Err(EOPNOTSUPP);
+        }
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if offset < 0 || len <= 0 || end > file.file().inode().size() {
+            return Err(EINVAL);
+        }
+        if mode_bits & PUNCH_HOLE == 0 {
+            return file.fallocate(mode, offset, len);
+        }
+        if mode_bits & KEEP_SIZE == 0 {
+            return Err(EOPNOTSUPP);
+        }
+        if !page_aligned(offset) || !page_aligned(len) {
+            return Err(EINVAL);
+        }
+        // Consumers stop using the pages before shmem frees them, and do not map them again
+        // until the punch is over.
+        let _invalidation = data
+            .node
+            .invalidate((offset >> PAGE_SHIFT) as u64, (end >> PAGE_SHIFT) as u64);
+        file.fallocate(mode, offset, len)
+    }
+}
+
+impl BackingStore for Inaccessible {
+    const FLAGS: usize = memfile::F_USER_INACCESSIBLE | memfile::F_UNMOVABLE | memfile::F_UNRECLAIMABLE;
+
+    fn lookup_node(file: &File) -> Option<&Node> {
+        memfd::data::<Self>(file).map(|data| &data.get_ref().node)
+    }
+
+    fn get_pfn(file: &File, offset: u64) -> Result<(u64, u32)> {
+        let folio = memfd::get_folio(file, offset)?;
+        let order = folio.order();
+        Ok((Folio::into_pfn_ref(folio, offset), order))
+    }
+
+    fn put_pfn(pfn: u64) {
+        memfd::put_pfn(pfn);
+    }
+}
+
+struct MemfdInaccessible {
+    // Dropped in order: no new files, then no new consumers.
+    _provider: memfd::Registration<Inaccessible>,
+    _store: memfile::Registration<Inaccessible>,
+}
+
+impl kernel::Module for MemfdInaccessible {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let store = memfile::Registration::new()?;
+        let provider = memfd::Registration::new()?;
+        Ok(Self {
+            _provider: provider,
+            _store: store,
+        })
+    }
+}

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Providers of `memfd_create(MFD_INACCESSIBLE)` files.
+//!
+//! Such a file is a shmem file (it has shmem's page cache, seals and inode) whose file and
+//! inode operations are the provider's: each access first asks the provider, then goes on to
+//! shmem's own operation. It cannot be opened again through `/proc/<pid>/fd` (`EPERM`): such a
+//! file would have none of the provider's data. Its page cache is inaccessible (not migrated, never evicted) and
+//! allocated without `__GFP_MOVABLE`.
+//!
+//! C header: [`include/linux/memfd.h`](srctree/include/linux/memfd.h).
+
+use crate::{
+    bindings,
+    error::{code::*, from_err_ptr, from_result, to_result, Result},
+    fs::{File, Inode},
+    mm::folio::{Folio, LockedFolio},
+    prelude::*,
+    str::CStr,
+    types::{ARef, ForeignOwnable},
+    ThisModule,
+};
+use crate::ffi::{c_char, c_int, c_long, c_uint};
+use core::{
+    marker::PhantomData,
+    ptr::{self, null_mut, NonNull},
+    sync::atomic::{AtomicPtr, Ordering},
+};
+
+/// shmem's file and inode operations, the same for every shmem file: recorded when a file is
+/// created, before its operations are replaced, and immortal (shmem is built in).
+static SHMEM_FOPS: AtomicPtr<bindings::file_operations> = AtomicPtr::new(null_mut());
+static SHMEM_IOPS: AtomicPtr<bindings::inode_operations> = AtomicPtr::new(null_mut());
+
+fn shmem_fops() -> &'static bindings::file_operations {
+    // SAFETY: Only files of `create` reach the callers, and `create` stored shmem's (static)
+    // operations before installing ours.
+    unsafe { &*SHMEM_FOPS.load(Ordering::Acquire) }
+}
+
+fn shmem_iops() -> &'static bindings::inode_operations {
+    // SAFETY: As in `shmem_fops`.
+    unsafe { &*SHMEM_IOPS.load(Ordering::Acquire) }
+}
+
+/// The operations of a provider's files: checks that run before shmem's operations.
+#[vtable]
+pub trait Provider: Sized + 'static {
+    /// What `file->private_data` holds.
+    type Data: ForeignOwnable + Send + Sync;
+
+    /// The module of the provider: each file pins it.
+    const OWNER: &'static ThisModule;
+
+    /// `memfd_create(name, flags)` with `MFD_INACCESSIBLE`: usually [`create`] with new data.
+    fn create(name: &CStr, flags: u32) -> Result<ARef<File>>;
+
+    /// The last reference to the file is gone; `data` is handed back.
+    fn release(data: Self::Data, file: &File);
+
+    /// `read(2)` and its kin: `Ok` lets shmem read.
+    fn may_read(data: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Result;
+
+    /// `write(2)` and its kin: `Ok` lets shmem write.
+    fn may_write(data: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Result;
+
+    /// `mmap(2)`: `Ok` lets shmem map the file.
+    fn may_mmap(data: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Result;
+
+    /// A size change (`ftruncate(2)`) to `size`: `Ok` lets shmem resize; called with the inode
+    /// locked.
+    fn may_resize(inode: &Inode, size: i64) -> Result;
+
+    /// `fallocate(2)`; [`ShmemFile::fallocate`] does shmem's part.
+    fn fallocate(
+        data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        file: &ShmemFile,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result;
+}
+
+/// A file of a [`Provider`], as its `fallocate` sees it.
+#[repr(transparent)]
+pub struct ShmemFile(File);
+
+impl ShmemFile {
+    /// The file.
+    pub fn file(&self) -> &File {
+        &self.0
+    }
+
+    /// shmem's `fallocate`: allocates, or with `FALLOC_FL_PUNCH_HOLE` frees, the range.
+    pub fn fallocate(&self, mode: i32, offset: i64, len: i64) -> Result {
+        let f = shmem_fops().fallocate.ok_or(EOPNOTSUPP)?;
+        // SAFETY: The file is a shmem file, referenced for the duration of the call.
+        let r = unsafe { f(self.0.as_raw(), mode, offset, len) };
+        to_result(r as c_int)
+    }
+}
+
+struct Vtable<T: Provider>(PhantomData<T>);
+
+impl<T: Provider> Vtable<T> {
+    /// # Safety
+    ///
+    /// `file` is a live file of `T`, whose `private_data` came from `T::Data::into_foreign`.
+    unsafe fn data<'a>(file: *mut bindings::file) -> <T::Data as ForeignOwnable>::Borrowed<'a> {
+        // SAFETY: Per the function's safety requirement; `release` gives the data back only
+        // once no other file operation can run.
+        unsafe { T::Data::borrow((*file).private_data) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`.
+    unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::iov_iter) -> isize {
+        // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
+        if let Err(e) = T::may_read(unsafe { Self::data((*iocb).ki_filp) }) {
+            return e.to_errno() as isize;
+        }
+        match shmem_fops().read_iter {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
+            Some(f) => unsafe { f(iocb, to) },
+            None => EINVAL.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`.
+    unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings::iov_iter) -> isize {
+        // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
+        if let Err(e) = T::may_write(unsafe { Self::data((*iocb).ki_filp) }) {
+            return e.to_errno() as isize;
+        }
+        match shmem_fops().write_iter {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
+            Some(f) => unsafe { f(iocb, from) },
+            None => EINVAL.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`.
+    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+        // SAFETY: The VFS passes a file of `T`.
+        if let Err(e) = T::may_mmap(unsafe { Self::data(file) }) {
+            return e.to_errno();
+        }
+        match shmem_fops().mmap {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
+            Some(f) => unsafe { f(file, vma) },
+            None => ENODEV.to_errno(),
+        }
+    }
+
+    /// A new open of the inode (through `/proc/<pid>/fd`) would make a file without data,
+    /// which no check could allow anything: refused.
+    extern "C" fn open(_inode: *mut bindings::inode, _file: *mut bindings::file) -> c_int {
+        EPERM.to_errno()
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`.
+    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+        // SAFETY: `private_data` came from `into_foreign` in `create` and is given back exactly
+        // once, here, when no other operation can run on the file.
+        let data = unsafe { T::Data::from_foreign((*file).private_data) };
+        // SAFETY: The file is valid for the duration of the callback.
+        T::release(data, unsafe { File::from_raw(file) });
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`.
+    unsafe extern "C" fn fallocate(file: *mut bindings::file, mode: c_int, offset: i64, len: i64) -> c_long {
+        from_result(|| {
+            // SAFETY: The VFS holds a reference on the file for the call; `ShmemFile` is a
+            // transparent `File`, itself a transparent `struct file`.
+            let shmem = unsafe { &*file.cast_const().cast::<ShmemFile>() };
+            // SAFETY: The VFS passes a file of `T`.
+            T::fallocate(unsafe { Self::data(file) }, shmem, mode, offset, len)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`.
+    unsafe extern "C" fn llseek(file: *mut bindings::file, offset: i64, whence: c_int) -> i64 {
+        match shmem_fops().llseek {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
+            Some(f) => unsafe { f(file, offset, whence) },
+            None => EINVAL.to_errno() as i64,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for the inode of a file of `T`, with the inode locked.
+    unsafe extern "C" fn setattr(
+        idmap: *mut bindings::mnt_idmap,
+        dentry: *mut bindings::dentry,
+        attr: *mut bindings::iattr,
+    ) -> c_int {
+        // SAFETY: The VFS passes a positive dentry and valid attributes.
+        let (inode, attr_ref) = unsafe { ((*dentry).d_inode, &*attr) };
+        if attr_ref.ia_valid & bindings::ATTR_SIZE != 0 {
+            // SAFETY: The inode is valid while its dentry is.
+            if let Err(e) = T::may_resize(unsafe { Inode::from_raw(inode) }, attr_ref.ia_size) {
+                return e.to_errno();
+            }
+        }
+        match shmem_iops().setattr {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose inode this is.
+            Some(f) => unsafe { f(idmap, dentry, attr) },
+            None => EPERM.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS for the inode of a file of `T`.
+    unsafe extern "C" fn getattr(
+        idmap: *mut bindings::mnt_idmap,
+        path: *const bindings::path,
+        stat: *mut bindings::kstat,
+        request_mask: u32,
+        query_flags: c_uint,
+    ) -> c_int {
+        match shmem_iops().getattr {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose inode this is.
+            Some(f) => unsafe { f(idmap, path, stat, request_mask, query_flags) },
+            None => EINVAL.to_errno(),
+        }
+    }
+
+    const FOPS: bindings::file_operations = bindings::file_operations {
+        owner: T::OWNER.as_ptr(),
+        open: Some(Self::open),
+        release: Some(Self::release),
+        read_iter: Some(Self::read_iter),
+        write_iter: Some(Self::write_iter),
+        mmap: Some(Self::mmap),
+        llseek: Some(Self::llseek),
+        fallocate: Some(Self::fallocate),
+        fsync: Some(bindings::noop_fsync),
+        // SAFETY: All-zero is a valid `file_operations`: every other slot is empty (so no
+        // splice, which would reach the page cache around `read_iter`/`write_iter`).
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+
+    const IOPS: bindings::inode_operations = bindings::inode_operations {
+        setattr: Some(Self::setattr),
+        getattr: Some(Self::getattr),
+        // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+
+    /// The one address of each table: files are recognised by it.
+    fn fops() -> &'static bindings::file_operations {
+        &Self::FOPS
+    }
+
+    fn iops() -> &'static bindings::inode_operations {
+        &Self::IOPS
+    }
+
+    /// # Safety
+    ///
+    /// `name` is a NUL-terminated string, valid for the call.
+    unsafe extern "C" fn create_file(name: *const c_char, flags: c_uint) -> *mut bindings::file {
+        // SAFETY: Per the function's safety requirement.
+        let name = unsafe { CStr::from_char_ptr(name) };
+        match T::create(name, flags) {
+            Ok(file) => ARef::into_raw(file).as_ptr().cast(),
+            Err(e) => e.to_ptr(),
+        }
+    }
+
+    const OPS: bindings::memfd_inaccessible_ops = bindings::memfd_inaccessible_ops {
+        owner: T::OWNER.as_ptr(),
+        create: Some(Self::create_file),
+    };
+
+    fn ops() -> &'static bindings::memfd_inaccessible_ops {
+        &Self::OPS
+    }
+}
+
+/// Creates a shmem file named `name` for `T`, holding `data`; its page cache is inaccessible
+/// and unmovable.
+pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
+    // SAFETY: `name` is NUL-terminated; size 0 and `VM_NORESERVE` as memfd_create does.
+    let ptr = from_err_ptr(unsafe {
+        bindings::shmem_file_setup(name.as_char_ptr(), 0, bindings::VM_NORESERVE as _)
+    })?;
+    // SAFETY: `shmem_file_setup` returned a new reference, which we take over.
+    let file = unsafe { File::from_raw_owned(NonNull::new_unchecked(ptr)) };
+    let inode = file.inode().as_raw();
+    // SAFETY: The file is new, seen by nobody else: its operations and inode can be read and
+    // written without locking. shmem's operations are static, so recording them is sound.
+    unsafe {
+        SHMEM_FOPS.store((*ptr).f_op.cast_mut(), Ordering::Release);
+        SHMEM_IOPS.store((*inode).i_op.cast_mut(), Ordering::Release);
+    }
+    // The file will drop a reference on `T::OWNER` when it goes (`fops_put`).
+    // SAFETY: `T::OWNER` is a live module: it is running this code.
+    if !unsafe { bindings::try_module_get(T::OWNER.as_ptr()) } {
+        return Err(ENODEV);
+    }
+    // SAFETY: As above, nobody else sees the file yet. shmem's file operations hold no module
+    // reference, so nothing is dropped by replacing them; `release` gives `data` back.
+    unsafe {
+        (*ptr).private_data = data.into_foreign() as *mut _;
+        (*ptr).f_op = Vtable::<T>::fops();
+        (*inode).__bindgen_anon_3.i_fop = Vtable::<T>::fops();
+        (*inode).i_op = Vtable::<T>::iops();
+    }
+    let mapping = file.inode().mapping();
+    mapping.set_inaccessible();
+    // SAFETY: The mapping is valid while the file is.
+    let gfp = unsafe { bindings::mapping_gfp_mask(mapping.as_raw()) };
+    mapping.set_gfp_mask(gfp & !bindings::__GFP_MOVABLE);
+    Ok(file)
+}
+
+/// The data of `file` if it is a file of `T`.
+pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Borrowed<'_>> {
+    // SAFETY: A referenced file's `f_op` is stable.
+    if !ptr::eq(unsafe { (*file.as_raw()).f_op }, Vtable::<T>::fops()) {
+        return None;
+    }
+    // SAFETY: The file is a live file of `T`, referenced for `'_`.
+    Some(unsafe { Vtable::<T>::data(file.as_raw()) })
+}
+
+/// The folio at page `index` of a shmem file, allocated and zeroed if it is a hole; unlocked,
+/// with a reference. `EINVAL` past the end of the file.
+pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
+    let mut folio = null_mut();
+    // SAFETY: The file is a live shmem file (the callers' files are made by `create`); on
+    // success `folio` is locked and referenced.
+    to_result(unsafe {
+        bindings::shmem_get_folio(
+            file.inode().as_raw(),
+            index as _,
+            0,
+            &mut folio,
+            bindings::sgp_type_SGP_CACHE,
+        )
+    })?;
+    let folio = NonNull::new(folio).ok_or(ENOMEM)?;
+    // SAFETY: `shmem_get_folio` returned it locked and referenced.
+    Ok(unsafe { LockedFolio::from_raw_locked(folio) }.unlock())
+}
+
+/// Drops a page reference handed out as a pfn (by [`Folio::into_pfn_ref`]).
+pub fn put_pfn(pfn: u64) {
+    // SAFETY: The caller got `pfn` with a page reference, which this gives back.
+    unsafe { bindings::put_page(bindings::pfn_to_page(pfn as _)) };
+}
+
+/// The registration of `T` as the provider of `MFD_INACCESSIBLE`; dropping it unregisters.
+pub struct Registration<T: Provider>(PhantomData<T>);
+
+impl<T: Provider> Registration<T> {
+    /// Registers `T`; `EBUSY` if another provider is registered.
+    pub fn new() -> Result<Self> {
+        // SAFETY: The ops are static and `T::create` is valid for as long as the module is.
+        to_result(unsafe { bindings::memfd_register_inaccessible(Vtable::<T>::ops()) })?;
+        Ok(Self(PhantomData))
+    }
+}
+
+impl<T: Provider> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: `new` registered these ops.
+        unsafe { bindings::memfd_unregister_inaccessible(Vtable::<T>::ops()) };
+    }
+}
+
+// SAFETY: The registration holds no data.
+unsafe impl<T: Provider> Send for Registration<T> {}
+// SAFETY: As above.
+unsafe impl<T: Provider> Sync for Registration<T> {}

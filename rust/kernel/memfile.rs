@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! memfile_notifier: backing stores of guest memory and their consumers.
+//!
+//! This is the core itself, not a wrapper: C reaches it through the functions declared in
+//! [`include/linux/memfile_notifier.h`](srctree/include/linux/memfile_notifier.h), which are
+//! defined here, and Rust backing stores use [`BackingStore`], [`Node`] and [`Registration`].
+//!
+//! Stores sit in a fixed table of atomic pointers, read under RCU by the (rare) lookups of
+//! notifier registration. A file's notifiers sit in its [`Node`], behind a mutex. An invalidation
+//! marks the node busy from begin to end; registration and unregistration wait for it to be idle,
+//! so no notifier ever sees an end without its begin, and none is called after it is gone.
+
+use crate::{
+    alloc::{flags::GFP_KERNEL, KBox, KVec},
+    bindings,
+    error::{code::*, Result},
+    fs::File,
+    c_str,
+    prelude::*,
+    static_lock_class,
+    str::CStr,
+    sync::{
+        lock::{mutex::MutexBackend, Guard},
+        CondVar, Mutex,
+    },
+};
+use crate::ffi::{c_int, c_ulong};
+use core::{
+    marker::PhantomData,
+    pin::Pin,
+    ptr::{self, null_mut},
+    sync::atomic::{AtomicPtr, Ordering},
+};
+
+/// `MEMFILE_F_USER_INACCESSIBLE`: userspace cannot read, write or map the file.
+pub const F_USER_INACCESSIBLE: usize = bindings::MEMFILE_F_USER_INACCESSIBLE as usize;
+/// `MEMFILE_F_UNMOVABLE`: the file's pages are never migrated.
+pub const F_UNMOVABLE: usize = bindings::MEMFILE_F_UNMOVABLE as usize;
+/// `MEMFILE_F_UNRECLAIMABLE`: the file's pages are never swapped or reclaimed.
+pub const F_UNRECLAIMABLE: usize = bindings::MEMFILE_F_UNRECLAIMABLE as usize;
+const F_ALLOWED: usize = F_USER_INACCESSIBLE | F_UNMOVABLE | F_UNRECLAIMABLE;
+
+const MAX_STORES: usize = bindings::MEMFILE_MAX_BACKING_STORES as usize;
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_STORE: AtomicPtr<bindings::memfile_backing_store> = AtomicPtr::new(null_mut());
+/// The registered stores; a slot is published with `Release` and read under RCU.
+static STORES: [AtomicPtr<bindings::memfile_backing_store>; MAX_STORES] = [NO_STORE; MAX_STORES];
+
+/// A registered notifier, as the node keeps it.
+#[derive(Clone, Copy, PartialEq)]
+struct NotifierPtr(*mut bindings::memfile_notifier);
+
+// SAFETY: The pointee is the consumer's, valid from registration to unregistration on any CPU;
+// the node only hands it to its callbacks.
+unsafe impl Send for NotifierPtr {}
+
+struct NodeInner {
+    notifiers: KVec<NotifierPtr>,
+    /// The flags every notifier registered with; meaningless while there are none.
+    flags: usize,
+    /// Between an invalidation's begin and its end.
+    invalidating: bool,
+}
+
+/// The notifiers of one file of a backing store (`struct memfile_node`).
+///
+/// A Rust store embeds it in the file's state; a C store gets one from `memfile_node_alloc`.
+#[pin_data]
+pub struct Node {
+    #[pin]
+    inner: Mutex<NodeInner>,
+    /// Signalled when an invalidation ends.
+    #[pin]
+    idle: CondVar,
+}
+
+impl Node {
+    /// A node with no notifiers.
+    pub fn new() -> impl PinInit<Self> {
+        // Statics, so that a node made in a module has the same lockdep names (by address) as
+        // one made here, whatever gets inlined where.
+        static INNER: &CStr = c_str!("memfile_node::inner");
+        static IDLE: &CStr = c_str!("memfile_node::idle");
+        pin_init!(Self {
+            inner <- Mutex::new(
+                NodeInner {
+                    notifiers: KVec::new(),
+                    flags: 0,
+                    invalidating: false,
+                },
+                INNER,
+                static_lock_class!()
+            ),
+            idle <- CondVar::new(IDLE, static_lock_class!()),
+        })
+    }
+
+    fn as_raw(&self) -> *mut bindings::memfile_node {
+        ptr::from_ref(self).cast_mut().cast()
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` points to a live [`Node`] for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::memfile_node) -> &'a Node {
+        // SAFETY: Per the function's safety requirement.
+        unsafe { &*ptr.cast::<Node>() }
+    }
+
+    /// Whether a consumer has a notifier on the file.
+    pub fn has_notifiers(&self) -> bool {
+        !self.inner.lock().notifiers.is_empty()
+    }
+
+    /// Invalidates pages `[start, end)` of the node's file: every notifier gets its begin now
+    /// and its end when the returned guard is dropped. The store drops the pages in between.
+    pub fn invalidate(&self, start: u64, end: u64) -> Invalidation<'_> {
+        self.begin(start as c_ulong, end as c_ulong);
+        Invalidation {
+            node: self,
+            start: start as c_ulong,
+            end: end as c_ulong,
+        }
+    }
+
+    fn begin(&self, start: c_ulong, end: c_ulong) {
+        let mut inner = self.inner.lock();
+        while inner.invalidating {
+            self.idle.wait(&mut inner);
+        }
+        inner.invalidating = true;
+        for n in inner.notifiers.as_slice() {
+            // SAFETY: A notifier in the list is registered, so it and its ops are valid.
+            unsafe {
+                if let Some(f) = (*(*n.0).ops).invalidate_begin {
+                    f(n.0, start, end);
+                }
+            }
+        }
+    }
+
+    fn end(&self, start: c_ulong, end: c_ulong) {
+        let mut inner = self.inner.lock();
+        if !inner.invalidating {
+            crate::pr_warn!("memfile: invalidate_end without begin\n");
+            return;
+        }
+        for n in inner.notifiers.as_slice() {
+            // SAFETY: As in `begin`; the list has not changed since then (`invalidating`).
+            unsafe {
+                if let Some(f) = (*(*n.0).ops).invalidate_end {
+                    f(n.0, start, end);
+                }
+            }
+        }
+        inner.invalidating = false;
+        drop(inner);
+        self.idle.notify_all();
+    }
+
+    /// Waits out an invalidation in flight and returns the locked node.
+    fn lock_idle(&self) -> Guard<'_, NodeInner, MutexBackend> {
+        let mut inner = self.inner.lock();
+        while inner.invalidating {
+            self.idle.wait(&mut inner);
+        }
+        inner
+    }
+
+    fn add(&self, n: NotifierPtr, flags: usize) -> Result {
+        let mut inner = self.lock_idle();
+        if !inner.notifiers.is_empty() && inner.flags != flags {
+            return Err(EINVAL);
+        }
+        inner.notifiers.push(n, GFP_KERNEL)?;
+        inner.flags = flags;
+        Ok(())
+    }
+
+    fn remove(&self, n: NotifierPtr) {
+        let mut inner = self.lock_idle();
+        let len = inner.notifiers.len();
+        let Some(i) = inner.notifiers.as_slice().iter().position(|&p| p == n) else {
+            crate::pr_warn!("memfile: unregistering a notifier that is not registered\n");
+            return;
+        };
+        inner.notifiers.as_mut_slice()[i..].rotate_left(1);
+        // SAFETY: The element past the new length was moved there by the rotation; it is `Copy`
+        // and has nothing to drop.
+        unsafe { inner.notifiers.set_len(len - 1) };
+    }
+}
+
+/// An invalidation in progress; dropping it ends it.
+pub struct Invalidation<'a> {
+    node: &'a Node,
+    start: c_ulong,
+    end: c_ulong,
+}
+
+impl Drop for Invalidation<'_> {
+    fn drop(&mut self) {
+        self.node.end(self.start, self.end);
+    }
+}
+
+/// The store whose `lookup_node` claims `file`, and that node.
+fn lookup(file: *mut bindings::file) -> Option<(*const bindings::memfile_backing_store, *mut bindings::memfile_node)> {
+    // SAFETY: Lookups run in an RCU read-side section, which `synchronize_rcu()` in unregister
+    // waits for.
+    unsafe { bindings::rcu_read_lock() };
+    let mut found = None;
+    for slot in &STORES {
+        let bs = slot.load(Ordering::Acquire);
+        if bs.is_null() {
+            continue;
+        }
+        // SAFETY: A published store stays valid until unregistered, which waits for this
+        // read-side section; registration checked that `lookup_node` is set.
+        let node = unsafe { ((*bs).lookup_node.unwrap_unchecked())(file) };
+        if !node.is_null() {
+            found = Some((bs.cast_const(), node));
+            break;
+        }
+    }
+    // SAFETY: Ends the section begun above.
+    unsafe { bindings::rcu_read_unlock() };
+    found
+}
+
+/// Registers `bs`; see the C header.
+///
+/// # Safety
+///
+/// `bs` stays valid until `memfile_unregister_backing_store` and as long as any file it claims
+/// exists.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_register_backing_store(
+    bs: *const bindings::memfile_backing_store,
+) -> c_int {
+    // SAFETY: The caller passes a valid store.
+    let s = unsafe { &*bs };
+    if s.lookup_node.is_none() || s.get_pfn.is_none() || s.put_pfn.is_none() {
+        return EINVAL.to_errno();
+    }
+    let bs = bs.cast_mut();
+    if STORES.iter().any(|slot| slot.load(Ordering::Acquire) == bs) {
+        return EEXIST.to_errno();
+    }
+    for slot in &STORES {
+        if slot
+            .compare_exchange(null_mut(), bs, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return 0;
+        }
+    }
+    ENOSPC.to_errno()
+}
+
+/// Unregisters `bs`; see the C header.
+///
+/// # Safety
+///
+/// `bs` was registered with `memfile_register_backing_store`.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_unregister_backing_store(bs: *const bindings::memfile_backing_store) {
+    for slot in &STORES {
+        if slot
+            .compare_exchange(bs.cast_mut(), null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: No preconditions; waits for lookups that may still see `bs`.
+            unsafe { bindings::synchronize_rcu() };
+            return;
+        }
+    }
+    crate::pr_warn!("memfile: unregistering a backing store that is not registered\n");
+}
+
+/// A node for a C store's new file, or NULL; see the C header.
+#[no_mangle]
+pub extern "C" fn memfile_node_alloc() -> *mut bindings::memfile_node {
+    match KBox::pin_init(Node::new(), GFP_KERNEL) {
+        // SAFETY: The node is never moved out of its allocation: `memfile_node_free` frees it
+        // in place.
+        Ok(node) => KBox::into_raw(unsafe { Pin::into_inner_unchecked(node) }).cast(),
+        Err(_) => null_mut(),
+    }
+}
+
+/// Frees a node from `memfile_node_alloc`; see the C header.
+///
+/// # Safety
+///
+/// `node` came from `memfile_node_alloc` and is not used after this.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_node_free(node: *mut bindings::memfile_node) {
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: Per the function's safety requirement.
+    let node = unsafe { KBox::from_raw(node.cast::<Node>()) };
+    if node.has_notifiers() {
+        crate::pr_warn!("memfile: node freed with notifiers registered\n");
+    }
+}
+
+/// Begins an invalidation; see the C header.
+///
+/// # Safety
+///
+/// `node` is live, and `memfile_invalidate_end` follows.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_invalidate_begin(node: *mut bindings::memfile_node, start: c_ulong, end: c_ulong) {
+    // SAFETY: Per the function's safety requirement.
+    unsafe { Node::from_raw(node) }.begin(start, end);
+}
+
+/// Ends an invalidation; see the C header.
+///
+/// # Safety
+///
+/// `node` is live, and `memfile_invalidate_begin` preceded.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_invalidate_end(node: *mut bindings::memfile_node, start: c_ulong, end: c_ulong) {
+    // SAFETY: Per the function's safety requirement.
+    unsafe { Node::from_raw(node) }.end(start, end);
+}
+
+/// Registers a consumer's notifier on `file`; see the C header.
+///
+/// # Safety
+///
+/// `file` is referenced by the caller until it unregisters; `notifier` is valid with `ops` set,
+/// not registered, and stays valid until `memfile_unregister_notifier` returns.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_register_notifier(
+    file: *mut bindings::file,
+    flags: c_ulong,
+    notifier: *mut bindings::memfile_notifier,
+) -> c_int {
+    let flags = flags as usize;
+    if flags & !F_ALLOWED != 0 {
+        return EINVAL.to_errno();
+    }
+    let Some((bs, node)) = lookup(file) else {
+        return EOPNOTSUPP.to_errno();
+    };
+    // SAFETY: The file pins its store (a rule of `lookup_node`) and the caller holds the file.
+    if flags & !(unsafe { (*bs).flags } as usize) != 0 {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: The caller owns the unregistered notifier; it is published by `add` below.
+    unsafe {
+        (*notifier).bs = bs;
+        (*notifier).node = node;
+        (*notifier).file = file;
+    }
+    // SAFETY: The node lives as long as the file, which the caller holds.
+    match unsafe { Node::from_raw(node) }.add(NotifierPtr(notifier), flags) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Unregisters a notifier; see the C header.
+///
+/// # Safety
+///
+/// `notifier` was registered and its file is still referenced by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_unregister_notifier(notifier: *mut bindings::memfile_notifier) {
+    // SAFETY: A registered notifier's node lives as long as its file, which the caller holds.
+    unsafe { Node::from_raw((*notifier).node) }.remove(NotifierPtr(notifier));
+}
+
+/// A pfn through the notifier's store; see the C header.
+///
+/// # Safety
+///
+/// `notifier` is registered; `pfn` and `order` are valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_get_pfn(
+    notifier: *mut bindings::memfile_notifier,
+    offset: c_ulong,
+    pfn: *mut c_ulong,
+    order: *mut c_int,
+) -> c_int {
+    // SAFETY: A registered notifier's store is valid while its file exists (the file pins it)
+    // and registration checked that `get_pfn` is set.
+    unsafe { ((*(*notifier).bs).get_pfn.unwrap_unchecked())((*notifier).file, offset, pfn, order) }
+}
+
+/// Drops a pfn reference; see the C header.
+///
+/// # Safety
+///
+/// `notifier` is registered and `pfn` came from `memfile_get_pfn` on it.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_put_pfn(notifier: *mut bindings::memfile_notifier, pfn: c_ulong) {
+    // SAFETY: As in `memfile_get_pfn`.
+    unsafe { ((*(*notifier).bs).put_pfn.unwrap_unchecked())(pfn) }
+}
+
+/// A backing store written in Rust.
+pub trait BackingStore: Sized + 'static {
+    /// `MEMFILE_F_*` that every file of the store provides.
+    const FLAGS: usize;
+
+    /// The node of `file` if the file is one of the store's. Runs under RCU: must not sleep.
+    /// A file of the store must pin the store's module (its `f_op->owner`).
+    fn lookup_node(file: &File) -> Option<&Node>;
+
+    /// A referenced pfn for page `offset` of `file` (one of the store's), allocated if it is a
+    /// hole, and the order of the aligned folio around it.
+    fn get_pfn(file: &File, offset: u64) -> Result<(u64, u32)>;
+
+    /// Drops the reference [`BackingStore::get_pfn`] took.
+    fn put_pfn(pfn: u64);
+}
+
+struct StoreVtable<T: BackingStore>(PhantomData<T>);
+
+impl<T: BackingStore> StoreVtable<T> {
+    /// # Safety
+    ///
+    /// `file` is a valid file, referenced for the call.
+    unsafe extern "C" fn lookup_node(file: *mut bindings::file) -> *mut bindings::memfile_node {
+        // SAFETY: Per the function's safety requirement.
+        let file = unsafe { File::from_raw(file) };
+        T::lookup_node(file).map_or(null_mut(), Node::as_raw)
+    }
+
+    /// # Safety
+    ///
+    /// `file` is one of the store's files, referenced for the call; `pfn` and `order` are valid
+    /// for writes.
+    unsafe extern "C" fn get_pfn(
+        file: *mut bindings::file,
+        offset: c_ulong,
+        pfn: *mut c_ulong,
+        order: *mut c_int,
+    ) -> c_int {
+        // SAFETY: Per the function's safety requirement.
+        let file = unsafe { File::from_raw(file) };
+        match T::get_pfn(file, offset as u64) {
+            Ok((p, o)) => {
+                // SAFETY: Per the function's safety requirement.
+                unsafe {
+                    *pfn = p as c_ulong;
+                    *order = o as c_int;
+                }
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    extern "C" fn put_pfn(pfn: c_ulong) {
+        T::put_pfn(pfn as u64);
+    }
+
+    const VTABLE: bindings::memfile_backing_store = bindings::memfile_backing_store {
+        flags: T::FLAGS as c_ulong,
+        lookup_node: Some(Self::lookup_node),
+        get_pfn: Some(Self::get_pfn),
+        put_pfn: Some(Self::put_pfn),
+    };
+
+    /// The one address of the vtable: registration and unregistration must see the same.
+    fn get() -> &'static bindings::memfile_backing_store {
+        &Self::VTABLE
+    }
+}
+
+/// The registration of a Rust backing store; dropping it unregisters the store.
+pub struct Registration<T: BackingStore>(PhantomData<T>);
+
+impl<T: BackingStore> Registration<T> {
+    /// Registers `T`.
+    pub fn new() -> Result<Self> {
+        // SAFETY: The vtable is a static; the files of `T` pin its module, so the store
+        // outlives them.
+        let r = unsafe { memfile_register_backing_store(StoreVtable::<T>::get()) };
+        crate::error::to_result(r)?;
+        Ok(Self(PhantomData))
+    }
+}
+
+impl<T: BackingStore> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: `new` registered this vtable.
+        unsafe { memfile_unregister_backing_store(StoreVtable::<T>::get()) };
+    }
+}
+
+// SAFETY: The registration holds no data; it only marks that `T` is registered.
+unsafe impl<T: BackingStore> Send for Registration<T> {}
+// SAFETY: As above.
+unsafe impl<T: BackingStore> Sync for Registration<T> {}
+
+impl<T: BackingStore> Registration<T> {
+    /// Whether `T`'s vtable is the store behind `bs` (for tests and consumers that care).
+    pub fn is(bs: *const bindings::memfile_backing_store) -> bool {
+        ptr::eq(bs, StoreVtable::<T>::get())
+    }
+}
