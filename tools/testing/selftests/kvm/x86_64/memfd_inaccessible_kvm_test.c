@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memfd_inaccessible_kvm_test: memfd_create(MFD_INACCESSIBLE) as the
+ * private memory of a KVM memslot.
+ *
+ * A software-protected VM gets memslots whose private memory is an
+ * MFD_INACCESSIBLE memfd, bound with KVM_SET_USER_MEMORY_REGION2 exactly
+ * like a guest_memfd. The guest writes and reads it while the host cannot;
+ * conversions to shared and back keep the private data, and a private
+ * access without private memory exits to userspace; a hole punched in the
+ * memfd reads as zeros in the guest; deleting the memslot and closing the
+ * memfd, in either order, give all the memory back (/proc/meminfo's
+ * Unevictable), while a memslot alone keeps the file alive.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#ifndef MFD_INACCESSIBLE
+#define MFD_INACCESSIBLE	0x0020U
+#endif
+
+#define TEST_GPA	0xc0000000ul
+#define TEST_SLOT	10
+#define PLAIN_GPA	0xd0000000ul	/* a slot without private memory */
+#define PLAIN_SLOT	11
+
+#define NPAGES		16
+#define PUNCH_OFFSET	4		/* memfd pages before the slot's */
+#define HOLE_FIRST	6		/* guest pages 6..9 get punched */
+#define HOLE_NPAGES	4
+#define BIG_NPAGES	256		/* 1 MiB */
+#define BIG_KB		((long)(BIG_NPAGES * PAGE_SIZE / 1024))
+#define SLACK_KB	((long)(16 * PAGE_SIZE / 1024))
+
+#define SEED_WRITE_READ	0x1111000000000000ul
+#define SEED_PUNCH	0x2222000000000000ul
+#define SEED_TOUCH	0x3333000000000000ul
+#define CONV_PRIVATE	0x5a5a5a5a5a5a5a5aul
+#define CONV_HOST	0xc3c3c3c3c3c3c3c3ul
+
+/* Each page gets its own pattern, in its first and last qwords. */
+#define PATTERN(seed, i)	((seed) | (i))
+#define FIRST(gpa, i)	(*(volatile uint64_t *)((gpa) + (i) * PAGE_SIZE))
+#define LAST(gpa, i)	(*(volatile uint64_t *)((gpa) + ((i) + 1) * PAGE_SIZE - 8))
+
+static void guest_fill(uint64_t gpa, uint64_t npages, uint64_t seed)
+{
+	for (uint64_t i = 0; i < npages; i++) {
+		FIRST(gpa, i) = PATTERN(seed, i);
+		LAST(gpa, i) = ~PATTERN(seed, i);
+	}
+}
+
+static void guest_check_page(uint64_t gpa, uint64_t i, uint64_t seed, bool hole)
+{
+	GUEST_ASSERT_EQ(FIRST(gpa, i), hole ? 0 : PATTERN(seed, i));
+	GUEST_ASSERT_EQ(LAST(gpa, i), hole ? 0 : ~PATTERN(seed, i));
+}
+
+static void guest_check(uint64_t gpa, uint64_t npages, uint64_t seed)
+{
+	for (uint64_t i = 0; i < npages; i++)
+		guest_check_page(gpa, i, seed, false);
+}
+
+static void guest_write_read(uint64_t gpa, uint64_t npages)
+{
+	guest_fill(gpa, npages, SEED_WRITE_READ);
+	guest_check(gpa, npages, SEED_WRITE_READ);
+	GUEST_DONE();
+}
+
+static void guest_conversion(uint64_t gpa, uint64_t plain_gpa)
+{
+	FIRST(gpa, 0) = CONV_PRIVATE;
+	GUEST_SYNC(1);
+	/* The host made the page shared and wrote its view of it. */
+	GUEST_ASSERT_EQ(FIRST(gpa, 0), CONV_HOST);
+	GUEST_SYNC(2);
+	/* Private again: the memfd still holds the private data. */
+	GUEST_ASSERT_EQ(FIRST(gpa, 0), CONV_PRIVATE);
+	/* Private in the attributes, in a slot without private memory. */
+	GUEST_ASSERT_EQ(FIRST(plain_gpa, 0), CONV_HOST);
+	GUEST_DONE();
+}
+
+static void guest_punch(uint64_t gpa, uint64_t npages)
+{
+	guest_fill(gpa, npages, SEED_PUNCH);
+	guest_check(gpa, npages, SEED_PUNCH);
+	GUEST_SYNC(1);
+	for (uint64_t i = 0; i < npages; i++)
+		guest_check_page(gpa, i, SEED_PUNCH,
+				 i >= HOLE_FIRST && i < HOLE_FIRST + HOLE_NPAGES);
+	GUEST_DONE();
+}
+
+static void guest_touch(uint64_t gpa, uint64_t npages)
+{
+	guest_fill(gpa, npages, SEED_TOUCH);
+	GUEST_SYNC(1);
+	guest_check(gpa, npages, SEED_TOUCH);
+	GUEST_SYNC(2);
+	GUEST_DONE();
+}
+
+static void run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_SYNC && uc.args[1] == stage,
+		    "ucall %lu stage %lu, wanted stage %lu", uc.cmd, uc.args[1], stage);
+}
+
+static void run_to_done(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_DONE, "unexpected ucall %lu, wanted DONE", uc.cmd);
+}
+
+/* KVM_RUN fails with EFAULT and a private memory fault on @gpa's page. */
+static void run_to_private_fault(struct kvm_vcpu *vcpu, uint64_t gpa)
+{
+	struct kvm_run *run = vcpu->run;
+	int r = _vcpu_run(vcpu);
+
+	TEST_ASSERT(r == -1 && errno == EFAULT,
+		    "KVM_RUN: %d, errno %d, wanted EFAULT", r, errno);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_MEMORY_FAULT);
+	TEST_ASSERT_EQ(run->memory_fault.flags, KVM_MEMORY_EXIT_FLAG_PRIVATE);
+	TEST_ASSERT_EQ(run->memory_fault.gpa, gpa);
+	TEST_ASSERT_EQ(run->memory_fault.size, PAGE_SIZE);
+}
+
+static int inaccessible_memfd(uint64_t npages)
+{
+	int fd = memfd_create("memfd_inaccessible_kvm_test", MFD_INACCESSIBLE);
+
+	TEST_ASSERT(fd >= 0, "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
+		    errno, strerror(errno));
+	TEST_ASSERT(!ftruncate(fd, npages * PAGE_SIZE), "ftruncate: errno %d", errno);
+	return fd;
+}
+
+/*
+ * A VM whose slot TEST_SLOT at TEST_GPA has @memfd, from page @offset on,
+ * as its private memory, all of it private. The library binds a dup of
+ * @memfd, which it closes when it deletes the slot.
+ */
+static struct kvm_vm *memfd_vm(void *guest_code, struct kvm_vcpu **vcpu,
+			       int memfd, uint64_t offset, uint64_t npages)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	struct kvm_vm *vm = vm_create_shape_with_one_vcpu(shape, vcpu, guest_code);
+
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT, npages,
+		   KVM_MEM_GUEST_MEMFD, memfd, offset * PAGE_SIZE);
+	virt_map(vm, TEST_GPA, TEST_GPA, npages);
+	vm_mem_set_private(vm, TEST_GPA, npages * PAGE_SIZE);
+	vcpu_args_set(*vcpu, 2, TEST_GPA, npages);
+	return vm;
+}
+
+static void write_read_private(void)
+{
+	uint64_t *shared;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	char buf[8];
+	void *map;
+	int fd;
+
+	fd = inaccessible_memfd(NPAGES);
+	vm = memfd_vm(guest_write_read, &vcpu, fd, 0, NPAGES);
+	run_to_done(vcpu);
+
+	TEST_ASSERT(read(fd, buf, sizeof(buf)) == -1 && errno == EPERM,
+		    "read() of a bound MFD_INACCESSIBLE memfd: errno %d, wanted EPERM", errno);
+	map = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	TEST_ASSERT(map == MAP_FAILED && errno == EPERM,
+		    "mmap() of a bound MFD_INACCESSIBLE memfd: errno %d, wanted EPERM", errno);
+	shared = addr_gpa2hva(vm, TEST_GPA);
+	for (uint64_t i = 0; i < NPAGES * PAGE_SIZE / 8; i++)
+		TEST_ASSERT(!shared[i], "private data leaked into the shared view at %lu", i);
+
+	kvm_vm_free(vm);
+	close(fd);
+	pr_info("%s: guest wrote and read back %d private pages; read() and mmap() are EPERM, shared view untouched\n",
+		__func__, NPAGES);
+}
+
+static void conversion_exit(void)
+{
+	uint64_t *host_view, *plain_view;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int fd;
+
+	fd = inaccessible_memfd(NPAGES);
+	vm = memfd_vm(guest_conversion, &vcpu, fd, 0, NPAGES);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, PLAIN_GPA, PLAIN_SLOT, 1, 0);
+	virt_map(vm, PLAIN_GPA, PLAIN_GPA, 1);
+	vcpu_args_set(vcpu, 2, TEST_GPA, PLAIN_GPA);
+	host_view = addr_gpa2hva(vm, TEST_GPA);
+	plain_view = addr_gpa2hva(vm, PLAIN_GPA);
+
+	run_to_sync(vcpu, 1);
+	TEST_ASSERT_EQ(*host_view, 0ul);
+
+	/* Shared: the guest now sees the host's view of the page. */
+	vm_mem_set_shared(vm, TEST_GPA, PAGE_SIZE);
+	*host_view = CONV_HOST;
+	run_to_sync(vcpu, 2);
+
+	/*
+	 * Private again, and the guest goes on to a page that is private in
+	 * the attributes but lies in a slot with no private memory: KVM_RUN
+	 * exits with a private memory fault for exactly that page. Once the
+	 * host converts it to shared, the access goes through.
+	 */
+	vm_mem_set_private(vm, TEST_GPA, PAGE_SIZE);
+	vm_mem_set_private(vm, PLAIN_GPA, PAGE_SIZE);
+	*plain_view = CONV_HOST;
+	run_to_private_fault(vcpu, PLAIN_GPA);
+	vm_mem_set_shared(vm, PLAIN_GPA, PAGE_SIZE);
+	run_to_done(vcpu);
+	TEST_ASSERT_EQ(*host_view, CONV_HOST);
+
+	kvm_vm_free(vm);
+	close(fd);
+	pr_info("%s: private->shared->private keeps the memfd's data; private access without private memory exits MEMORY_FAULT (PRIVATE, gpa 0x%lx, 4 KiB), shared then works\n",
+		__func__, PLAIN_GPA);
+}
+
+static void punch_reads_zero(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int fd;
+
+	/* The slot starts PUNCH_OFFSET pages into the memfd. */
+	fd = inaccessible_memfd(PUNCH_OFFSET + NPAGES + 4);
+	vm = memfd_vm(guest_punch, &vcpu, fd, PUNCH_OFFSET, NPAGES);
+	run_to_sync(vcpu, 1);
+
+	TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       (PUNCH_OFFSET + HOLE_FIRST) * PAGE_SIZE,
+			       HOLE_NPAGES * PAGE_SIZE),
+		    "punching the memfd: errno %d", errno);
+	run_to_done(vcpu);
+
+	kvm_vm_free(vm);
+	close(fd);
+	pr_info("%s: punched memfd pages %d-%d (guest pages %d-%d of %d): zeros there, patterns elsewhere\n",
+		__func__, PUNCH_OFFSET + HOLE_FIRST,
+		PUNCH_OFFSET + HOLE_FIRST + HOLE_NPAGES - 1,
+		HOLE_FIRST, HOLE_FIRST + HOLE_NPAGES - 1, NPAGES);
+}
+
+/*
+ * New pages reach the LRU, and so Unevictable, through per-CPU batches.
+ * The test runs on one CPU, and munmap() drains that CPU's batch.
+ */
+static void drain_lru_batch(void)
+{
+	void *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
+	munmap(p, PAGE_SIZE);
+}
+
+static long unevictable_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	ssize_t r;
+	FILE *f;
+	int fd;
+
+	drain_lru_batch();
+	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	if (fd >= 0) {
+		/* Folds the per-CPU counters; failing leaves them staler. */
+		r = write(fd, "1", 1);
+		(void)r;
+		close(fd);
+	}
+
+	f = fopen("/proc/meminfo", "r");
+	TEST_ASSERT(f, "cannot read /proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	TEST_ASSERT(kb >= 0, "no Unevictable in /proc/meminfo");
+	return kb;
+}
+
+static void expect_grown(long base, const char *when)
+{
+	long now = unevictable_kb();
+
+	TEST_ASSERT(now - base >= BIG_KB * 9 / 10,
+		    "%s: Unevictable grew by %ld kB, wanted >= %ld kB", when, now - base,
+		    BIG_KB * 9 / 10);
+}
+
+/* Frees may finish a little after close(): wait up to about 2 s. */
+static void expect_back(long base, const char *when)
+{
+	long now = unevictable_kb();
+
+	for (int i = 0; i < 20 && now > base + SLACK_KB; i++) {
+		usleep(100 * 1000);
+		now = unevictable_kb();
+	}
+	TEST_ASSERT(now <= base + SLACK_KB,
+		    "%s: Unevictable is %ld kB, %ld kB above the baseline (slack %ld kB)",
+		    when, now, now - base, SLACK_KB);
+}
+
+/* Delete the slot, then close the memfd: the guest loses the gpa. */
+static void delete_slot_first(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct kvm_run *run;
+	long base;
+	int fd;
+
+	base = unevictable_kb();
+	fd = inaccessible_memfd(BIG_NPAGES);
+	vm = memfd_vm(guest_touch, &vcpu, fd, 0, BIG_NPAGES);
+	run_to_sync(vcpu, 1);
+	expect_grown(base, "guest touched 1 MiB");
+
+	/*
+	 * No slot at a private gpa: a private memory fault. Made shared, the
+	 * gpa is MMIO: the guest's read of it exits as such.
+	 */
+	vm_mem_region_delete(vm, TEST_SLOT);
+	run_to_private_fault(vcpu, TEST_GPA);
+	vm_mem_set_shared(vm, TEST_GPA, BIG_NPAGES * PAGE_SIZE);
+	TEST_ASSERT_EQ(_vcpu_run(vcpu), 0);
+	run = vcpu->run;
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_MMIO);
+	TEST_ASSERT_EQ(run->mmio.phys_addr, TEST_GPA);
+	TEST_ASSERT_EQ(run->mmio.is_write, 0);
+
+	close(fd);
+	kvm_vm_free(vm);
+	expect_back(base, "slot deleted, memfd closed, VM freed");
+	pr_info("delete_and_close_leave_nothing: slot deleted: private fault, then MMIO read at 0x%lx; memory returned\n",
+		TEST_GPA);
+}
+
+/* Close every fd of the memfd first: the slot keeps the file alive. */
+static void close_memfd_first(void)
+{
+	struct userspace_mem_region *region;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	long base;
+	int fd;
+
+	base = unevictable_kb();
+	fd = inaccessible_memfd(BIG_NPAGES);
+	vm = memfd_vm(guest_touch, &vcpu, fd, 0, BIG_NPAGES);
+	run_to_sync(vcpu, 1);
+	expect_grown(base, "guest touched 1 MiB");
+
+	/* Ours, and the library's dup (it must not close it again). */
+	close(fd);
+	region = memslot2region(vm, TEST_SLOT);
+	close(region->region.guest_memfd);
+	region->region.guest_memfd = -1;
+
+	run_to_sync(vcpu, 2);
+	expect_grown(base, "memfd closed, slot alive");
+	run_to_done(vcpu);
+
+	kvm_vm_free(vm);
+	expect_back(base, "memfd closed, VM freed");
+	pr_info("delete_and_close_leave_nothing: memfd closed first: guest still read its 1 MiB; memory returned with the VM\n");
+}
+
+static void delete_and_close_leave_nothing(void)
+{
+	cpu_set_t cpus;
+	int cpu = sched_getcpu();
+
+	/* Allocations and drains on one CPU: its LRU batch is all there is. */
+	TEST_ASSERT(cpu >= 0, "sched_getcpu: errno %d", errno);
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus),
+		    "sched_setaffinity: errno %d", errno);
+
+	delete_slot_first();
+	close_memfd_first();
+}
+
+int main(void)
+{
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_GUEST_MEMFD));
+
+	write_read_private();
+	conversion_exit();
+	punch_reads_zero();
+	delete_and_close_leave_nothing();
+	pr_info("memfd_inaccessible_kvm_test: all cases passed\n");
+	return 0;
+}
