@@ -61,7 +61,6 @@ void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
 			    unsigned long pgoff);
 /* A reference on the slot's file, or NULL if it is closed or closing. */
 struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);
-bool kvm_gmem_slot_file_is(struct kvm_memory_slot *slot, struct file *file);
 /* The slot's file, without a reference: for unbind, under kvm->slots_lock. */
 struct file *kvm_gmem_slot_file(struct kvm_memory_slot *slot);
 

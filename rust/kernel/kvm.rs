@@ -239,13 +239,6 @@ impl MemorySlot {
         // SAFETY: A non-NULL result is a file reference we now own.
         NonNull::new(file).map(|f| unsafe { File::from_raw_owned(f) })
     }
-
-    /// Whether the slot is bound to `file`.
-    #[inline]
-    pub fn file_is(&self, file: &File) -> bool {
-        // SAFETY: The slot is valid; only the pointer is compared.
-        unsafe { bindings::kvm_gmem_slot_file_is(self.as_raw(), file.as_raw()) }
-    }
 }
 
 /// A memslot bound to one of a backend's files.

@@ -94,12 +94,6 @@ struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_slot_get_file);
 
-bool kvm_gmem_slot_file_is(struct kvm_memory_slot *slot, struct file *file)
-{
-	return READ_ONCE(slot->gmem.file) == file;
-}
-EXPORT_SYMBOL_GPL(kvm_gmem_slot_file_is);
-
 struct file *kvm_gmem_slot_file(struct kvm_memory_slot *slot)
 {
 	return READ_ONCE(slot->gmem.file);
