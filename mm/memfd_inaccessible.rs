@@ -81,7 +81,13 @@ impl Provider for Inaccessible {
         Ok(())
     }
 
-    fn fallocate(data: Pin<&Inaccessible>, file: &ShmemFile, mode: i32, offset: i64, len: i64) -> Result {
+    fn fallocate(
+        data: Pin<&Inaccessible>,
+        file: &ShmemFile,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result {
         let mode_bits = mode as u32;
         if mode_bits & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
             return Err(EOPNOTSUPP);
@@ -109,7 +115,8 @@ impl Provider for Inaccessible {
 }
 
 impl BackingStore for Inaccessible {
-    const FLAGS: usize = memfile::F_USER_INACCESSIBLE | memfile::F_UNMOVABLE | memfile::F_UNRECLAIMABLE;
+    const FLAGS: usize =
+        memfile::F_USER_INACCESSIBLE | memfile::F_UNMOVABLE | memfile::F_UNRECLAIMABLE;
 
     fn lookup_node(file: &File) -> Option<&Node> {
         memfd::data::<Self>(file).map(|data| &data.get_ref().node)

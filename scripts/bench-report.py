@@ -8,7 +8,11 @@ import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["allocate", "fault-in", "punch-4k", "convert-4k", "convert-large", "floor"]
+ORDER = ["allocate", "fault-in", "punch-4k", "convert-4k", "convert-large", "floor",
+         "mfd-allocate", "shmem-allocate", "mfd-fault-in", "mfd-punch-4k", "shmem-punch-4k"]
+# MFD_INACCESSIBLE workloads and their plain-shmem floor (the memfd rows run
+# the same code in C and Rust rounds: their Rust/C ratio is the noise).
+FLOORS = [("mfd-allocate", "shmem-allocate"), ("mfd-punch-4k", "shmem-punch-4k")]
 
 
 def parse(path):
@@ -57,6 +61,13 @@ def main():
         for r in rows:
             print("BENCHRESULT workload=%s mib=%d c_median_ms=%.1f rust_median_ms=%.1f "
                   "ratio=%.3f leaked_kb=%d" % (r[0], r[1], r[2], r[5], r[8], r[9]))
+    for w, floor in FLOORS:
+        a, b = runs.get((w, "c"), []) + runs.get((w, "rust"), []), \
+            runs.get((floor, "c"), []) + runs.get((floor, "rust"), [])
+        if a and b:
+            ma, mb = statistics.median(a), statistics.median(b)
+            line = "%s against %s: %.1f / %.1f ms = %.2f" % (w, floor, ma, mb, ma / mb)
+            print(("- " + line) if markdown else ("FLOOR " + line))
     return 0 if rows else 1
 
 

@@ -10,6 +10,7 @@
 //!
 //! C header: [`include/linux/memfd.h`](srctree/include/linux/memfd.h).
 
+use crate::ffi::{c_char, c_int, c_long, c_uint};
 use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, to_result, Result},
@@ -20,7 +21,6 @@ use crate::{
     types::{ARef, ForeignOwnable},
     ThisModule,
 };
-use crate::ffi::{c_char, c_int, c_long, c_uint};
 use core::{
     marker::PhantomData,
     ptr::{self, null_mut, NonNull},
@@ -115,7 +115,10 @@ impl<T: Provider> Vtable<T> {
     /// # Safety
     ///
     /// Called by the VFS for a file of `T`.
-    unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::iov_iter) -> isize {
+    unsafe extern "C" fn read_iter(
+        iocb: *mut bindings::kiocb,
+        to: *mut bindings::iov_iter,
+    ) -> isize {
         // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
         if let Err(e) = T::may_read(unsafe { Self::data((*iocb).ki_filp) }) {
             return e.to_errno() as isize;
@@ -130,7 +133,10 @@ impl<T: Provider> Vtable<T> {
     /// # Safety
     ///
     /// Called by the VFS for a file of `T`.
-    unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings::iov_iter) -> isize {
+    unsafe extern "C" fn write_iter(
+        iocb: *mut bindings::kiocb,
+        from: *mut bindings::iov_iter,
+    ) -> isize {
         // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
         if let Err(e) = T::may_write(unsafe { Self::data((*iocb).ki_filp) }) {
             return e.to_errno() as isize;
@@ -145,7 +151,10 @@ impl<T: Provider> Vtable<T> {
     /// # Safety
     ///
     /// Called by the VFS for a file of `T`.
-    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
         // SAFETY: The VFS passes a file of `T`.
         if let Err(e) = T::may_mmap(unsafe { Self::data(file) }) {
             return e.to_errno();
@@ -178,7 +187,12 @@ impl<T: Provider> Vtable<T> {
     /// # Safety
     ///
     /// Called by the VFS for a file of `T`.
-    unsafe extern "C" fn fallocate(file: *mut bindings::file, mode: c_int, offset: i64, len: i64) -> c_long {
+    unsafe extern "C" fn fallocate(
+        file: *mut bindings::file,
+        mode: c_int,
+        offset: i64,
+        len: i64,
+    ) -> c_long {
         from_result(|| {
             // SAFETY: The VFS holds a reference on the file for the call; `ShmemFile` is a
             // transparent `File`, itself a transparent `struct file`.

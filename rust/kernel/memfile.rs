@@ -11,12 +11,12 @@
 //! marks the node busy from begin to end; registration and unregistration wait for it to be idle,
 //! so no notifier ever sees an end without its begin, and none is called after it is gone.
 
+use crate::ffi::{c_int, c_ulong};
 use crate::{
     alloc::{flags::GFP_KERNEL, KBox, KVec},
-    bindings,
+    bindings, c_str,
     error::{code::*, Result},
     fs::File,
-    c_str,
     prelude::*,
     static_lock_class,
     str::CStr,
@@ -25,7 +25,6 @@ use crate::{
         CondVar, Mutex,
     },
 };
-use crate::ffi::{c_int, c_ulong};
 use core::{
     marker::PhantomData,
     pin::Pin,
@@ -206,7 +205,12 @@ impl Drop for Invalidation<'_> {
 }
 
 /// The store whose `lookup_node` claims `file`, and that node.
-fn lookup(file: *mut bindings::file) -> Option<(*const bindings::memfile_backing_store, *mut bindings::memfile_node)> {
+fn lookup(
+    file: *mut bindings::file,
+) -> Option<(
+    *const bindings::memfile_backing_store,
+    *mut bindings::memfile_node,
+)> {
     // SAFETY: Lookups run in an RCU read-side section, which `synchronize_rcu()` in unregister
     // waits for.
     unsafe { bindings::rcu_read_lock() };
@@ -265,10 +269,17 @@ pub unsafe extern "C" fn memfile_register_backing_store(
 ///
 /// `bs` was registered with `memfile_register_backing_store`.
 #[no_mangle]
-pub unsafe extern "C" fn memfile_unregister_backing_store(bs: *const bindings::memfile_backing_store) {
+pub unsafe extern "C" fn memfile_unregister_backing_store(
+    bs: *const bindings::memfile_backing_store,
+) {
     for slot in &STORES {
         if slot
-            .compare_exchange(bs.cast_mut(), null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                bs.cast_mut(),
+                null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
         {
             // SAFETY: No preconditions; waits for lookups that may still see `bs`.
@@ -313,7 +324,11 @@ pub unsafe extern "C" fn memfile_node_free(node: *mut bindings::memfile_node) {
 ///
 /// `node` is live, and `memfile_invalidate_end` follows.
 #[no_mangle]
-pub unsafe extern "C" fn memfile_invalidate_begin(node: *mut bindings::memfile_node, start: c_ulong, end: c_ulong) {
+pub unsafe extern "C" fn memfile_invalidate_begin(
+    node: *mut bindings::memfile_node,
+    start: c_ulong,
+    end: c_ulong,
+) {
     // SAFETY: Per the function's safety requirement.
     unsafe { Node::from_raw(node) }.begin(start, end);
 }
@@ -324,7 +339,11 @@ pub unsafe extern "C" fn memfile_invalidate_begin(node: *mut bindings::memfile_n
 ///
 /// `node` is live, and `memfile_invalidate_begin` preceded.
 #[no_mangle]
-pub unsafe extern "C" fn memfile_invalidate_end(node: *mut bindings::memfile_node, start: c_ulong, end: c_ulong) {
+pub unsafe extern "C" fn memfile_invalidate_end(
+    node: *mut bindings::memfile_node,
+    start: c_ulong,
+    end: c_ulong,
+) {
     // SAFETY: Per the function's safety requirement.
     unsafe { Node::from_raw(node) }.end(start, end);
 }

@@ -8,6 +8,8 @@ shift 4
 KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
 BENCH=$STDIR/kvm/x86_64/gmem_bench
 mkdir -p "$OUT"
+# The mfd-* workloads need MFD_INACCESSIBLE.
+insmod "$MODDIR/mm/memfd_inaccessible.ko"
 : >"$OUT/bench.txt"
 for r in $(seq "$ROUNDS"); do
 	for b in c rust; do

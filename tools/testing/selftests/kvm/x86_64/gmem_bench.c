@@ -21,6 +21,15 @@
  *   convert-large  the whole mapped range private->shared->private, 16 times
  *   floor          the guest touches as much anonymous (shared) memory:
  *                  the same work with no guest_memfd at all
+ *
+ * The same on memfd_create(MFD_INACCESSIBLE) files (memfd_inaccessible.ko
+ * must be loaded; they do not depend on the guest_memfd backend), against
+ * plain shmem memfds as their floor:
+ *   mfd-allocate, shmem-allocate     fallocate() of -a MiB
+ *   mfd-fault-in, mfd-punch-4k       as fault-in and punch-4k, with the
+ *                                    memfd as the memslot's private memory
+ *   shmem-punch-4k                   punch -s MiB of a plain memfd 4 KiB at
+ *                                    a time, with no VM
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +47,10 @@
 #include "processor.h"
 #include "test_util.h"
 
+#ifndef MFD_INACCESSIBLE
+#define MFD_INACCESSIBLE	0x0020U
+#endif
+
 #define BENCH_GPA	0x100000000ul
 #define BENCH_SLOT	10
 
@@ -53,7 +66,7 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Memory of the kinds the workloads use: guest_memfd and anonymous. */
+/* Memory of the kinds the workloads use: guest_memfd, anonymous, shmem. */
 static long used_kb(void)
 {
 	long kb, total = 0;
@@ -63,7 +76,8 @@ static long used_kb(void)
 	TEST_ASSERT(f, "/proc/meminfo");
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1 ||
-		    sscanf(line, "AnonPages: %ld kB", &kb) == 1)
+		    sscanf(line, "AnonPages: %ld kB", &kb) == 1 ||
+		    sscanf(line, "Shmem: %ld kB", &kb) == 1)
 			total += kb;
 	fclose(f);
 	return total;
@@ -96,8 +110,21 @@ static void run_touch(struct kvm_vcpu *vcpu)
 	TEST_ASSERT_EQ(uc.cmd, UCALL_SYNC);
 }
 
-/* A VM whose vCPU touches [BENCH_GPA, +size) each time it runs. */
-static struct kvm_vm *touch_vm(struct kvm_vcpu **vcpu, bool private)
+/* A memfd of @bytes: MFD_INACCESSIBLE, or plain shmem. */
+static int bench_memfd(uint64_t bytes, bool inaccessible)
+{
+	int fd = memfd_create("gmem_bench", inaccessible ? MFD_INACCESSIBLE : 0);
+
+	TEST_ASSERT(fd >= 0, "memfd_create: errno %d (is memfd_inaccessible loaded?)", errno);
+	TEST_ASSERT(!ftruncate(fd, bytes), "ftruncate: errno %d", errno);
+	return fd;
+}
+
+/*
+ * A VM whose vCPU touches [BENCH_GPA, +size) each time it runs; private
+ * memory from a new guest_memfd, or from @memfd if it is not -1.
+ */
+static struct kvm_vm *touch_vm(struct kvm_vcpu **vcpu, bool private, int memfd)
 {
 	const struct vm_shape shape = {
 		.mode = VM_MODE_DEFAULT,
@@ -108,8 +135,8 @@ static struct kvm_vm *touch_vm(struct kvm_vcpu **vcpu, bool private)
 
 	/* Page tables for the range come out of slot 0. */
 	vm = __vm_create_shape_with_one_vcpu(shape, vcpu, npages / 512 + 64, guest_touch);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, BENCH_GPA, BENCH_SLOT,
-				    npages, private ? KVM_MEM_GUEST_MEMFD : 0);
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, BENCH_GPA, BENCH_SLOT, npages,
+		   private ? KVM_MEM_GUEST_MEMFD : 0, memfd, 0);
 	virt_map(vm, BENCH_GPA, BENCH_GPA, npages);
 	vcpu_args_set(*vcpu, 2, BENCH_GPA, size);
 	if (private)
@@ -117,31 +144,61 @@ static struct kvm_vm *touch_vm(struct kvm_vcpu **vcpu, bool private)
 	return vm;
 }
 
-static void bench_allocate(void)
+static double time_fallocate(int fd, int mode, uint64_t len, uint64_t step)
 {
-	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	double t = now_ms();
+
+	for (uint64_t off = 0; off < len; off += step)
+		TEST_ASSERT(!fallocate(fd, mode, off, step), "fallocate: errno %d", errno);
+	return now_ms() - t;
+}
+
+/* guest_memfd, or with @kind "mfd"/"shmem" a memfd of that kind. */
+static void bench_allocate(const char *kind)
+{
+	struct kvm_vm *vm = NULL;
 	long before = used_kb();
+	char name[32];
 	double t;
 	int fd;
 
-	fd = vm_create_guest_memfd(vm, alloc_size, 0);
-	t = now_ms();
-	TEST_ASSERT(!fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, alloc_size),
-		    "fallocate: errno %d", errno);
-	t = now_ms() - t;
+	if (kind) {
+		fd = bench_memfd(alloc_size, !strcmp(kind, "mfd"));
+	} else {
+		vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+		fd = vm_create_guest_memfd(vm, alloc_size, 0);
+	}
+	t = time_fallocate(fd, FALLOC_FL_KEEP_SIZE, alloc_size, alloc_size);
 	close(fd);
-	kvm_vm_free(vm);
-	report("allocate", alloc_size, t, before);
+	if (vm)
+		kvm_vm_free(vm);
+	snprintf(name, sizeof(name), "%s%sallocate", kind ?: "", kind ? "-" : "");
+	report(name, alloc_size, t, before);
 }
 
-static void bench_fault_punch(void)
+/* Punching a plain memfd with nothing mapped: the floor of mfd-punch-4k. */
+static void bench_shmem_punch(void)
+{
+	long before = used_kb();
+	int fd = bench_memfd(size, false);
+	double p;
+
+	time_fallocate(fd, FALLOC_FL_KEEP_SIZE, size, size);
+	p = time_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, size, PAGE_SIZE);
+	close(fd);
+	report("shmem-punch-4k", size, p, before);
+}
+
+/* With @mfd, private memory comes from an MFD_INACCESSIBLE memfd. */
+static void bench_fault_punch(bool mfd)
 {
 	long before = used_kb();
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	double t, p;
+	int fd = mfd ? bench_memfd(size, true) : -1;
 
-	vm = touch_vm(&vcpu, true);
+	vm = touch_vm(&vcpu, true, fd);
 	t = now_ms();
 	run_touch(vcpu);
 	t = now_ms() - t;
@@ -153,8 +210,10 @@ static void bench_fault_punch(void)
 	p = now_ms() - p;
 
 	kvm_vm_free(vm);
-	report("fault-in", size, t, before);
-	report("punch-4k", size, p, before);
+	if (mfd)
+		close(fd);
+	report(mfd ? "mfd-fault-in" : "fault-in", size, t, before);
+	report(mfd ? "mfd-punch-4k" : "punch-4k", size, p, before);
 }
 
 static void bench_convert(void)
@@ -164,7 +223,7 @@ static void bench_convert(void)
 	struct kvm_vm *vm;
 	double t4k, tl;
 
-	vm = touch_vm(&vcpu, true);
+	vm = touch_vm(&vcpu, true, -1);
 	run_touch(vcpu);
 	t4k = now_ms();
 	for (uint64_t off = 0; off < size; off += PAGE_SIZE)
@@ -192,7 +251,7 @@ static void bench_floor(void)
 	struct kvm_vm *vm;
 	double t;
 
-	vm = touch_vm(&vcpu, false);
+	vm = touch_vm(&vcpu, false, -1);
 	t = now_ms();
 	run_touch(vcpu);
 	t = now_ms() - t;
@@ -217,9 +276,13 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
 	TEST_ASSERT(alloc_size && size, "sizes must not be 0");
 
-	bench_allocate();
-	bench_fault_punch();
+	bench_allocate(NULL);
+	bench_fault_punch(false);
 	bench_convert();
 	bench_floor();
+	bench_allocate("mfd");
+	bench_allocate("shmem");
+	bench_fault_punch(true);
+	bench_shmem_punch();
 	return 0;
 }
