@@ -3,7 +3,7 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: bench, setup, tree, build, series, vm, clean. See README.md.
+# Other targets: bench, profile, setup, tree, build, series, vm, clean. See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
 
@@ -11,7 +11,7 @@ S := scripts
 # make check T="guest_memfd_test kunit": only these tests.
 T ?=
 
-.PHONY: all demo check bench setup tree build series vm clean
+.PHONY: all demo check bench profile setup tree build series vm clean
 all demo:
 	@$(S)/demo.sh
 
@@ -21,6 +21,9 @@ check:
 # The C and Rust backends side by side, on a kernel without debug options.
 bench:
 	@$(S)/bench.sh
+
+profile:
+	@$(S)/bench.sh profile
 
 setup:
 	@$(S)/setup.sh

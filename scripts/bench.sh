@@ -2,6 +2,8 @@
 # make bench: a kernel without the debug options, booted once, gmem_bench
 # run against the C backend and gmem_rs alternately, then the summary.
 #   GMEM_BENCH_ROUNDS (5), GMEM_BENCH_ARGS (gmem_bench options, e.g. "-s 512")
+# make profile (bench.sh profile): the same kernel, perf profiles of the
+# allocate workload on each backend.
 set -uo pipefail
 export GMEM_DEBUG=0
 # Room for gmem_bench's 4 GiB guest_memfd next to everything else.
@@ -16,6 +18,19 @@ phase "assemble tree" "$S/assemble.sh"
 phase "configure (no debug options)" "$S/build.sh" config
 phase "build kernel" "$S/build.sh" kernel
 phase "build selftests" "$S/build.sh" selftests
+
+if [ "${1:-}" = profile ]; then
+	OUT=$RESULTS/profile
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	profile() {
+		"$S/vm.sh" "$S/guest/run-profile.sh $OUT $STOUT $KBUILD ${GMEM_BENCH_ARGS:-}"
+		[ -f "$OUT/done" ]
+	}
+	phase "boot and profile allocate" profile
+	cat "$OUT/profile.txt"
+	exit 0
+fi
 
 OUT=$RESULTS/bench
 rm -rf "$OUT"

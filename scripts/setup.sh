@@ -15,6 +15,7 @@ DEB_PACKAGES=(
 	pkg-config libnuma-dev git
 	qemu-system-x86                         # virtme-ng boots the kernel under TCG
 	busybox-static udev                     # udev names the virtio ports vng talks through
+	linux-perf                              # make profile: perf in the bench guest
 )
 
 if ! grep -q '^12' /etc/debian_version 2>/dev/null; then

@@ -3,7 +3,7 @@
  * gmem_bench: time guest_memfd workloads against whichever backend
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
- *   gmem_bench -b LABEL [-a MiB] [-s MiB]
+ *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|memfd]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -55,6 +55,7 @@
 #define BENCH_SLOT	10
 
 static const char *label = "?";
+static const char *only;	/* -w: run only this group of workloads */
 static uint64_t alloc_size = 4096ul << 20;
 static uint64_t size = 512ul << 20;
 
@@ -263,23 +264,31 @@ int main(int argc, char *argv[])
 {
 	int opt;
 
-	while ((opt = getopt(argc, argv, "b:a:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:a:s:w:")) != -1) {
 		switch (opt) {
 		case 'b': label = optarg; break;
+		case 'w': only = optarg; break;
 		case 'a': alloc_size = strtoull(optarg, NULL, 0) << 20; break;
 		case 's': size = strtoull(optarg, NULL, 0) << 20; break;
 		default:
-			fprintf(stderr, "usage: %s -b LABEL [-a MiB] [-s MiB]\n", argv[0]);
+			fprintf(stderr, "usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|memfd]\n",
+				argv[0]);
 			return 1;
 		}
 	}
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
 	TEST_ASSERT(alloc_size && size, "sizes must not be 0");
 
-	bench_allocate(NULL);
-	bench_fault_punch(false);
-	bench_convert();
-	bench_floor();
+	if (only && !strcmp(only, "allocate")) {
+		bench_allocate(NULL);
+		return 0;
+	}
+	if (!only) {
+		bench_allocate(NULL);
+		bench_fault_punch(false);
+		bench_convert();
+		bench_floor();
+	}
 	bench_allocate("mfd");
 	bench_allocate("shmem");
 	bench_fault_punch(true);
