@@ -5,8 +5,8 @@
 //! Such a file is a shmem file (it has shmem's page cache, seals and inode) whose file and
 //! inode operations are the provider's: each access first asks the provider, then goes on to
 //! shmem's own operation. It cannot be opened again through `/proc/<pid>/fd` (`EPERM`): such a
-//! file would have none of the provider's data. Its page cache is inaccessible (not migrated, never evicted) and
-//! allocated without `__GFP_MOVABLE`.
+//! file would have none of the provider's data. Its page cache is inaccessible (not migrated,
+//! never evicted) and allocated without `__GFP_MOVABLE`.
 //!
 //! C header: [`include/linux/memfd.h`](srctree/include/linux/memfd.h).
 
