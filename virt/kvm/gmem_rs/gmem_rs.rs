@@ -111,8 +111,11 @@ impl Gmem {
         let _inval = mapping.invalidate_lock_shared();
         let end = (offset + len) >> PAGE_SHIFT;
         let mut index = offset >> PAGE_SHIFT;
+        // Once, not per page: reading `current` is an out-of-line helper call (3% of the
+        // profile when it was in the loop).
+        let task = kernel::current!();
         while index < end {
-            if kernel::current!().signal_pending() {
+            if task.signal_pending() {
                 return Err(EINTR);
             }
             index = mapping.populate_folio(index)?;
@@ -191,30 +194,51 @@ impl FileOperations for GmemFops {
 
 struct GmemAops;
 
+/// Zap the folio from the guest and keep it: a later fault gets -EHWPOISON.
+fn error_remove_folio(gmem: Option<ArcBorrow<'_, Gmem>>, folio: &Folio) -> Result<MemoryFailure> {
+    let Some(gmem) = gmem else {
+        return Ok(MemoryFailure::Ignored);
+    };
+    let start = folio.index();
+    let end = start + (1 << folio.order());
+    let bindings = gmem.bindings.lock();
+    let slots = Gmem::slots_in(&bindings, start, end)?;
+    drop(gmem.kvm.zap_begin(&slots, start, end));
+    Ok(MemoryFailure::Delayed)
+}
+
+// `free_folio` only where the arch has an invalidate hook, as in C: an indirect call per freed
+// folio otherwise does nothing (it was 1% of `allocate`'s profile).
+#[cfg(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE)]
 #[vtable]
 impl AddressSpaceOperations for GmemAops {
     type Private = Arc<Gmem>;
 
-    /// Zap the folio from the guest and keep it: a later fault gets -EHWPOISON.
     fn error_remove_folio(
         gmem: Option<ArcBorrow<'_, Gmem>>,
         _mapping: &AddressSpace,
         folio: &Folio,
     ) -> Result<MemoryFailure> {
-        let Some(gmem) = gmem else {
-            return Ok(MemoryFailure::Ignored);
-        };
-        let start = folio.index();
-        let end = start + (1 << folio.order());
-        let bindings = gmem.bindings.lock();
-        let slots = Gmem::slots_in(&bindings, start, end)?;
-        drop(gmem.kvm.zap_begin(&slots, start, end));
-        Ok(MemoryFailure::Delayed)
+        error_remove_folio(gmem, folio)
     }
 
     fn free_folio(folio: &Folio) {
         let pfn = folio.pfn();
         kernel::kvm::arch_invalidate(pfn, pfn + (1 << folio.order()));
+    }
+}
+
+#[cfg(not(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE))]
+#[vtable]
+impl AddressSpaceOperations for GmemAops {
+    type Private = Arc<Gmem>;
+
+    fn error_remove_folio(
+        gmem: Option<ArcBorrow<'_, Gmem>>,
+        _mapping: &AddressSpace,
+        folio: &Folio,
+    ) -> Result<MemoryFailure> {
+        error_remove_folio(gmem, folio)
     }
 }
 
