@@ -112,6 +112,28 @@ impl<T: Provider> Vtable<T> {
         unsafe { T::Data::borrow((*file).private_data) }
     }
 
+    /// `read_iter` and `write_iter`: the provider's `check`, then shmem's `op`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS for a file of `T`, with `op` shmem's operation of the same name.
+    unsafe fn forward_iter(
+        iocb: *mut bindings::kiocb,
+        iter: *mut bindings::iov_iter,
+        check: fn(<T::Data as ForeignOwnable>::Borrowed<'_>) -> Result,
+        op: Option<unsafe extern "C" fn(*mut bindings::kiocb, *mut bindings::iov_iter) -> isize>,
+    ) -> isize {
+        // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
+        if let Err(e) = check(unsafe { Self::data((*iocb).ki_filp) }) {
+            return e.to_errno() as isize;
+        }
+        match op {
+            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
+            Some(f) => unsafe { f(iocb, iter) },
+            None => EINVAL.to_errno() as isize,
+        }
+    }
+
     /// # Safety
     ///
     /// Called by the VFS for a file of `T`.
@@ -119,15 +141,8 @@ impl<T: Provider> Vtable<T> {
         iocb: *mut bindings::kiocb,
         to: *mut bindings::iov_iter,
     ) -> isize {
-        // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
-        if let Err(e) = T::may_read(unsafe { Self::data((*iocb).ki_filp) }) {
-            return e.to_errno() as isize;
-        }
-        match shmem_fops().read_iter {
-            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
-            Some(f) => unsafe { f(iocb, to) },
-            None => EINVAL.to_errno() as isize,
-        }
+        // SAFETY: Per the function's safety requirement.
+        unsafe { Self::forward_iter(iocb, to, T::may_read, shmem_fops().read_iter) }
     }
 
     /// # Safety
@@ -137,15 +152,8 @@ impl<T: Provider> Vtable<T> {
         iocb: *mut bindings::kiocb,
         from: *mut bindings::iov_iter,
     ) -> isize {
-        // SAFETY: The VFS passes a valid `kiocb` of a file of `T`.
-        if let Err(e) = T::may_write(unsafe { Self::data((*iocb).ki_filp) }) {
-            return e.to_errno() as isize;
-        }
-        match shmem_fops().write_iter {
-            // SAFETY: Forwarding the VFS's arguments to shmem, whose file this is.
-            Some(f) => unsafe { f(iocb, from) },
-            None => EINVAL.to_errno() as isize,
-        }
+        // SAFETY: Per the function's safety requirement.
+        unsafe { Self::forward_iter(iocb, from, T::may_write, shmem_fops().write_iter) }
     }
 
     /// # Safety

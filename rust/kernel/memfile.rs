@@ -124,10 +124,7 @@ impl Node {
     }
 
     fn begin(&self, start: c_ulong, end: c_ulong) {
-        let mut inner = self.inner.lock();
-        while inner.invalidating {
-            self.idle.wait(&mut inner);
-        }
+        let mut inner = self.lock_idle();
         inner.invalidating = true;
         for n in inner.notifiers.as_slice() {
             // SAFETY: A notifier in the list is registered, so it and its ops are valid.
@@ -519,10 +516,3 @@ impl<T: BackingStore> Drop for Registration<T> {
 unsafe impl<T: BackingStore> Send for Registration<T> {}
 // SAFETY: As above.
 unsafe impl<T: BackingStore> Sync for Registration<T> {}
-
-impl<T: BackingStore> Registration<T> {
-    /// Whether `T`'s vtable is the store behind `bs` (for tests and consumers that care).
-    pub fn is(bs: *const bindings::memfile_backing_store) -> bool {
-        ptr::eq(bs, StoreVtable::<T>::get())
-    }
-}

@@ -22,7 +22,6 @@ struct kvm_memfile_binding {
 	struct memfile_notifier notifier;
 	struct kvm *kvm;
 	struct kvm_memory_slot *slot;
-	struct file *file;
 	/* The current invalidation overlapped the slot (serialized per file). */
 	bool zapping;
 };
@@ -62,41 +61,10 @@ static const struct memfile_notifier_ops kvm_memfile_notifier_ops = {
 /* Private memory must be out of userspace's and reclaim's reach. */
 #define KVM_MEMFILE_FLAGS	MEMFILE_F_ALLOWED_MASK
 
-static int kvm_memfile_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
-			    struct file *file, u64 offset)
-{
-	loff_t size = i_size_read(file_inode(file));
-	struct kvm_memfile_binding *b;
-	int r;
-
-	if (offset > (u64)size || slot->npages > ((u64)size - offset) >> PAGE_SHIFT)
-		return -EINVAL;
-
-	b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);
-	if (!b)
-		return -ENOMEM;
-	b->notifier.ops = &kvm_memfile_notifier_ops;
-	b->kvm = kvm;
-	b->slot = slot;
-	b->file = file;
-	/* Published before the notifier: an invalidation may come at once. */
-	slot->gmem.pgoff = offset >> PAGE_SHIFT;
-
-	r = memfile_register_notifier(file, KVM_MEMFILE_FLAGS, &b->notifier);
-	if (r) {
-		kfree(b);
-		/* Not a file any store serves: as for any non-guest_memfd fd. */
-		return r == -EOPNOTSUPP ? -EINVAL : r;
-	}
-	get_file(file);
-	slot->gmem.priv = b;
-	kvm_gmem_slot_set_file(slot, file, offset >> PAGE_SHIFT);
-	return 0;
-}
-
 static void kvm_memfile_unbind(struct kvm_memory_slot *slot)
 {
 	struct kvm_memfile_binding *b = slot->gmem.priv;
+	struct file *file = slot->gmem.file;
 
 	if (!b)
 		return;
@@ -104,7 +72,7 @@ static void kvm_memfile_unbind(struct kvm_memory_slot *slot)
 	memfile_unregister_notifier(&b->notifier);
 	kvm_gmem_slot_set_file(slot, NULL, 0);
 	slot->gmem.priv = NULL;
-	fput(b->file);
+	fput(file);
 	kfree(b);
 }
 
@@ -140,21 +108,45 @@ static long kvm_memfile_populate(struct kvm *kvm, struct kvm_memory_slot *slot,
 	return -EOPNOTSUPP;
 }
 
+/* Bound by kvm_memfile_gmem_bind(), which guest_memfd.c calls directly. */
 static const struct kvm_gmem_ops kvm_memfile_gmem_ops = {
-	.bind = kvm_memfile_bind,
 	.unbind = kvm_memfile_unbind,
 	.get_pfn = kvm_memfile_get_pfn,
 	.populate = kvm_memfile_populate,
 };
 
+/* Bind @slot to a memfile store's @file; as kvm_gmem_ops.bind. */
 int kvm_memfile_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 			  struct file *file, u64 offset)
 {
-	int r = kvm_memfile_bind(kvm, slot, file, offset);
+	loff_t size = i_size_read(file_inode(file));
+	pgoff_t pgoff = offset >> PAGE_SHIFT;
+	struct kvm_memfile_binding *b;
+	int r;
 
-	if (!r)
-		slot->gmem.ops = &kvm_memfile_gmem_ops;
-	return r;
+	if (offset > (u64)size || slot->npages > ((u64)size - offset) >> PAGE_SHIFT)
+		return -EINVAL;
+
+	b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);
+	if (!b)
+		return -ENOMEM;
+	b->notifier.ops = &kvm_memfile_notifier_ops;
+	b->kvm = kvm;
+	b->slot = slot;
+	/* Published before the notifier: an invalidation may come at once. */
+	slot->gmem.pgoff = pgoff;
+
+	r = memfile_register_notifier(file, KVM_MEMFILE_FLAGS, &b->notifier);
+	if (r) {
+		kfree(b);
+		/* Not a file any store serves: as for any non-guest_memfd fd. */
+		return r == -EOPNOTSUPP ? -EINVAL : r;
+	}
+	get_file(file);
+	slot->gmem.priv = b;
+	slot->gmem.ops = &kvm_memfile_gmem_ops;
+	kvm_gmem_slot_set_file(slot, file, pgoff);
+	return 0;
 }
 
 /*
