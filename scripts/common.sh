@@ -18,6 +18,15 @@ STOUT=$CACHE/selftests      # selftest build output
 TOOLS=$CACHE/tools          # bindgen and other pinned tools
 RESULTS=$CACHE/results      # what the guest writes back (vng --rwdir)
 
+# Every script may write into the cache: it exists before anything runs.
+mkdir -p "$CACHE" || { echo "gmem-rs: error: cannot create the cache directory $CACHE" >&2; exit 1; }
+
+# Tools come from the project's own install locations (setup.sh) and from
+# Debian's, never from the caller's PATH: a rustup cargo/rustc or a pyenv
+# python there must not change the build. vng also runs virtme-run through
+# the shell, so the venv must be on PATH, not only called by its path.
+export PATH="$TOOLS/venv/bin:$TOOLS/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 # The toolchain that builds 6.12 with Rust (see shared/FACTS.md).
 KMAKE_VARS=(
 	LLVM=-19
