@@ -19,6 +19,8 @@ DEB_PACKAGES=(
 	"rustc-web=$RUST_VERSION+*"             # rustc, /usr/bin/rustc
 	"rust-web-src=$RUST_VERSION+*"          # core/alloc sources for the kernel
 	"cargo-web=$RUST_VERSION+*"             # /usr/bin/cargo: builds bindgen-cli
+	"rustfmt-web=$RUST_VERSION+*"           # bindgen formats its output; make rustfmtcheck
+	"rust-web-clippy=$RUST_VERSION+*"       # make CLIPPY=1
 	clang-19 lld-19 llvm-19 libclang-19-dev # LLVM=-19 build, bindgen's libclang
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync make gcc libc6-dev
 	pkg-config libnuma-dev git
