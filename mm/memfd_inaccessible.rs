@@ -11,12 +11,12 @@
 use kernel::{
     fs::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
-        File, Inode,
+        File,
     },
     memfd::{self, Provider, ShmemFile},
     memfile::{self, BackingStore, Node},
-    mm::folio::Folio,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    mm::{folio::Folio, page_aligned},
+    page::PAGE_SHIFT,
     prelude::*,
     str::CStr,
     types::ARef,
@@ -35,10 +35,6 @@ module! {
 struct Inaccessible {
     #[pin]
     node: Node,
-}
-
-fn page_aligned(x: i64) -> bool {
-    x & (PAGE_SIZE as i64 - 1) == 0
 }
 
 #[vtable]
@@ -70,17 +66,6 @@ impl Provider for Inaccessible {
         Err(EPERM)
     }
 
-    fn may_resize(inode: &Inode, size: i64) -> Result {
-        // Consumers size their view of the file once; it never changes under them.
-        if inode.size() != 0 {
-            return Err(EPERM);
-        }
-        if !page_aligned(size) {
-            return Err(EINVAL);
-        }
-        Ok(())
-    }
-
     fn fallocate(
         data: Pin<&Inaccessible>,
         file: &ShmemFile,
@@ -102,7 +87,7 @@ impl Provider for Inaccessible {
         if mode_bits & KEEP_SIZE == 0 {
             return Err(EOPNOTSUPP);
         }
-        if !page_aligned(offset) || !page_aligned(len) {
+        if !page_aligned(offset as u64) || !page_aligned(len as u64) {
             return Err(EINVAL);
         }
         // Consumers stop using the pages before shmem frees them, and do not map them again

@@ -81,6 +81,13 @@ void kvm_gmem_zap_begin(struct kvm *kvm,
 			struct kvm_memory_slot *const *slots,
 			unsigned long nr_slots,
 			unsigned long start, unsigned long end);
+/*
+ * Zaps one more slot bound to the file inside an invalidation begun by
+ * kvm_gmem_zap_begin(): lets a caller walk its bindings without copying
+ * them into an array (no allocation on the punch path).
+ */
+void kvm_gmem_zap_more(struct kvm *kvm, struct kvm_memory_slot *slot,
+		       unsigned long start, unsigned long end);
 void kvm_gmem_zap_end(struct kvm *kvm);
 
 /* The arch hooks guest_memfd calls (no-ops where the arch has none). */

@@ -20,11 +20,6 @@ void rust_helper_folio_put(struct folio *folio)
 	folio_put(folio);
 }
 
-void rust_helper_folio_lock(struct folio *folio)
-{
-	folio_lock(folio);
-}
-
 unsigned long rust_helper_folio_pfn(struct folio *folio)
 {
 	return folio_pfn(folio);
@@ -71,7 +66,8 @@ void rust_helper_cond_resched(void)
 /*
  * Make sure the folio at @index is in the page cache, and return the index
  * after it (or -errno). One call, on fallocate's per-page path, for what are
- * five inline functions in C: grab, next index, unlock, put.
+ * six functions in C: grab, mark dirty (see AddressSpace::grab_folio), next
+ * index, unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 					 pgoff_t index)
@@ -80,6 +76,7 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);
+	folio_mark_dirty(folio);
 	index = folio_next_index(folio);
 	folio_unlock(folio);
 	folio_put(folio);

@@ -92,28 +92,26 @@ impl Kvm {
 
     /// Begins an MMU invalidation of pgoffs `[start, end)` of a file bound to `slots`, zapping
     /// their private mappings; the guard ends it. Returns `None`, and does nothing, when
-    /// `slots` is empty.
+    /// `slots` is empty. Allocates nothing: the slots can come straight from a lock-protected
+    /// table, which may be released before the guard (the guard borrows only the VM).
     #[inline]
-    pub fn zap_begin<'a>(
+    pub fn zap_begin<'a, 's>(
         &'a self,
-        slots: &[&MemorySlot],
+        slots: impl IntoIterator<Item = &'s MemorySlot>,
         start: u64,
         end: u64,
     ) -> Option<ZapGuard<'a>> {
-        if slots.is_empty() {
-            return None;
+        let mut slots = slots.into_iter();
+        let first = slots.next()?.as_raw();
+        // SAFETY: `&first` is an array of one valid slot pointer, valid for the call; the VM is
+        // valid.
+        unsafe { bindings::kvm_gmem_zap_begin(self.as_raw(), &first, 1, start as _, end as _) };
+        for slot in slots {
+            // SAFETY: The slot and the VM are valid; an invalidation is in progress.
+            unsafe {
+                bindings::kvm_gmem_zap_more(self.as_raw(), slot.as_raw(), start as _, end as _)
+            };
         }
-        // SAFETY: `&MemorySlot` is `repr(transparent)` over the C struct, so the slice is an
-        // array of slot pointers; the slots are valid for the call; the VM is valid.
-        unsafe {
-            bindings::kvm_gmem_zap_begin(
-                self.as_raw(),
-                slots.as_ptr().cast(),
-                slots.len() as _,
-                start as _,
-                end as _,
-            )
-        };
         // INVARIANT: An invalidation was begun on `self`.
         Some(ZapGuard { kvm: self })
     }

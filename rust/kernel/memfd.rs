@@ -2,11 +2,15 @@
 
 //! Providers of `memfd_create(MFD_INACCESSIBLE)` files.
 //!
-//! Such a file is a shmem file (it has shmem's page cache, seals and inode) whose file and
-//! inode operations are the provider's: each access first asks the provider, then goes on to
-//! shmem's own operation. It cannot be opened again through `/proc/<pid>/fd` (`EPERM`): such a
-//! file would have none of the provider's data. Its page cache is inaccessible (not migrated,
-//! never evicted) and allocated without `__GFP_MOVABLE`.
+//! Such a file is a shmem file (it has shmem's page cache, seals and inode) whose file
+//! operations are the provider's: each access first asks the provider, then goes on to shmem's
+//! own operation. Its inode operations are this file's, built into the kernel, because an inode
+//! can outlive every file of it (an `O_PATH` reference through `/proc/<pid>/fd`) and so the
+//! provider's module: they hold the rules that need no file. The size is set once, from 0, to
+//! whole pages. The inode cannot be opened again (`EPERM`): such a file would have none of the
+//! provider's data. Its page cache is inaccessible (not migrated, never evicted) and allocated
+//! without `__GFP_MOVABLE`; the folios handed out are dirty, so that nothing evicts them as
+//! clean cache.
 //!
 //! C header: [`include/linux/memfd.h`](srctree/include/linux/memfd.h).
 
@@ -43,6 +47,79 @@ fn shmem_iops() -> &'static bindings::inode_operations {
     unsafe { &*SHMEM_IOPS.load(Ordering::Acquire) }
 }
 
+/// An operations table in a `static`, whose address is its identity.
+#[repr(transparent)]
+struct OpsTable<T>(T);
+
+// SAFETY: The tables are never written; they hold pointers to functions and to static data only.
+unsafe impl<T> Sync for OpsTable<T> {}
+
+/// A new open of the inode (through `/proc/<pid>/fd`) would make a file without the provider's
+/// data, which no check could allow anything: refused.
+extern "C" fn reopen(_inode: *mut bindings::inode, _file: *mut bindings::file) -> c_int {
+    EPERM.to_errno()
+}
+
+/// `setattr` of every inode of [`create`]: consumers size their view of the file once, so the
+/// size is set once, from 0, to whole pages.
+///
+/// # Safety
+///
+/// Called by the VFS for an inode of [`create`], locked.
+unsafe extern "C" fn inode_setattr(
+    idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    attr: *mut bindings::iattr,
+) -> c_int {
+    // SAFETY: The VFS passes a positive dentry and valid attributes.
+    let (inode, attr_ref) = unsafe { ((*dentry).d_inode, &*attr) };
+    if attr_ref.ia_valid & bindings::ATTR_SIZE != 0 {
+        // SAFETY: The inode is valid while its dentry is.
+        if unsafe { Inode::from_raw(inode) }.size() != 0 {
+            return EPERM.to_errno();
+        }
+        if !crate::mm::page_aligned(attr_ref.ia_size as u64) {
+            return EINVAL.to_errno();
+        }
+    }
+    match shmem_iops().setattr {
+        // SAFETY: Forwarding the VFS's arguments to shmem, whose inode this is.
+        Some(f) => unsafe { f(idmap, dentry, attr) },
+        None => EPERM.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS for an inode of [`create`].
+unsafe extern "C" fn inode_getattr(
+    idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    request_mask: u32,
+    query_flags: c_uint,
+) -> c_int {
+    match shmem_iops().getattr {
+        // SAFETY: Forwarding the VFS's arguments to shmem, whose inode this is.
+        Some(f) => unsafe { f(idmap, path, stat, request_mask, query_flags) },
+        None => EINVAL.to_errno(),
+    }
+}
+
+static INODE_OPS: OpsTable<bindings::inode_operations> = OpsTable(bindings::inode_operations {
+    setattr: Some(inode_setattr),
+    getattr: Some(inode_getattr),
+    // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
+    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+});
+
+/// The inode's `i_fop`, used only to open it again; no owner: built in.
+static INODE_FOPS: OpsTable<bindings::file_operations> = OpsTable(bindings::file_operations {
+    open: Some(reopen),
+    // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
+    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+});
+
 /// The operations of a provider's files: checks that run before shmem's operations.
 #[vtable]
 pub trait Provider: Sized + 'static {
@@ -66,10 +143,6 @@ pub trait Provider: Sized + 'static {
 
     /// `mmap(2)`: `Ok` lets shmem map the file.
     fn may_mmap(data: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Result;
-
-    /// A size change (`ftruncate(2)`) to `size`: `Ok` lets shmem resize; called with the inode
-    /// locked.
-    fn may_resize(inode: &Inode, size: i64) -> Result;
 
     /// `fallocate(2)`; [`ShmemFile::fallocate`] does shmem's part.
     fn fallocate(
@@ -174,12 +247,6 @@ impl<T: Provider> Vtable<T> {
         }
     }
 
-    /// A new open of the inode (through `/proc/<pid>/fd`) would make a file without data,
-    /// which no check could allow anything: refused.
-    extern "C" fn open(_inode: *mut bindings::inode, _file: *mut bindings::file) -> c_int {
-        EPERM.to_errno()
-    }
-
     /// # Safety
     ///
     /// Called by the VFS for a file of `T`.
@@ -222,49 +289,9 @@ impl<T: Provider> Vtable<T> {
         }
     }
 
-    /// # Safety
-    ///
-    /// Called by the VFS for the inode of a file of `T`, with the inode locked.
-    unsafe extern "C" fn setattr(
-        idmap: *mut bindings::mnt_idmap,
-        dentry: *mut bindings::dentry,
-        attr: *mut bindings::iattr,
-    ) -> c_int {
-        // SAFETY: The VFS passes a positive dentry and valid attributes.
-        let (inode, attr_ref) = unsafe { ((*dentry).d_inode, &*attr) };
-        if attr_ref.ia_valid & bindings::ATTR_SIZE != 0 {
-            // SAFETY: The inode is valid while its dentry is.
-            if let Err(e) = T::may_resize(unsafe { Inode::from_raw(inode) }, attr_ref.ia_size) {
-                return e.to_errno();
-            }
-        }
-        match shmem_iops().setattr {
-            // SAFETY: Forwarding the VFS's arguments to shmem, whose inode this is.
-            Some(f) => unsafe { f(idmap, dentry, attr) },
-            None => EPERM.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VFS for the inode of a file of `T`.
-    unsafe extern "C" fn getattr(
-        idmap: *mut bindings::mnt_idmap,
-        path: *const bindings::path,
-        stat: *mut bindings::kstat,
-        request_mask: u32,
-        query_flags: c_uint,
-    ) -> c_int {
-        match shmem_iops().getattr {
-            // SAFETY: Forwarding the VFS's arguments to shmem, whose inode this is.
-            Some(f) => unsafe { f(idmap, path, stat, request_mask, query_flags) },
-            None => EINVAL.to_errno(),
-        }
-    }
-
     const FOPS: bindings::file_operations = bindings::file_operations {
         owner: T::OWNER.as_ptr(),
-        open: Some(Self::open),
+        open: Some(reopen),
         release: Some(Self::release),
         read_iter: Some(Self::read_iter),
         write_iter: Some(Self::write_iter),
@@ -277,20 +304,9 @@ impl<T: Provider> Vtable<T> {
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
 
-    const IOPS: bindings::inode_operations = bindings::inode_operations {
-        setattr: Some(Self::setattr),
-        getattr: Some(Self::getattr),
-        // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
-        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
-    };
-
     /// The one address of each table: files are recognised by it.
     fn fops() -> &'static bindings::file_operations {
         &Self::FOPS
-    }
-
-    fn iops() -> &'static bindings::inode_operations {
-        &Self::IOPS
     }
 
     /// # Safety
@@ -337,12 +353,13 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
         return Err(ENODEV);
     }
     // SAFETY: As above, nobody else sees the file yet. shmem's file operations hold no module
-    // reference, so nothing is dropped by replacing them; `release` gives `data` back.
+    // reference, so nothing is dropped by replacing them; `release` gives `data` back. The
+    // inode gets only built-in tables: it may outlive the provider's module.
     unsafe {
         (*ptr).private_data = data.into_foreign() as *mut _;
         (*ptr).f_op = Vtable::<T>::fops();
-        (*inode).__bindgen_anon_3.i_fop = Vtable::<T>::fops();
-        (*inode).i_op = Vtable::<T>::iops();
+        (*inode).__bindgen_anon_3.i_fop = &INODE_FOPS.0;
+        (*inode).i_op = &INODE_OPS.0;
     }
     let mapping = file.inode().mapping();
     mapping.set_inaccessible();
@@ -363,7 +380,8 @@ pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Bor
 }
 
 /// The folio at page `index` of a shmem file, allocated and zeroed if it is a hole; unlocked,
-/// with a reference. `EINVAL` past the end of the file.
+/// with a reference, and dirty: shmem leaves a folio it allocates here clean, and a clean folio
+/// can be evicted under a consumer that maps it. `EINVAL` past the end of the file.
 pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
     let mut folio = null_mut();
     // SAFETY: The file is a live shmem file (the callers' files are made by `create`); on
@@ -379,7 +397,9 @@ pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
     })?;
     let folio = NonNull::new(folio).ok_or(ENOMEM)?;
     // SAFETY: `shmem_get_folio` returned it locked and referenced.
-    Ok(unsafe { LockedFolio::from_raw_locked(folio) }.unlock())
+    let folio = unsafe { LockedFolio::from_raw_locked(folio) };
+    folio.mark_dirty();
+    Ok(folio.unlock())
 }
 
 /// Drops a page reference handed out as a pfn (by [`Folio::into_pfn_ref`]).

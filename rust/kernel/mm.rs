@@ -8,6 +8,13 @@
 pub mod filemap;
 pub mod folio;
 
+/// Whether `x` (bytes) is a whole number of pages. For signed offsets, cast: the low bits are
+/// the same.
+#[inline]
+pub const fn page_aligned(x: u64) -> bool {
+    x & (crate::page::PAGE_SIZE as u64 - 1) == 0
+}
+
 /// Gives the scheduler a chance to run something else, in a long loop of page-cache work.
 #[inline]
 pub fn cond_resched() {

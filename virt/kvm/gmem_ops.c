@@ -120,6 +120,24 @@ bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_range_is_private);
 
+/* Zaps the private mappings of pgoffs [start, end) of @slot; mmu_lock held. */
+static bool kvm_gmem_zap_slot(struct kvm *kvm, struct kvm_memory_slot *slot,
+			      unsigned long start, unsigned long end)
+{
+	pgoff_t pgoff = slot->gmem.pgoff;
+	struct kvm_gfn_range range = {
+		.start = slot->base_gfn + max(pgoff, start) - pgoff,
+		.end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,
+		.slot = slot,
+		.may_block = true,
+		.attr_filter = KVM_FILTER_PRIVATE,
+	};
+
+	if (WARN_ON_ONCE(range.start >= range.end))
+		return false;
+	return kvm_mmu_unmap_gfn_range(kvm, &range);
+}
+
 void kvm_gmem_zap_begin(struct kvm *kvm, struct kvm_memory_slot *const *slots,
 			unsigned long nr_slots, unsigned long start,
 			unsigned long end)
@@ -133,26 +151,23 @@ void kvm_gmem_zap_begin(struct kvm *kvm, struct kvm_memory_slot *const *slots,
 	/* Begin and the first range must be under one hold of mmu_lock. */
 	KVM_MMU_LOCK(kvm);
 	kvm_mmu_invalidate_begin(kvm);
-	for (i = 0; i < nr_slots; i++) {
-		struct kvm_memory_slot *slot = slots[i];
-		pgoff_t pgoff = slot->gmem.pgoff;
-		struct kvm_gfn_range range = {
-			.start = slot->base_gfn + max(pgoff, start) - pgoff,
-			.end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,
-			.slot = slot,
-			.may_block = true,
-			.attr_filter = KVM_FILTER_PRIVATE,
-		};
-
-		if (WARN_ON_ONCE(range.start >= range.end))
-			continue;
-		flush |= kvm_mmu_unmap_gfn_range(kvm, &range);
-	}
+	for (i = 0; i < nr_slots; i++)
+		flush |= kvm_gmem_zap_slot(kvm, slots[i], start, end);
 	if (flush)
 		kvm_flush_remote_tlbs(kvm);
 	KVM_MMU_UNLOCK(kvm);
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_zap_begin);
+
+void kvm_gmem_zap_more(struct kvm *kvm, struct kvm_memory_slot *slot,
+		       unsigned long start, unsigned long end)
+{
+	KVM_MMU_LOCK(kvm);
+	if (kvm_gmem_zap_slot(kvm, slot, start, end))
+		kvm_flush_remote_tlbs(kvm);
+	KVM_MMU_UNLOCK(kvm);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_zap_more);
 
 void kvm_gmem_zap_end(struct kvm *kvm)
 {

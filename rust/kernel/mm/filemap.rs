@@ -15,7 +15,12 @@ use crate::{
     prelude::*,
     types::{ForeignOwnable, Opaque},
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    ffi::c_void,
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicPtr, Ordering},
+};
 
 /// A `struct address_space`.
 ///
@@ -102,7 +107,11 @@ impl AddressSpace {
         InvalidateSharedGuard { mapping: self }
     }
 
-    /// Finds the folio at page `index`, allocating it if absent; returns it locked.
+    /// Finds the folio at page `index`, allocating it if absent; returns it locked and dirty.
+    ///
+    /// Dirty, because the page cache these abstractions serve has no backing store: each folio is
+    /// the only copy of its data, and a clean one is evicted as cache (`drop_caches`,
+    /// `POSIX_FADV_DONTNEED`) with no invalidation, behind a guest that maps it.
     #[inline]
     pub fn grab_folio(&self, index: u64) -> Result<LockedFolio> {
         // SAFETY: The mapping is valid; any index is accepted.
@@ -110,11 +119,14 @@ impl AddressSpace {
             from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
         // SAFETY: `filemap_grab_folio` returns a locked folio with a reference, never NULL on
         // success.
-        Ok(unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) })
+        let folio = unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) };
+        folio.mark_dirty();
+        Ok(folio)
     }
 
     /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
-    /// and returns the index of the page after that folio. For loops that fill a range, where
+    /// dirty as [`AddressSpace::grab_folio`] leaves it, and returns the index of the page after
+    /// that folio. For loops that fill a range, where
     /// [`AddressSpace::grab_folio`] would cost several calls per page.
     #[inline]
     pub fn populate_folio(&self, index: u64) -> Result<u64> {
@@ -132,29 +144,48 @@ impl AddressSpace {
         unsafe { bindings::truncate_inode_pages_range(self.as_raw(), start, end) };
     }
 
-    /// Takes back the private data [`NewFile::set_aops`](crate::fs::anon_file::NewFile::set_aops)
-    /// gave to the operations of `A`, if this mapping has them and it was not taken already.
-    /// After this, `A`'s callbacks get `None` as their private data.
+    /// Empties the mapping and takes back the private data
+    /// [`NewFile::set_aops`](crate::fs::anon_file::NewFile::set_aops) gave to the operations of
+    /// `A`, if this mapping has them and it was not taken already. After this, `A`'s callbacks
+    /// get `None` as their private data.
+    ///
+    /// The data is unpublished first, then every folio is truncated: truncation waits for each
+    /// folio's lock, so a memory-error callback that borrowed the data (it runs with a folio of
+    /// the mapping locked) has returned before the data is handed back.
     pub fn take_aops_private<A: AddressSpaceOperations>(
         &self,
-        _guard: &InvalidateGuard<'_>,
+        guard: &InvalidateGuard<'_>,
     ) -> Option<A::Private> {
-        let inode = self.host().as_raw();
         // SAFETY: `a_ops` is set at creation and not changed after.
         if unsafe { (*self.as_raw()).a_ops } != AopsVtable::<A>::build() {
             return None;
         }
-        // SAFETY: With `A`'s operations, `i_private` holds `A::Private` from `into_foreign`, or
-        // NULL once taken. It is only read or written under `invalidate_lock`, which the guard
-        // holds exclusively.
-        unsafe {
-            let ptr = (*inode).i_private;
-            if ptr.is_null() {
-                return None;
-            }
-            (*inode).i_private = core::ptr::null_mut();
-            Some(A::Private::from_foreign(ptr))
+        // SAFETY: Once the file is shared, `i_private` is only accessed through `aops_private`.
+        let slot = unsafe { aops_private(self) };
+        let ptr = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        self.truncate_range(guard, 0, -1);
+        if ptr.is_null() {
+            return None;
         }
+        // SAFETY: With `A`'s operations, a non-NULL `i_private` holds `A::Private` from
+        // `into_foreign`; the swap took it out exactly once, and the truncation above waited
+        // for every borrower (see above).
+        Some(unsafe { A::Private::from_foreign(ptr) })
+    }
+}
+
+/// The inode's `i_private`, where the aops' private data lives, as an atomic.
+///
+/// # Safety
+///
+/// Every access to the mapping's `i_private` while it is shared goes through this.
+unsafe fn aops_private(mapping: &AddressSpace) -> &AtomicPtr<c_void> {
+    // SAFETY: The host inode is valid while the mapping is; `AtomicPtr` has the layout of a
+    // pointer, and all concurrent accesses are atomic (the caller's promise).
+    unsafe {
+        AtomicPtr::from_ptr(core::ptr::addr_of_mut!(
+            (*mapping.host().as_raw()).i_private
+        ))
     }
 }
 
@@ -241,17 +272,14 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
         let mapping = unsafe { AddressSpace::from_raw(mapping) };
         // SAFETY: The folio is locked and referenced by the caller.
         let folio = unsafe { Folio::from_raw(folio) };
-        let _guard = mapping.invalidate_lock_shared();
-        // SAFETY: `i_private` holds `A::Private` or NULL (see `take_aops_private`), and is only
-        // changed under the exclusive invalidate lock, which the shared guard excludes.
-        let private = unsafe {
-            let ptr = (*mapping.host().as_raw()).i_private;
-            if ptr.is_null() {
-                None
-            } else {
-                Some(A::Private::borrow(ptr))
-            }
-        };
+        // No invalidate_lock here: punch-hole and release hold it exclusively while they
+        // truncate, which waits for this folio's lock (an ABBA deadlock if we waited for it).
+        // SAFETY: `i_private` is only accessed through `aops_private` once the file is shared.
+        let ptr = unsafe { aops_private(mapping) }.load(Ordering::Acquire);
+        // SAFETY: A non-NULL `i_private` holds `A::Private`; `take_aops_private` unpublishes it
+        // and then truncates every folio, waiting for the lock of this one (the mm checked,
+        // under that lock, that the folio is in `mapping`), so the data outlives this call.
+        let private = (!ptr.is_null()).then(|| unsafe { A::Private::borrow(ptr) });
         match A::error_remove_folio(private, mapping, folio) {
             Ok(MemoryFailure::Delayed) => bindings::mf_result_MF_DELAYED as i32,
             Ok(MemoryFailure::Ignored) => bindings::mf_result_MF_IGNORED as i32,

@@ -137,6 +137,15 @@ impl LockedFolio {
         unsafe { bindings::folio_mark_uptodate(self.as_raw()) };
     }
 
+    /// Marks it dirty. For a page cache with no backing store the folio is the only copy of its
+    /// data, and a clean folio is evicted as cache (`drop_caches`, `POSIX_FADV_DONTNEED`) with
+    /// no word to its owner.
+    #[inline]
+    pub fn mark_dirty(&self) {
+        // SAFETY: The folio is locked, which keeps its mapping stable for `folio_mark_dirty`.
+        unsafe { bindings::folio_mark_dirty(self.as_raw()) };
+    }
+
     /// Unlocks the folio, keeping the reference.
     #[inline]
     pub fn unlock(self) -> ARef<Folio> {

@@ -12,9 +12,16 @@
 //! # Lock order
 //!
 //! `kvm->slots_lock` (release), then the mapping's `invalidate_lock` (exclusive for punch-hole,
-//! bind, unbind and release; shared for allocation and memory errors), then `Gmem::bindings`,
-//! then folio locks and KVM's `mmu_lock` (inside `Kvm::zap_begin`). Faults take
-//! `Gmem::bindings`, then a folio lock.
+//! bind, unbind, populate and release; shared for allocation), then folio locks, then
+//! `Gmem::bindings`, then KVM's `mmu_lock` (inside `Kvm::zap_begin`).
+//!
+//! `Gmem::bindings` is a leaf but for `mmu_lock`: nothing waits for a folio lock or for
+//! `invalidate_lock` while holding it. Faults look their binding up under it and drop it before
+//! they take the folio; punch-hole and release zap under it and drop it before they truncate;
+//! memory errors, which arrive with the folio locked, take it alone (and not `invalidate_lock`,
+//! which truncation holds while it waits for folio locks). A punch racing with a fault is
+//! caught by KVM's invalidation sequence: the fault retries. Lockdep cannot see folio locks;
+//! this order is the one that holds on every path.
 
 use kernel::{
     c_str,
@@ -24,11 +31,12 @@ use kernel::{
         flags::O_RDWR,
         File, FileDescriptorReservation, Inode,
     },
-    kvm::{BoundSlot, GmemBackend, Kvm, MemorySlot, PopulateCallback, Registration},
+    kvm::{BoundSlot, GmemBackend, Kvm, MemorySlot, PopulateCallback, Registration, ZapGuard},
     mm::{
         self,
         filemap::{AddressSpace, AddressSpaceOperations, MemoryFailure, GFP_HIGHUSER},
         folio::Folio,
+        page_aligned,
     },
     new_mutex,
     prelude::*,
@@ -48,10 +56,6 @@ module! {
 
 const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
 const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
-
-fn page_aligned(x: u64) -> bool {
-    x & (PAGE_SIZE - 1) == 0
-}
 
 /// A range of the file, in pages, bound to a memslot; keyed by its first page.
 struct Binding {
@@ -80,26 +84,28 @@ struct Gmem {
 }
 
 impl Gmem {
-    /// The slots bound to pages `[start, end)`, as the invalidation needs them.
-    fn slots_in(bindings: &Bindings, start: u64, end: u64) -> Result<KVec<&MemorySlot>> {
-        let mut slots = KVec::new();
-        for b in overlapping(bindings, start, end) {
-            slots.push(b.slot.slot(), GFP_KERNEL)?;
-        }
-        Ok(slots)
+    /// Whether page `index` of the file is bound to `slot`.
+    fn is_bound(&self, slot: &MemorySlot, index: u64) -> bool {
+        overlapping(&self.bindings.lock(), index, index + 1).any(|b| b.slot.is(slot))
     }
 
-    fn punch_hole(&self, inode: &Inode, offset: u64, len: u64) -> Result {
+    /// Begins the invalidation of pages `[start, end)`, zapping every slot bound to them.
+    fn zap_begin(&self, bindings: &Bindings, start: u64, end: u64) -> Option<ZapGuard<'_>> {
+        self.kvm.zap_begin(
+            overlapping(bindings, start, end).map(|b| b.slot.slot()),
+            start,
+            end,
+        )
+    }
+
+    fn punch_hole(&self, inode: &Inode, offset: u64, len: u64) {
         let mapping = inode.mapping();
         let (start, end) = (offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT);
         let inval = mapping.invalidate_lock();
-        let bindings = self.bindings.lock();
-        let slots = Self::slots_in(&bindings, start, end)?;
         // Zap first, so the guest never maps a page being freed; end after the truncation.
-        let zap = self.kvm.zap_begin(&slots, start, end);
+        let zap = self.zap_begin(&self.bindings.lock(), start, end);
         mapping.truncate_range(&inval, offset as i64, (offset + len - 1) as i64);
         drop(zap);
-        Ok(())
     }
 
     fn allocate(&self, inode: &Inode, offset: u64, len: u64) -> Result {
@@ -136,26 +142,20 @@ impl FileOperations for GmemFops {
         let mapping = file.inode().mapping();
         {
             // Bindings are dropped under slots_lock: KVM frees memslots under it.
-            let _slots = gmem.kvm.lock_slots();
+            let slots = gmem.kvm.lock_slots();
             let inval = mapping.invalidate_lock();
-            let mut bindings = gmem.bindings.lock();
-            for b in bindings.values() {
-                b.slot.slot().clear_file();
-            }
-            // Zap every mapping of the file; without memory for the slot list, zap per slot.
-            match Gmem::slots_in(&bindings, 0, u64::MAX) {
-                Ok(slots) => drop(gmem.kvm.zap_begin(&slots, 0, u64::MAX)),
-                Err(_) => {
-                    for b in bindings.values() {
-                        drop(gmem.kvm.zap_begin(&[b.slot.slot()], 0, u64::MAX));
-                    }
+            {
+                let mut bindings = gmem.bindings.lock();
+                for b in bindings.values() {
+                    b.slot.slot().clear_file();
                 }
+                drop(gmem.zap_begin(&bindings, 0, u64::MAX));
+                *bindings = RBTree::new();
             }
-            *bindings = RBTree::new();
-            drop(bindings);
-            // Free the memory now, while the module is pinned by the file: the inode is
-            // evicted after the file drops its module reference.
-            mapping.truncate_range(&inval, 0, -1);
+            // The VM's memslots are free to change again; free the memory now, while the
+            // module is pinned by the file (the inode is evicted after the file drops its
+            // module reference).
+            drop(slots);
             drop(mapping.take_aops_private::<GmemAops>(&inval));
         }
         // The last reference on the VM may go here, after the locks.
@@ -182,7 +182,7 @@ impl FileOperations for GmemFops {
             return Err(EINVAL);
         }
         if mode & PUNCH_HOLE != 0 {
-            gmem.punch_hole(file.inode(), offset, len)?;
+            gmem.punch_hole(file.inode(), offset, len);
         } else {
             gmem.allocate(file.inode(), offset, len)?;
         }
@@ -202,20 +202,18 @@ impl AddressSpaceOperations for GmemAops {
     // indirect call per freed folio that does nothing (1% of `allocate`'s profile).
     const HAS_FREE_FOLIO: bool = cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE);
 
-    /// Zap the folio from the guest and keep it: a later fault gets -EHWPOISON.
+    /// Zap the folio from the guest and keep it: a later fault gets -EHWPOISON. After release
+    /// too (no bindings left), as in C.
     fn error_remove_folio(
         gmem: Option<ArcBorrow<'_, Gmem>>,
         _mapping: &AddressSpace,
         folio: &Folio,
     ) -> Result<MemoryFailure> {
-        let Some(gmem) = gmem else {
-            return Ok(MemoryFailure::Ignored);
-        };
-        let start = folio.index();
-        let end = start + (1 << folio.order());
-        let bindings = gmem.bindings.lock();
-        let slots = Gmem::slots_in(&bindings, start, end)?;
-        drop(gmem.kvm.zap_begin(&slots, start, end));
+        if let Some(gmem) = gmem {
+            let start = folio.index();
+            let end = start + (1 << folio.order());
+            drop(gmem.zap_begin(&gmem.bindings.lock(), start, end));
+        }
         Ok(MemoryFailure::Delayed)
     }
 
@@ -318,12 +316,11 @@ impl GmemBackend for GmemRs {
         gfn: u64,
     ) -> Result<(u64, u32)> {
         let index = slot.index_of(gfn);
-        let bindings = gmem.bindings.lock();
-        if !overlapping(&bindings, index, index + 1).any(|b| b.slot.is(slot)) {
+        // Not held while waiting for the folio: see the lock order.
+        if !gmem.is_bound(slot, index) {
             return Err(EIO);
         }
         let folio = file.inode().mapping().grab_folio(index)?;
-        drop(bindings);
         if folio.test_hwpoison() {
             return Err(EHWPOISON);
         }
@@ -342,7 +339,7 @@ impl GmemBackend for GmemRs {
         kvm: &Kvm,
         slot: &MemorySlot,
         file: &File,
-        _gmem: ArcBorrow<'_, Gmem>,
+        gmem: ArcBorrow<'_, Gmem>,
         gfn: u64,
         src: UserPtr,
         npages: i64,
@@ -353,6 +350,10 @@ impl GmemBackend for GmemRs {
         }
         let mapping = file.inode().mapping();
         let _inval = mapping.invalidate_lock();
+        // As C: the slot must be the one bound there (bindings do not change under the lock).
+        if !gmem.is_bound(slot, slot.index_of(gfn)) {
+            return Err(EIO);
+        }
         let npages = (npages as u64).min(slot.npages() - (gfn - slot.base_gfn()));
         let mut done = 0u64;
         let mut result = Ok(());

@@ -497,7 +497,8 @@ static long unload_module(void)
 
 static const char *const module_rules[] = {
 	"module: unload refused while an MFD_INACCESSIBLE memfd is open",
-	"module: unload works once the memfd is closed",
+	"module: unload works once the memfd is closed, an O_PATH reference left",
+	"module: unloaded, the O_PATH reference's inode works: fstat size, truncate EPERM, reopen EPERM",
 	"module: MFD_INACCESSIBLE -> EINVAL while unloaded",
 	"module: memfd_create(0) works while unloaded",
 	"module: reloaded, MFD_INACCESSIBLE works again",
@@ -506,7 +507,8 @@ static const char *const module_rules[] = {
 static void check_module(void)
 {
 	const char *path = getenv("MFD_INACCESSIBLE_KO");
-	int fd, ko, e;
+	char path_buf[64];
+	int fd, opath, ko, e;
 	long ret;
 	bool ok;
 
@@ -518,10 +520,20 @@ static void check_module(void)
 		return;
 	}
 
+	/*
+	 * An O_PATH open of /proc/self/fd/N holds the inode, not the file: it
+	 * outlives the file, and so the module, which must have left nothing
+	 * of itself in the inode.
+	 */
 	fd = new_memfd(SIZE_PAGES, true);
+	opath = -1;
+	if (fd >= 0) {
+		snprintf(path_buf, sizeof(path_buf), "/proc/self/fd/%d", fd);
+		opath = open(path_buf, O_PATH);
+	}
 	ret = unload_module();
 	e = errno;
-	ok = fd >= 0 && ret == -1 && (e == EWOULDBLOCK || e == EBUSY);
+	ok = fd >= 0 && opath >= 0 && ret == -1 && (e == EWOULDBLOCK || e == EBUSY);
 	ksft_test_result(ok, "%s (%s)\n", module_rules[0], ret ? errname(e) : "it unloaded");
 	if (fd >= 0)
 		close(fd);
@@ -529,13 +541,33 @@ static void check_module(void)
 	ksft_test_result(expect_errno(unload_module(), 0, "delete_module") && !module_loaded(),
 			 "%s\n", module_rules[1]);
 
+	ok = false;
+	if (opath >= 0) {
+		struct stat st;
+
+		snprintf(path_buf, sizeof(path_buf), "/proc/self/fd/%d", opath);
+		ok = expect_errno(fstat(opath, &st), 0, "fstat(O_PATH fd)");
+		if (ok && st.st_size != SIZE_PAGES * page_size) {
+			ksft_print_msg("fstat: size %lld, wanted %ld\n", (long long)st.st_size,
+				       SIZE_PAGES * page_size);
+			ok = false;
+		}
+		ok = expect_errno(truncate(path_buf, 0), EPERM, "truncate(O_PATH path)") && ok;
+		fd = open(path_buf, O_RDWR);
+		ok = expect_errno(fd, EPERM, "open(O_PATH path, O_RDWR)") && ok;
+		if (fd >= 0)
+			close(fd);
+		close(opath);
+	}
+	ksft_test_result(ok, "%s\n", module_rules[2]);
+
 	fd = memfd(MFD_INACCESSIBLE);
-	ksft_test_result(expect_errno(fd, EINVAL, module_rules[2]), "%s\n", module_rules[2]);
+	ksft_test_result(expect_errno(fd, EINVAL, module_rules[3]), "%s\n", module_rules[3]);
 	if (fd >= 0)
 		close(fd);
 
 	fd = memfd(0);
-	ksft_test_result(expect_errno(fd, 0, module_rules[3]), "%s\n", module_rules[3]);
+	ksft_test_result(expect_errno(fd, 0, module_rules[4]), "%s\n", module_rules[4]);
 	if (fd >= 0)
 		close(fd);
 
@@ -548,8 +580,8 @@ static void check_module(void)
 			close(ko);
 	}
 	fd = memfd(MFD_INACCESSIBLE);
-	ok = expect_errno(fd, 0, module_rules[4]) && ok;
-	ksft_test_result(ok, "%s\n", module_rules[4]);
+	ok = expect_errno(fd, 0, module_rules[5]) && ok;
+	ksft_test_result(ok, "%s\n", module_rules[5]);
 	if (fd >= 0)
 		close(fd);
 }

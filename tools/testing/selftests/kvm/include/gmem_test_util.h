@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Helpers the gmem-rs KVM selftests share: running a vCPU to a stage, and
+ * reading how much unevictable memory (guest_memfd and MFD_INACCESSIBLE
+ * pages) the system holds.
+ */
+#ifndef SELFTEST_KVM_GMEM_TEST_UTIL_H
+#define SELFTEST_KVM_GMEM_TEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+/* Runs @vcpu until its next ucall, which must be GUEST_SYNC(@stage). */
+static inline void gmem_run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_SYNC && uc.args[1] == stage,
+		    "ucall %lu stage %lu, wanted SYNC stage %lu", uc.cmd, uc.args[1], stage);
+}
+
+/* Runs @vcpu until its next ucall, which must be GUEST_DONE(). */
+static inline void gmem_run_to_done(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_DONE, "ucall %lu, wanted DONE", uc.cmd);
+}
+
+/*
+ * New pages reach the LRU, and so Unevictable, through per-CPU batches: pin
+ * the test to one CPU, whose batch munmap() drains.
+ */
+static inline void gmem_pin_to_this_cpu(void)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t cpus;
+
+	TEST_ASSERT(cpu >= 0, "sched_getcpu: errno %d", errno);
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "sched_setaffinity: errno %d", errno);
+}
+
+/* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
+static inline long gmem_unevictable_kb(void)
+{
+	void *p = mmap(NULL, getpagesize(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char line[128];
+	long kb = -1;
+	ssize_t r;
+	FILE *f;
+	int fd;
+
+	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
+	munmap(p, getpagesize());
+	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	if (fd >= 0) {
+		/* Folds the per-CPU counters; failing leaves them staler. */
+		r = write(fd, "1", 1);
+		(void)r;
+		close(fd);
+	}
+	f = fopen("/proc/meminfo", "r");
+	TEST_ASSERT(f, "cannot read /proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	TEST_ASSERT(kb >= 0, "no Unevictable in /proc/meminfo");
+	return kb;
+}
+
+#endif /* SELFTEST_KVM_GMEM_TEST_UTIL_H */
