@@ -66,8 +66,7 @@ void rust_helper_cond_resched(void)
 /*
  * Make sure the folio at @index is in the page cache, and return the index
  * after it (or -errno). One call, on fallocate's per-page path, for what are
- * six functions in C: grab, mark dirty (see AddressSpace::grab_folio), next
- * index, unlock, put.
+ * five inline functions in C: grab, next index, unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 					 pgoff_t index)
@@ -76,7 +75,6 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);
-	folio_mark_dirty(folio);
 	index = folio_next_index(folio);
 	folio_unlock(folio);
 	folio_put(folio);

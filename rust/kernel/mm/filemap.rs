@@ -107,11 +107,7 @@ impl AddressSpace {
         InvalidateSharedGuard { mapping: self }
     }
 
-    /// Finds the folio at page `index`, allocating it if absent; returns it locked and dirty.
-    ///
-    /// Dirty, because the page cache these abstractions serve has no backing store: each folio is
-    /// the only copy of its data, and a clean one is evicted as cache (`drop_caches`,
-    /// `POSIX_FADV_DONTNEED`) with no invalidation, behind a guest that maps it.
+    /// Finds the folio at page `index`, allocating it if absent; returns it locked.
     #[inline]
     pub fn grab_folio(&self, index: u64) -> Result<LockedFolio> {
         // SAFETY: The mapping is valid; any index is accepted.
@@ -119,14 +115,11 @@ impl AddressSpace {
             from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
         // SAFETY: `filemap_grab_folio` returns a locked folio with a reference, never NULL on
         // success.
-        let folio = unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) };
-        folio.mark_dirty();
-        Ok(folio)
+        Ok(unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) })
     }
 
     /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
-    /// dirty as [`AddressSpace::grab_folio`] leaves it, and returns the index of the page after
-    /// that folio. For loops that fill a range, where
+    /// and returns the index of the page after that folio. For loops that fill a range, where
     /// [`AddressSpace::grab_folio`] would cost several calls per page.
     #[inline]
     pub fn populate_folio(&self, index: u64) -> Result<u64> {

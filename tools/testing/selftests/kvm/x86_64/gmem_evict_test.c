@@ -4,11 +4,16 @@
  *
  * A guest writes private memory it faulted in (never fallocated), backed
  * first by a guest_memfd, then by an MFD_INACCESSIBLE memfd. The host then
- * drops the page cache (drop_caches evicts every clean page-cache folio with
- * no other reference, unevictable mapping or not) and reuses free memory.
- * The file must still hold every page (Unevictable does not shrink), and the
- * guest must read back exactly what it wrote: a page evicted behind KVM's
- * back would be freed while the guest still maps it.
+ * drops the page cache and reuses free memory. The file must still hold
+ * every page (Unevictable does not shrink), and the guest must read back
+ * exactly what it wrote: a page evicted behind KVM's back would be freed
+ * while the guest still maps it.
+ *
+ * drop_caches evicts every clean page-cache folio with no extra reference
+ * on every inode of every superblock's inode list, unevictable mapping or
+ * not. A guest_memfd's inode is a pseudo inode on no such list; an
+ * MFD_INACCESSIBLE memfd's is an ordinary shmem inode, whose folios a guest
+ * faulted in are safe only because the store dirties them.
  */
 #include <errno.h>
 #include <fcntl.h>
