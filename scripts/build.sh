@@ -39,7 +39,7 @@ config() {
 	if [ "$bad" = 1 ]; then
 		grep -q '^CONFIG_RUST=y' "$KBUILD/.config" ||
 			kmake rustavailable >&2 || true
-		die "the kernel config lost options (above); see shared/FACTS.md on the Rust toolchain"
+		die "the kernel config lost options (above); if CONFIG_RUST is among them, the Rust toolchain is not the one setup installs (README.md, setup)"
 	fi
 	echo "$want" >"$stamp"
 	echo "    config written: $KBUILD/.config"

@@ -27,7 +27,7 @@ mkdir -p "$CACHE" || { echo "gmem-rs: error: cannot create the cache directory $
 # the shell, so the venv must be on PATH, not only called by its path.
 export PATH="$TOOLS/venv/bin:$TOOLS/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# The toolchain that builds 6.12 with Rust (see shared/FACTS.md).
+# The toolchain that builds 6.12 with Rust: Debian's rustc-web, LLVM 19, our bindgen.
 KMAKE_VARS=(
 	LLVM=-19
 	RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc

@@ -13,7 +13,8 @@ IMAGE=$KBUILD/arch/x86/boot/bzImage
 [ -f "$IMAGE" ] || die "no kernel at $IMAGE (run 'make build')"
 mkdir -p "$RESULTS"
 
-# /dev/kvm on these hosts cannot boot a normal kernel: TCG only (FACTS.md).
+# /dev/kvm on the reference hosts is a paravirtual hypervisor that cannot boot
+# a normal kernel: TCG only.
 cd "$GMEM_ROOT"
 VNG_ARGS=(--disable-kvm --force-9p --run "$IMAGE"
 	--cpus "${GMEM_VM_CPUS:-2}" --memory "${GMEM_VM_MEMORY:-4G}"

@@ -14,6 +14,7 @@
 
 #include <linux/kvm.h>
 
+#include "gmem_test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -74,24 +75,6 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void run_to_stage(struct kvm_vcpu *vcpu, uint64_t stage)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		TEST_ASSERT(uc.args[1] == stage, "guest at stage %lu, wanted %lu",
-			    uc.args[1], stage);
-		return;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-}
-
 /* The host's view of the slot's shared memory (its userspace_addr). */
 static bool host_view_is(struct kvm_vm *vm, uint64_t val)
 {
@@ -130,28 +113,28 @@ int main(int argc, char *argv[])
 	       now_ms() - t0);
 
 	t = now_ms();
-	run_to_stage(vcpu, STAGE_PRIVATE);
+	gmem_run_to_sync(vcpu, STAGE_PRIVATE);
 	TEST_ASSERT(host_view_is(vm, 0), "private writes leaked into shared memory");
 	printf("gmem_demo: guest wrote and read back private memory; host's shared view untouched  (%.0f ms)\n",
 	       now_ms() - t);
 
 	t = now_ms();
 	vm_mem_set_shared(vm, DEMO_GPA, DEMO_SIZE);
-	run_to_stage(vcpu, STAGE_SHARED);
+	gmem_run_to_sync(vcpu, STAGE_SHARED);
 	TEST_ASSERT(host_view_is(vm, SHARED_PATTERN), "host does not see the guest's shared writes");
 	printf("gmem_demo: converted to shared; host sees the guest's writes  (%.0f ms)\n",
 	       now_ms() - t);
 
 	t = now_ms();
 	vm_mem_set_private(vm, DEMO_GPA, DEMO_SIZE);
-	run_to_stage(vcpu, STAGE_PRIVATE_AGAIN);
+	gmem_run_to_sync(vcpu, STAGE_PRIVATE_AGAIN);
 	TEST_ASSERT(host_view_is(vm, SHARED_PATTERN), "private writes leaked into shared memory");
 	printf("gmem_demo: converted back to private; guest wrote and read back  (%.0f ms)\n",
 	       now_ms() - t);
 
 	t = now_ms();
 	vm_guest_mem_punch_hole(vm, DEMO_GPA, HOLE_SIZE);
-	run_to_stage(vcpu, STAGE_HOLE);
+	gmem_run_to_sync(vcpu, STAGE_HOLE);
 	printf("gmem_demo: punched a %lu KiB hole; guest reads zeros there, its data elsewhere  (%.0f ms)\n",
 	       (unsigned long)(HOLE_SIZE >> 10), now_ms() - t);
 

@@ -20,6 +20,7 @@
 
 #include <linux/kvm.h>
 
+#include "gmem_test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -83,18 +84,6 @@ static uint64_t traced_pfn(uint64_t gfn)
 	return pfn;
 }
 
-static void run_to_stage(struct kvm_vcpu *vcpu, uint64_t stage)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == UCALL_SYNC && uc.args[1] == stage,
-		    "ucall %lu stage %lu, wanted stage %lu", uc.cmd, uc.args[1], stage);
-}
-
 int main(int argc, char *argv[])
 {
 	const struct vm_shape shape = {
@@ -123,7 +112,7 @@ int main(int argc, char *argv[])
 	write_file(EVENT "/filter", buf);
 	write_file(TRACING "/trace", "");
 	write_file(EVENT "/enable", "1");
-	run_to_stage(vcpu, STAGE_TOUCHED);
+	gmem_run_to_sync(vcpu, STAGE_TOUCHED);
 	write_file(EVENT "/enable", "0");
 	write_file(EVENT "/filter", "0");
 
@@ -144,7 +133,7 @@ int main(int argc, char *argv[])
 	printf("gmem_hwpoison: poisoned pfn 0x%lx behind gfn 0x%lx\n", pfn, gfn);
 
 	/* The other pages are untouched by the error. */
-	run_to_stage(vcpu, STAGE_OTHERS_OK);
+	gmem_run_to_sync(vcpu, STAGE_OTHERS_OK);
 
 	/* The poisoned one fails, as a private memory fault on that page. */
 	r = _vcpu_run(vcpu);
@@ -157,7 +146,7 @@ int main(int argc, char *argv[])
 
 	/* Userspace drops the page; the guest gets a fresh one. */
 	vm_guest_mem_punch_hole(vm, TEST_GPA, PAGE_SIZE);
-	run_to_stage(vcpu, STAGE_RECOVERED);
+	gmem_run_to_sync(vcpu, STAGE_RECOVERED);
 	vcpu_run(vcpu);
 	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_DONE);
 

@@ -16,27 +16,12 @@
 #include <linux/falloc.h>
 #include <linux/kvm.h>
 
+#include "gmem_test_util.h"
 #include "kvm_util.h"
 #include "test_util.h"
 
 #define GMEM_SIZE	(64ul << 20)
 #define SLACK_KB	(2ul << 10)	/* folios still in per-CPU LRU batches */
-
-static long unevictable_kb(void)
-{
-	char line[128];
-	long kb = -1;
-	FILE *f;
-
-	f = fopen("/proc/meminfo", "r");
-	TEST_ASSERT(f, "cannot read /proc/meminfo");
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	TEST_ASSERT(kb >= 0, "no Unevictable in /proc/meminfo");
-	return kb;
-}
 
 static void expect_near(long got, long want, const char *what)
 {
@@ -51,7 +36,7 @@ static void run(bool bound)
 	void *mem = NULL;
 	int fd;
 
-	base = unevictable_kb();
+	base = gmem_unevictable_kb();
 	fd = vm_create_guest_memfd(vm, GMEM_SIZE, 0);
 	if (bound) {
 		mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE,
@@ -63,14 +48,14 @@ static void run(bool bound)
 
 	TEST_ASSERT(!fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, GMEM_SIZE),
 		    "fallocate failed, errno %d", errno);
-	expect_near(unevictable_kb(), base + size_kb, "after fallocate");
+	expect_near(gmem_unevictable_kb(), base + size_kb, "after fallocate");
 
 	TEST_ASSERT(!fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
 			       0, GMEM_SIZE / 2), "punch hole failed, errno %d", errno);
-	expect_near(unevictable_kb(), base + size_kb / 2, "after punching half");
+	expect_near(gmem_unevictable_kb(), base + size_kb / 2, "after punching half");
 
 	close(fd);
-	expect_near(unevictable_kb(), base, "after close");
+	expect_near(gmem_unevictable_kb(), base, "after close");
 
 	kvm_vm_free(vm);
 	if (mem)

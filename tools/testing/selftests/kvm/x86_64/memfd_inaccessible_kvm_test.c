@@ -24,6 +24,7 @@
 #include <linux/falloc.h>
 #include <linux/kvm.h>
 
+#include "gmem_test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -118,29 +119,6 @@ static void guest_touch(uint64_t gpa, uint64_t npages)
 	GUEST_DONE();
 }
 
-static void run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == UCALL_SYNC && uc.args[1] == stage,
-		    "ucall %lu stage %lu, wanted stage %lu", uc.cmd, uc.args[1], stage);
-}
-
-static void run_to_done(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == UCALL_DONE, "unexpected ucall %lu, wanted DONE", uc.cmd);
-}
-
 /* KVM_RUN fails with EFAULT and a private memory fault on @gpa's page. */
 static void run_to_private_fault(struct kvm_vcpu *vcpu, uint64_t gpa)
 {
@@ -198,7 +176,7 @@ static void write_read_private(void)
 
 	fd = inaccessible_memfd(NPAGES);
 	vm = memfd_vm(guest_write_read, &vcpu, fd, 0, NPAGES);
-	run_to_done(vcpu);
+	gmem_run_to_done(vcpu);
 
 	TEST_ASSERT(read(fd, buf, sizeof(buf)) == -1 && errno == EPERM,
 		    "read() of a bound MFD_INACCESSIBLE memfd: errno %d, wanted EPERM", errno);
@@ -230,13 +208,13 @@ static void conversion_exit(void)
 	host_view = addr_gpa2hva(vm, TEST_GPA);
 	plain_view = addr_gpa2hva(vm, PLAIN_GPA);
 
-	run_to_sync(vcpu, 1);
+	gmem_run_to_sync(vcpu, 1);
 	TEST_ASSERT_EQ(*host_view, 0ul);
 
 	/* Shared: the guest now sees the host's view of the page. */
 	vm_mem_set_shared(vm, TEST_GPA, PAGE_SIZE);
 	*host_view = CONV_HOST;
-	run_to_sync(vcpu, 2);
+	gmem_run_to_sync(vcpu, 2);
 
 	/*
 	 * Private again, and the guest goes on to a page that is private in
@@ -249,7 +227,7 @@ static void conversion_exit(void)
 	*plain_view = CONV_HOST;
 	run_to_private_fault(vcpu, PLAIN_GPA);
 	vm_mem_set_shared(vm, PLAIN_GPA, PAGE_SIZE);
-	run_to_done(vcpu);
+	gmem_run_to_done(vcpu);
 	TEST_ASSERT_EQ(*host_view, CONV_HOST);
 
 	kvm_vm_free(vm);
@@ -267,13 +245,13 @@ static void punch_reads_zero(void)
 	/* The slot starts PUNCH_OFFSET pages into the memfd. */
 	fd = inaccessible_memfd(PUNCH_OFFSET + NPAGES + 4);
 	vm = memfd_vm(guest_punch, &vcpu, fd, PUNCH_OFFSET, NPAGES);
-	run_to_sync(vcpu, 1);
+	gmem_run_to_sync(vcpu, 1);
 
 	TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			       (PUNCH_OFFSET + HOLE_FIRST) * PAGE_SIZE,
 			       HOLE_NPAGES * PAGE_SIZE),
 		    "punching the memfd: errno %d", errno);
-	run_to_done(vcpu);
+	gmem_run_to_done(vcpu);
 
 	kvm_vm_free(vm);
 	close(fd);
@@ -283,48 +261,9 @@ static void punch_reads_zero(void)
 		HOLE_FIRST, HOLE_FIRST + HOLE_NPAGES - 1, NPAGES);
 }
 
-/*
- * New pages reach the LRU, and so Unevictable, through per-CPU batches.
- * The test runs on one CPU, and munmap() drains that CPU's batch.
- */
-static void drain_lru_batch(void)
-{
-	void *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
-	munmap(p, PAGE_SIZE);
-}
-
-static long unevictable_kb(void)
-{
-	char line[128];
-	long kb = -1;
-	ssize_t r;
-	FILE *f;
-	int fd;
-
-	drain_lru_batch();
-	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
-	if (fd >= 0) {
-		/* Folds the per-CPU counters; failing leaves them staler. */
-		r = write(fd, "1", 1);
-		(void)r;
-		close(fd);
-	}
-
-	f = fopen("/proc/meminfo", "r");
-	TEST_ASSERT(f, "cannot read /proc/meminfo");
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	TEST_ASSERT(kb >= 0, "no Unevictable in /proc/meminfo");
-	return kb;
-}
-
 static void expect_grown(long base, const char *when)
 {
-	long now = unevictable_kb();
+	long now = gmem_unevictable_kb();
 
 	TEST_ASSERT(now - base >= BIG_KB * 9 / 10,
 		    "%s: Unevictable grew by %ld kB, wanted >= %ld kB", when, now - base,
@@ -334,11 +273,11 @@ static void expect_grown(long base, const char *when)
 /* Frees may finish a little after close(): wait up to about 2 s. */
 static void expect_back(long base, const char *when)
 {
-	long now = unevictable_kb();
+	long now = gmem_unevictable_kb();
 
 	for (int i = 0; i < 20 && now > base + SLACK_KB; i++) {
 		usleep(100 * 1000);
-		now = unevictable_kb();
+		now = gmem_unevictable_kb();
 	}
 	TEST_ASSERT(now <= base + SLACK_KB,
 		    "%s: Unevictable is %ld kB, %ld kB above the baseline (slack %ld kB)",
@@ -354,10 +293,10 @@ static void delete_slot_first(void)
 	long base;
 	int fd;
 
-	base = unevictable_kb();
+	base = gmem_unevictable_kb();
 	fd = inaccessible_memfd(BIG_NPAGES);
 	vm = memfd_vm(guest_touch, &vcpu, fd, 0, BIG_NPAGES);
-	run_to_sync(vcpu, 1);
+	gmem_run_to_sync(vcpu, 1);
 	expect_grown(base, "guest touched 1 MiB");
 
 	/*
@@ -389,10 +328,10 @@ static void close_memfd_first(void)
 	long base;
 	int fd;
 
-	base = unevictable_kb();
+	base = gmem_unevictable_kb();
 	fd = inaccessible_memfd(BIG_NPAGES);
 	vm = memfd_vm(guest_touch, &vcpu, fd, 0, BIG_NPAGES);
-	run_to_sync(vcpu, 1);
+	gmem_run_to_sync(vcpu, 1);
 	expect_grown(base, "guest touched 1 MiB");
 
 	/* Ours, and the library's dup (it must not close it again). */
@@ -401,9 +340,9 @@ static void close_memfd_first(void)
 	close(region->region.guest_memfd);
 	region->region.guest_memfd = -1;
 
-	run_to_sync(vcpu, 2);
+	gmem_run_to_sync(vcpu, 2);
 	expect_grown(base, "memfd closed, slot alive");
-	run_to_done(vcpu);
+	gmem_run_to_done(vcpu);
 
 	kvm_vm_free(vm);
 	expect_back(base, "memfd closed, VM freed");
@@ -412,16 +351,8 @@ static void close_memfd_first(void)
 
 static void delete_and_close_leave_nothing(void)
 {
-	cpu_set_t cpus;
-	int cpu = sched_getcpu();
-
 	/* Allocations and drains on one CPU: its LRU batch is all there is. */
-	TEST_ASSERT(cpu >= 0, "sched_getcpu: errno %d", errno);
-	CPU_ZERO(&cpus);
-	CPU_SET(cpu, &cpus);
-	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus),
-		    "sched_setaffinity: errno %d", errno);
-
+	gmem_pin_to_this_cpu();
 	delete_slot_first();
 	close_memfd_first();
 }
