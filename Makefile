@@ -3,7 +3,8 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: bench, profile, setup, tree, build, series, vm, clean. See README.md.
+# Other targets: bench, profile, setup, tree, build, series, series-check, vm, clean.
+# See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
 
@@ -11,7 +12,7 @@ S := scripts
 # make check T="guest_memfd_test kunit": only these tests.
 T ?=
 
-.PHONY: all demo check bench profile setup tree build series vm clean
+.PHONY: all demo check bench profile setup tree build series series-check vm clean
 all demo:
 	@$(S)/demo.sh
 
@@ -38,6 +39,10 @@ build: tree
 
 series: tree
 	@$(S)/series.sh
+
+# Build the kernel at every patch of the series; the first that fails, by name.
+series-check:
+	@$(S)/series-check.sh
 
 # An interactive shell in the test kernel.
 vm:

@@ -66,6 +66,10 @@ impl Provider for Inaccessible {
         Err(EPERM)
     }
 
+    fn memory_error(data: Pin<&Inaccessible>, start: u64, end: u64) {
+        data.node.memory_error(start, end);
+    }
+
     fn fallocate(
         data: Pin<&Inaccessible>,
         file: &ShmemFile,

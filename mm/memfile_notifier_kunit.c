@@ -431,6 +431,48 @@ static void mft_flags(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, mft_register(test, n4, f, b), 0);
 }
 
+static struct mft_notifier *mft_claim(struct kunit *test, pgoff_t start,
+				       pgoff_t end, const void *owner)
+{
+	struct mft_notifier *mn = mft_notifier(test);
+
+	mn->n.start = start;
+	mn->n.end = end;
+	mn->n.owner = owner;
+	return mn;
+}
+
+/* Claimed ranges of a file are exclusive, and a file has one owner. */
+static void mft_exclusive(struct kunit *test)
+{
+	const unsigned long fl = MEMFILE_F_ALLOWED_MASK;
+	struct mft_ctx *ctx = test->priv;
+	struct file *f = ctx->files[0];
+	static const int a, b;
+	struct mft_notifier *first = mft_claim(test, 10, 20, &a);
+
+	KUNIT_ASSERT_EQ(test, mft_register_store(test, &mft_store), 0);
+	KUNIT_ASSERT_EQ(test, mft_register(test, first, f, fl), 0);
+	/* Overlaps at either edge, inside, around: refused. */
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 5, 11, &a), f, fl), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 19, 30, &a), f, fl), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 12, 13, &a), f, fl), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 0, 40, &a), f, fl), -EINVAL);
+	/* Adjacent ranges and empty claims share the file. */
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 20, 30, &a), f, fl), 0);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 0, 10, &a), f, fl), 0);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 15, 15, &a), f, fl), 0);
+	/* Another owner: refused, even on free pages or claiming none. */
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 50, 60, &b), f, fl), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 0, 0, &b), f, fl), -EINVAL);
+	/* Per file: another file may have another owner. */
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 10, 20, &b),
+					   ctx->files[1], fl), 0);
+	/* A claim is released with its notifier. */
+	mft_unregister(test, first);
+	KUNIT_EXPECT_EQ(test, mft_register(test, mft_claim(test, 12, 18, &a), f, fl), 0);
+}
+
 static void mft_invalidate_order(struct kunit *test)
 {
 	struct mft_ctx *ctx = test->priv;
@@ -640,6 +682,7 @@ static struct kunit_case mft_cases[] = {
 	MFT_CASE(store_register_errors),
 	MFT_CASE(unclaimed_file),
 	MFT_CASE(flags),
+	MFT_CASE(exclusive),
 	MFT_CASE(invalidate_order),
 	MFT_CASE(unregister_waits_for_invalidation),
 	MFT_CASE(register_during_invalidation),

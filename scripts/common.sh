@@ -12,7 +12,7 @@ BASE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 # Everything big lives in a cache outside the work tree, so every clone
 # (a session's, CI's) on this machine rebuilds incrementally.
 CACHE=${GMEM_CACHE:-$HOME/.cache/gmem-rs}
-SRC=$CACHE/linux            # assembled kernel tree (a git repository)
+SRC=${GMEM_SRC:-$CACHE/linux}   # assembled kernel tree (a git repository)
 KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
 STOUT=$CACHE/selftests      # selftest build output
 TOOLS=$CACHE/tools          # bindgen and other pinned tools

@@ -42,11 +42,27 @@ struct memfile_notifier_ops {
 	/* The pages are gone; the range may be used again. */
 	void (*invalidate_end)(struct memfile_notifier *notifier,
 			       pgoff_t start, pgoff_t end);
+	/*
+	 * Pages [start, end) have a memory error: stop using them now; the
+	 * store hands them out no more (-EHWPOISON) until they are punched.
+	 * Called with a folio of the range locked, maybe inside an
+	 * invalidation. May sleep.
+	 */
+	void (*memory_error)(struct memfile_notifier *notifier,
+			     pgoff_t start, pgoff_t end);
 };
 
 /* Embedded in the consumer's own structure. */
 struct memfile_notifier {
 	const struct memfile_notifier_ops *ops;
+	/*
+	 * Set by the consumer before it registers: the pages [start, end) it
+	 * uses as its own (private memory has one user: no other notifier on
+	 * the file may overlap them; empty claims nothing), and who it is
+	 * (every notifier on a file has the same owner, e.g. one VM).
+	 */
+	pgoff_t start, end;
+	const void *owner;
 	/* Set by memfile_register_notifier(); private to the core. */
 	const struct memfile_backing_store *bs;
 	struct memfile_node *node;
@@ -100,11 +116,20 @@ void memfile_invalidate_end(struct memfile_node *node, pgoff_t start,
 			    pgoff_t end);
 
 /*
+ * For the store: a memory error in pages [start, end) of @node's file, whose
+ * folio the caller holds locked; every notifier's memory_error runs now,
+ * without waiting for an invalidation in flight.
+ */
+void memfile_memory_error(struct memfile_node *node, pgoff_t start,
+			  pgoff_t end);
+
+/*
  * For the consumer: register @notifier (with ->ops set) on @file, requiring
  * @flags. -EOPNOTSUPP if no backing store claims @file; -EINVAL if @flags
  * has unknown bits, asks for more than the store provides, or differs from
- * the flags of notifiers already on the file; -ENOMEM. The consumer keeps
- * a reference on @file until it unregisters.
+ * the flags of notifiers already on the file, or if @notifier's range
+ * overlaps another's on the file or its owner differs from theirs;
+ * -ENOMEM. The consumer keeps a reference on @file until it unregisters.
  */
 int memfile_register_notifier(struct file *file, unsigned long flags,
 			      struct memfile_notifier *notifier);

@@ -144,6 +144,11 @@ pub trait Provider: Sized + 'static {
     /// `mmap(2)`: `Ok` lets shmem map the file.
     fn may_mmap(data: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Result;
 
+    /// A memory error in pages `[start, end)` of the file; a folio of the range is locked.
+    /// shmem keeps the folio, and [`get_folio`] refuses it with `EHWPOISON`: what is left is
+    /// to make the consumers let go of the pages.
+    fn memory_error(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, start: u64, end: u64);
+
     /// `fallocate(2)`; [`ShmemFile::fallocate`] does shmem's part.
     fn fallocate(
         data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
@@ -251,8 +256,19 @@ impl<T: Provider> Vtable<T> {
     ///
     /// Called by the VFS for a file of `T`.
     unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+        // SAFETY: The file is valid for the callback, so is its mapping.
+        let mapping = unsafe { (*file).f_mapping };
+        // The memory-error path finds the data through the mapping, which may outlive the file
+        // (an `O_PATH` reference): unpublish it, waiting for a reader in flight.
+        // SAFETY: As above; `i_private_data` is only read under `i_mmap_rwsem`.
+        unsafe {
+            bindings::i_mmap_lock_write(mapping);
+            (*mapping).i_private_data = null_mut();
+            bindings::i_mmap_unlock_write(mapping);
+        }
         // SAFETY: `private_data` came from `into_foreign` in `create` and is given back exactly
-        // once, here, when no other operation can run on the file.
+        // once, here, when no other operation can run on the file, and no memory error can
+        // reach it (above).
         let data = unsafe { T::Data::from_foreign((*file).private_data) };
         // SAFETY: The file is valid for the duration of the callback.
         T::release(data, unsafe { File::from_raw(file) });
@@ -321,9 +337,33 @@ impl<T: Provider> Vtable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called by memfd's memory-error hook for an inaccessible shmem mapping, with a folio of
+    /// it locked and a reference on `T`'s module.
+    unsafe extern "C" fn memory_error(
+        mapping: *mut bindings::address_space,
+        start: bindings::pgoff_t,
+        end: bindings::pgoff_t,
+    ) {
+        // SAFETY: The mapping is alive while one of its folios is locked. `i_private_data` is
+        // NULL or, while the file lives, its `private_data` (`create`); `release` clears it
+        // under the write lock before it takes the data back, so under the read lock the data
+        // outlives this borrow.
+        unsafe {
+            bindings::i_mmap_lock_read(mapping);
+            let ptr = (*mapping).i_private_data;
+            if !ptr.is_null() {
+                T::memory_error(T::Data::borrow(ptr), start as u64, end as u64);
+            }
+            bindings::i_mmap_unlock_read(mapping);
+        }
+    }
+
     const OPS: bindings::memfd_inaccessible_ops = bindings::memfd_inaccessible_ops {
         owner: T::OWNER.as_ptr(),
         create: Some(Self::create_file),
+        memory_error: Some(Self::memory_error),
     };
 
     fn ops() -> &'static bindings::memfd_inaccessible_ops {
@@ -357,6 +397,8 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
     // inode gets only built-in tables: it may outlive the provider's module.
     unsafe {
         (*ptr).private_data = data.into_foreign() as *mut _;
+        // For the memory-error path, which starts from the mapping (see `Vtable::release`).
+        (*(*ptr).f_mapping).i_private_data = (*ptr).private_data;
         (*ptr).f_op = Vtable::<T>::fops();
         (*inode).__bindgen_anon_3.i_fop = &INODE_FOPS.0;
         (*inode).i_op = &INODE_OPS.0;
@@ -381,7 +423,8 @@ pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Bor
 
 /// The folio at page `index` of a shmem file, allocated and zeroed if it is a hole; unlocked,
 /// with a reference, and dirty: shmem leaves a folio it allocates here clean, and a clean folio
-/// can be evicted under a consumer that maps it. `EINVAL` past the end of the file.
+/// can be evicted under a consumer that maps it. `EINVAL` past the end of the file, `EHWPOISON`
+/// if the page has a memory error.
 pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
     let mut folio = null_mut();
     // SAFETY: The file is a live shmem file (the callers' files are made by `create`); on
@@ -398,6 +441,10 @@ pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
     let folio = NonNull::new(folio).ok_or(ENOMEM)?;
     // SAFETY: `shmem_get_folio` returned it locked and referenced.
     let folio = unsafe { LockedFolio::from_raw_locked(folio) };
+    // shmem keeps a poisoned folio in the page cache and, for this lookup, hands it out.
+    if folio.test_hwpoison() {
+        return Err(EHWPOISON);
+    }
     folio.mark_dirty();
     Ok(folio.unlock())
 }

@@ -123,6 +123,22 @@ impl Node {
         }
     }
 
+    /// A memory error in pages `[start, end)`: every notifier stops using them, now. Unlike
+    /// [`Node::invalidate`] it does not wait for an invalidation in flight (the caller holds a
+    /// folio lock, which such an invalidation may be waiting for); the notifiers cannot change
+    /// while the lock is held.
+    pub fn memory_error(&self, start: u64, end: u64) {
+        let inner = self.inner.lock();
+        for n in inner.notifiers.as_slice() {
+            // SAFETY: A notifier in the list is registered, so it and its ops are valid.
+            unsafe {
+                if let Some(f) = (*(*n.0).ops).memory_error {
+                    f(n.0, start as c_ulong, end as c_ulong);
+                }
+            }
+        }
+    }
+
     fn begin(&self, start: c_ulong, end: c_ulong) {
         let mut inner = self.lock_idle();
         inner.invalidating = true;
@@ -169,6 +185,14 @@ impl Node {
         if !inner.notifiers.is_empty() && inner.flags != flags {
             return Err(EINVAL);
         }
+        // SAFETY: `n` is being registered and those in the list are registered: all valid.
+        if inner
+            .notifiers
+            .iter()
+            .any(|&m| unsafe { conflict(&*n.0, &*m.0) })
+        {
+            return Err(EINVAL);
+        }
         inner.notifiers.push(n, GFP_KERNEL)?;
         inner.flags = flags;
         Ok(())
@@ -186,6 +210,12 @@ impl Node {
         // and has nothing to drop.
         unsafe { inner.notifiers.set_len(len - 1) };
     }
+}
+
+/// Whether two notifiers may not share a file: their owners differ, or their claimed ranges
+/// overlap (see the C header).
+fn conflict(a: &bindings::memfile_notifier, b: &bindings::memfile_notifier) -> bool {
+    a.owner != b.owner || (a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end)
 }
 
 /// An invalidation in progress; dropping it ends it.
@@ -343,6 +373,21 @@ pub unsafe extern "C" fn memfile_invalidate_end(
 ) {
     // SAFETY: Per the function's safety requirement.
     unsafe { Node::from_raw(node) }.end(start, end);
+}
+
+/// Reports a memory error; see the C header.
+///
+/// # Safety
+///
+/// `node` is live.
+#[no_mangle]
+pub unsafe extern "C" fn memfile_memory_error(
+    node: *mut bindings::memfile_node,
+    start: c_ulong,
+    end: c_ulong,
+) {
+    // SAFETY: Per the function's safety requirement.
+    unsafe { Node::from_raw(node) }.memory_error(start as u64, end as u64);
 }
 
 /// Registers a consumer's notifier on `file`; see the C header.

@@ -53,9 +53,28 @@ static void kvm_memfile_invalidate_end(struct memfile_notifier *n,
 	b->zapping = false;
 }
 
+/*
+ * As guest_memfd on a memory error: zap the pages from the guest; the next
+ * fault gets -EHWPOISON from the store. A begin/end of its own, which nests
+ * in a punch's invalidation if one is in flight.
+ */
+static void kvm_memfile_memory_error(struct memfile_notifier *n,
+				     pgoff_t start, pgoff_t end)
+{
+	struct kvm_memfile_binding *b = to_binding(n);
+	struct kvm_memory_slot *slot = b->slot;
+	pgoff_t pgoff = slot->gmem.pgoff;
+
+	if (max(start, pgoff) >= min(end, pgoff + slot->npages))
+		return;
+	kvm_gmem_zap_begin(b->kvm, &b->slot, 1, start, end);
+	kvm_gmem_zap_end(b->kvm);
+}
+
 static const struct memfile_notifier_ops kvm_memfile_notifier_ops = {
 	.invalidate_begin = kvm_memfile_invalidate_begin,
 	.invalidate_end = kvm_memfile_invalidate_end,
+	.memory_error = kvm_memfile_memory_error,
 };
 
 /* Private memory must be out of userspace's and reclaim's reach. */
@@ -131,6 +150,10 @@ int kvm_memfile_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 	if (!b)
 		return -ENOMEM;
 	b->notifier.ops = &kvm_memfile_notifier_ops;
+	/* As guest_memfd: one VM per file, no two slots on the same pages. */
+	b->notifier.start = pgoff;
+	b->notifier.end = pgoff + slot->npages;
+	b->notifier.owner = kvm;
 	b->kvm = kvm;
 	b->slot = slot;
 	/* Published before the notifier: an invalidation may come at once. */

@@ -10,7 +10,8 @@
  * access without private memory exits to userspace; a hole punched in the
  * memfd reads as zeros in the guest; deleting the memslot and closing the
  * memfd, in either order, give all the memory back (/proc/meminfo's
- * Unevictable), while a memslot alone keeps the file alive.
+ * Unevictable), while a memslot alone keeps the file alive. Binding follows
+ * guest_memfd's rules: no overlapping slots, one VM per file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -349,6 +350,45 @@ static void close_memfd_first(void)
 	pr_info("delete_and_close_leave_nothing: memfd closed first: guest still read its 1 MiB; memory returned with the VM\n");
 }
 
+/* Bind memfd pages [@first, @first + NPAGES) to @slot of @vm at @gpa. */
+static int bind(struct kvm_vm *vm, uint32_t slot, uint64_t gpa, int fd, uint64_t first, void *hva)
+{
+	int r = __vm_set_user_memory_region2(vm, slot, KVM_MEM_GUEST_MEMFD, gpa,
+					     NPAGES * PAGE_SIZE, hva, fd, first * PAGE_SIZE);
+
+	return r ? -errno : 0;
+}
+
+/*
+ * guest_memfd's rules: no two memslots bind the same pages of a file, and a
+ * file serves one VM. A range freed by deleting its slot can be bound again.
+ */
+static void bind_rules(void)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	struct kvm_vm *other = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	void *hva = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = inaccessible_memfd(4 * NPAGES);
+
+	TEST_ASSERT(hva != MAP_FAILED, "mmap: errno %d", errno);
+	TEST_ASSERT_EQ(bind(vm, 1, TEST_GPA, fd, 0, hva), 0);
+	TEST_ASSERT_EQ(bind(vm, 2, TEST_GPA + 0x100000, fd, NPAGES / 2, hva), -EINVAL);
+	TEST_ASSERT_EQ(bind(vm, 2, TEST_GPA + 0x100000, fd, NPAGES, hva), 0);
+	TEST_ASSERT_EQ(bind(other, 1, TEST_GPA, fd, 2 * NPAGES, hva), -EINVAL);
+	/* Deleting slot 1 frees its pages for another slot of the VM. */
+	TEST_ASSERT_EQ(__vm_set_user_memory_region2(vm, 1, KVM_MEM_GUEST_MEMFD, TEST_GPA,
+						    0, hva, fd, 0), 0);
+	TEST_ASSERT_EQ(bind(vm, 3, TEST_GPA + 0x200000, fd, NPAGES / 2, hva), 0);
+
+	kvm_vm_free(other);
+	kvm_vm_free(vm);
+	close(fd);
+	munmap(hva, NPAGES * PAGE_SIZE);
+	pr_info("%s: overlapping slot EINVAL, adjacent slot works, another VM EINVAL, freed pages rebind\n",
+		__func__);
+}
+
 static void delete_and_close_leave_nothing(void)
 {
 	/* Allocations and drains on one CPU: its LRU batch is all there is. */
@@ -365,6 +405,7 @@ int main(void)
 	write_read_private();
 	conversion_exit();
 	punch_reads_zero();
+	bind_rules();
 	delete_and_close_leave_nothing();
 	pr_info("memfd_inaccessible_kvm_test: all cases passed\n");
 	return 0;

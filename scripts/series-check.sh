@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make series-check: build the kernel and its modules at every commit of the
+# series, in order, and report the first commit that does not build. It uses
+# a work tree and a build directory of its own (the test kernel's stay as
+# they are), with the tip's configuration at every commit: each commit only
+# rebuilds what it changed.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+S=$GMEM_ROOT/scripts
+
+T0=$(date +%s)
+phase "setup (install what is missing)" "$S/setup.sh"
+phase "assemble tree" "$S/assemble.sh"
+phase "configure (tip)" "$S/build.sh" config
+
+WT=$CACHE/series-check/linux
+B=$CACHE/series-check/build
+LOG=$CACHE/series-check/build.log
+mkdir -p "$B"
+git -C "$SRC" worktree prune
+[ -d "$WT/.git" ] || [ -f "$WT/.git" ] || git -C "$SRC" worktree add -q --detach "$WT" "base-$BASE_KVERSION"
+cp "$KBUILD/.config" "$CACHE/series-check/tip.config"
+
+# build_at COMMIT: the kernel of that commit, with the tip's options that
+# exist there (Kconfig drops the others).
+build_at() {
+	git -C "$WT" checkout -q --detach "$1" &&
+		cp "$CACHE/series-check/tip.config" "$B/.config" &&
+		GMEM_SRC=$WT GMEM_KBUILD=$B bash -c '. "$0/common.sh"; kmake -s olddefconfig && kmake -s bzImage modules' "$S" \
+			>"$LOG" 2>&1
+}
+
+n=0
+total=$(git -C "$SRC" rev-list --count "base-$BASE_KVERSION..gmem-rs")
+for c in $(git -C "$SRC" rev-list --reverse "base-$BASE_KVERSION..gmem-rs"); do
+	n=$((n + 1))
+	subject=$(git -C "$SRC" log -1 --format=%s "$c")
+	t=$(date +%s)
+	if ! build_at "$c"; then
+		echo "not ok $n - $subject"
+		grep -E 'error|Error' "$LOG" | head -n 20 | sed 's/^/    /'
+		echo "series-check: patch $n of $total does not build (log: $LOG)"
+		exit 1
+	fi
+	echo "ok $n - $subject ($(($(date +%s) - t))s)"
+done
+dt=$(( $(date +%s) - T0 ))
+echo "series-check: all $total patches build, each on the one before ($((dt / 60))m$((dt % 60))s)"
