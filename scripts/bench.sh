@@ -13,11 +13,7 @@ export GMEM_KBUILD=${GMEM_KBUILD:-${GMEM_CACHE:-$HOME/.cache/gmem-rs}/build-benc
 S=$GMEM_ROOT/scripts
 ROUNDS=${GMEM_BENCH_ROUNDS:-5}
 
-phase "setup (install what is missing)" "$S/setup.sh"
-phase "assemble tree" "$S/assemble.sh"
-phase "configure (no debug options)" "$S/build.sh" config
-phase "build kernel" "$S/build.sh" kernel
-phase "build selftests" "$S/build.sh" selftests
+prepare build
 
 if [ "${1:-}" = profile ]; then
 	OUT=$RESULTS/profile

@@ -8,11 +8,7 @@ set -uo pipefail
 S=$GMEM_ROOT/scripts
 
 T0=$(date +%s)
-phase "setup (install what is missing)" "$S/setup.sh"
-phase "assemble tree" "$S/assemble.sh"
-phase "configure" "$S/build.sh" config
-phase "build kernel" "$S/build.sh" kernel
-phase "build selftests" "$S/build.sh" selftests
+prepare build
 
 if [ "$#" -gt 0 ]; then
 	TESTS=("$@")

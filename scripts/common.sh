@@ -68,6 +68,20 @@ phase() {
 	printf '<== %-28s %dm%02ds\n' "$name" $((dt / 60)) $((dt % 60))
 }
 
+# The phases every command starts with, each doing only what is stale:
+# install what is missing, assemble the tree, configure; with "build", also
+# build the kernel and the selftests.
+prepare() {
+	local s=$GMEM_ROOT/scripts cfg=configure
+	[ "${GMEM_DEBUG:-1}" = 1 ] || cfg="configure (no debug options)"
+	phase "setup (install what is missing)" "$s/setup.sh"
+	phase "assemble tree" "$s/assemble.sh"
+	phase "$cfg" "$s/build.sh" config
+	[ "${1:-}" = build ] || return 0
+	phase "build kernel" "$s/build.sh" kernel
+	phase "build selftests" "$s/build.sh" selftests
+}
+
 # The upstream 6.12 KVM selftests that exercise private memory: make check
 # runs each against every guest_memfd backend.
 UPSTREAM_KVM_TESTS=(guest_memfd_test set_memory_region_test

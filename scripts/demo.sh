@@ -5,11 +5,7 @@ set -uo pipefail
 S=$GMEM_ROOT/scripts
 
 T0=$(date +%s)
-phase "setup (install what is missing)" "$S/setup.sh"
-phase "assemble tree" "$S/assemble.sh"
-phase "configure" "$S/build.sh" config
-phase "build kernel" "$S/build.sh" kernel
-phase "build selftests" "$S/build.sh" selftests
+prepare build
 
 OUTDIR=$RESULTS/demo
 rm -rf "$OUTDIR"

@@ -9,9 +9,7 @@ set -uo pipefail
 S=$GMEM_ROOT/scripts
 
 T0=$(date +%s)
-phase "setup (install what is missing)" "$S/setup.sh"
-phase "assemble tree" "$S/assemble.sh"
-phase "configure (tip)" "$S/build.sh" config
+prepare
 
 WT=$CACHE/series-check/linux
 B=$CACHE/series-check/build

@@ -14,7 +14,7 @@
 //!
 //! C header: [`include/linux/memfd.h`](srctree/include/linux/memfd.h).
 
-use crate::ffi::{c_char, c_int, c_long, c_uint};
+use crate::ffi::{c_char, c_int, c_long, c_uint, c_ulong};
 use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, to_result, Result},
@@ -343,8 +343,8 @@ impl<T: Provider> Vtable<T> {
     /// it locked and a reference on `T`'s module.
     unsafe extern "C" fn memory_error(
         mapping: *mut bindings::address_space,
-        start: bindings::pgoff_t,
-        end: bindings::pgoff_t,
+        start: c_ulong,
+        end: c_ulong,
     ) {
         // SAFETY: The mapping is alive while one of its folios is locked. `i_private_data` is
         // NULL or, while the file lives, its `private_data` (`create`); `release` clears it

@@ -379,7 +379,7 @@ static void bind_rules(void)
 	/* Deleting slot 1 frees its pages for another slot of the VM. */
 	TEST_ASSERT_EQ(__vm_set_user_memory_region2(vm, 1, KVM_MEM_GUEST_MEMFD, TEST_GPA,
 						    0, hva, fd, 0), 0);
-	TEST_ASSERT_EQ(bind(vm, 3, TEST_GPA + 0x200000, fd, NPAGES / 2, hva), 0);
+	TEST_ASSERT_EQ(bind(vm, 3, TEST_GPA + 0x200000, fd, 0, hva), 0);
 
 	kvm_vm_free(other);
 	kvm_vm_free(vm);
