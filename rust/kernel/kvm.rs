@@ -16,7 +16,7 @@ use crate::{
     error::{from_result, to_result, Result},
     fs::{
         anon_file::{fops_of, FileOperations},
-        File,
+        File, NotThreadSafe,
     },
     prelude::*,
     types::{ARef, AlwaysRefCounted, ForeignOwnable, Opaque},
@@ -73,7 +73,10 @@ impl Kvm {
         // SAFETY: The VM is valid.
         unsafe { bindings::kvm_gmem_slots_lock(self.as_raw()) };
         // INVARIANT: The lock was just taken.
-        SlotsGuard { kvm: self }
+        SlotsGuard {
+            kvm: self,
+            _not_send: NotThreadSafe::default(),
+        }
     }
 
     /// Whether every gfn of `[start, end)` has the private attribute.
@@ -95,6 +98,7 @@ impl Kvm {
     /// `slots` is empty. Allocates nothing: the slots can come straight from a lock-protected
     /// table, which may be released before the guard (the guard borrows only the VM).
     #[inline]
+    #[must_use = "the invalidation ends when the guard is dropped"]
     pub fn zap_begin<'a, 's>(
         &'a self,
         slots: impl IntoIterator<Item = &'s MemorySlot>,
@@ -113,7 +117,10 @@ impl Kvm {
             };
         }
         // INVARIANT: An invalidation was begun on `self`.
-        Some(ZapGuard { kvm: self })
+        Some(ZapGuard {
+            kvm: self,
+            _not_send: NotThreadSafe::default(),
+        })
     }
 }
 
@@ -129,8 +136,10 @@ pub fn arch_invalidate(start_pfn: u64, end_pfn: u64) {
 /// # Invariants
 ///
 /// The guard holds `kvm`'s slots_lock.
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct SlotsGuard<'a> {
     kvm: &'a Kvm,
+    _not_send: NotThreadSafe,
 }
 
 impl Drop for SlotsGuard<'_> {
@@ -146,8 +155,10 @@ impl Drop for SlotsGuard<'_> {
 /// # Invariants
 ///
 /// `kvm_gmem_zap_begin` was called on `kvm` and its `kvm_gmem_zap_end` is still owed.
+#[must_use = "the invalidation ends when the guard is dropped"]
 pub struct ZapGuard<'a> {
     kvm: &'a Kvm,
+    _not_send: NotThreadSafe,
 }
 
 impl Drop for ZapGuard<'_> {

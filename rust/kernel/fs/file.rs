@@ -146,8 +146,10 @@ impl Inode {
 /// # Invariants
 ///
 /// `fd` was returned by `get_unused_fd_flags` and has been neither installed nor put.
+#[must_use = "dropping the reservation releases the number"]
 pub struct FileDescriptorReservation {
     fd: u32,
+    _not_send: crate::fs::NotThreadSafe,
 }
 
 impl FileDescriptorReservation {
@@ -158,7 +160,10 @@ impl FileDescriptorReservation {
         let fd = unsafe { bindings::get_unused_fd_flags(flags) };
         to_result(fd)?;
         // INVARIANT: `fd` was just reserved.
-        Ok(Self { fd: fd as u32 })
+        Ok(Self {
+            fd: fd as u32,
+            _not_send: crate::fs::NotThreadSafe::default(),
+        })
     }
 
     /// The reserved number.

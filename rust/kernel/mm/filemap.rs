@@ -10,7 +10,7 @@
 use crate::{
     bindings,
     error::{code::*, from_err_ptr, Result},
-    fs::Inode,
+    fs::{Inode, NotThreadSafe},
     mm::folio::{Folio, LockedFolio},
     prelude::*,
     types::{ForeignOwnable, Opaque},
@@ -95,7 +95,10 @@ impl AddressSpace {
         // SAFETY: The mapping is valid.
         unsafe { bindings::filemap_invalidate_lock(self.as_raw()) };
         // INVARIANT: The lock was just taken exclusively.
-        InvalidateGuard { mapping: self }
+        InvalidateGuard {
+            mapping: self,
+            _not_send: NotThreadSafe::default(),
+        }
     }
 
     /// Takes `invalidate_lock` shared.
@@ -104,7 +107,10 @@ impl AddressSpace {
         // SAFETY: The mapping is valid.
         unsafe { bindings::filemap_invalidate_lock_shared(self.as_raw()) };
         // INVARIANT: The lock was just taken shared.
-        InvalidateSharedGuard { mapping: self }
+        InvalidateSharedGuard {
+            mapping: self,
+            _not_send: NotThreadSafe::default(),
+        }
     }
 
     /// Finds the folio at page `index`, allocating it if absent; returns it locked.
@@ -187,8 +193,10 @@ unsafe fn aops_private(mapping: &AddressSpace) -> &AtomicPtr<c_void> {
 /// # Invariants
 ///
 /// The guard holds `mapping`'s invalidate lock exclusively.
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct InvalidateGuard<'a> {
     mapping: &'a AddressSpace,
+    _not_send: NotThreadSafe,
 }
 
 impl Drop for InvalidateGuard<'_> {
@@ -204,8 +212,10 @@ impl Drop for InvalidateGuard<'_> {
 /// # Invariants
 ///
 /// The guard holds `mapping`'s invalidate lock shared.
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct InvalidateSharedGuard<'a> {
     mapping: &'a AddressSpace,
+    _not_send: NotThreadSafe,
 }
 
 impl Drop for InvalidateSharedGuard<'_> {
