@@ -15,8 +15,13 @@ WT=$CACHE/series-check/linux
 B=$CACHE/series-check/build
 LOG=$CACHE/series-check/build.log
 mkdir -p "$B"
-git -C "$SRC" worktree prune
-[ -d "$WT/.git" ] || [ -f "$WT/.git" ] || git -C "$SRC" worktree add -q --detach "$WT" "base-$BASE_KVERSION"
+# A work tree left from an earlier tree (assemble rebuilt it) is made anew.
+if ! git -C "$WT" rev-parse -q --verify "base-$BASE_KVERSION" >/dev/null 2>&1; then
+	rm -rf "$WT"
+	git -C "$SRC" worktree prune
+	git -C "$SRC" worktree add -q --detach "$WT" "base-$BASE_KVERSION" ||
+		die "cannot make the work tree $WT"
+fi
 cp "$KBUILD/.config" "$CACHE/series-check/tip.config"
 
 # build_at COMMIT: the kernel of that commit, with the tip's options that

@@ -7,20 +7,21 @@ set -euo pipefail
 
 BINDGEN_VERSION=0.70.1
 VNG_VERSION=1.42
-# Rust comes from Debian's rustc-web (which builds Firefox ESR), pinned to
-# one upstream release; any Debian revision of it will do, because Debian
-# only serves the newest (security updates rebuild the same release).
+# Rust comes from Debian's rustc-web (which builds Firefox ESR): tested with
+# 1.96.0, and at least that. Debian serves only the newest rustc-web, so an
+# exact pin would break every fresh machine the day it moves on; a newer one
+# is used with a warning (6.12 builds Rust without -Werror).
 RUST_VERSION=1.96.0
 
-# name, name=exact-version, or name=glob (installed as the candidate, then
-# checked against the glob).
+# name, name=exact-version, or name>=version (installed as the candidate,
+# then checked to be at least that).
 DEB_PACKAGES=(
 	"$BASE_DEB_PKG=$BASE_DEB_VERSION"
-	"rustc-web=$RUST_VERSION+*"             # rustc, /usr/bin/rustc
-	"rust-web-src=$RUST_VERSION+*"          # core/alloc sources for the kernel
-	"cargo-web=$RUST_VERSION+*"             # /usr/bin/cargo: builds bindgen-cli
-	"rustfmt-web=$RUST_VERSION+*"           # bindgen formats its output; make rustfmtcheck
-	"rust-web-clippy=$RUST_VERSION+*"       # make CLIPPY=1
+	"rustc-web>=$RUST_VERSION"              # rustc, /usr/bin/rustc
+	"rust-web-src>=$RUST_VERSION"           # core/alloc sources for the kernel
+	"cargo-web>=$RUST_VERSION"              # /usr/bin/cargo: builds bindgen-cli
+	"rustfmt-web>=$RUST_VERSION"            # bindgen formats its output; make rustfmtcheck
+	"rust-web-clippy>=$RUST_VERSION"        # make CLIPPY=1
 	clang-19 lld-19 llvm-19 libclang-19-dev # LLVM=-19 build, bindgen's libclang
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync make gcc libc6-dev
 	pkg-config libnuma-dev git
@@ -38,12 +39,16 @@ fi
 deb_missing() {
 	local p name want have
 	for p in "${DEB_PACKAGES[@]}"; do
-		name=${p%%=*} want=${p#*=}
+		name=${p%%[>=]*} want=${p#*=}
 		have=$(dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$name" 2>/dev/null || true)
 		case "$have" in
-		ii*) [ "$p" = "$name" ] && continue
-			# shellcheck disable=SC2053 # $want is a glob on purpose
-			[[ ${have#ii } == $want ]] && continue ;;
+		ii*)
+			have=${have#ii }
+			case "$p" in
+			"$name") continue ;;
+			*'>='*) dpkg --compare-versions "$have" ge "$want" && continue ;;
+			*) [ "$have" = "$want" ] && continue ;;
+			esac ;;
 		esac
 		echo "$p"
 	done
@@ -53,10 +58,10 @@ mapfile -t missing < <(deb_missing)
 if [ "${#missing[@]}" -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || die "missing Debian packages (${missing[*]}); run 'make setup' as root"
 	echo "    installing: ${missing[*]} (log: $CACHE/apt.log)"
-	# apt takes exact versions only: a glob entry asks for the candidate.
+	# apt takes exact versions only: a minimum asks for the candidate.
 	args=()
 	for p in "${missing[@]}"; do
-		case "$p" in *'*'*) args+=("${p%%=*}") ;; *) args+=("$p") ;; esac
+		case "$p" in *'>='*) args+=("${p%%>=*}") ;; *) args+=("$p") ;; esac
 	done
 	if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 		--no-install-recommends "${args[@]}"; } >"$CACHE/apt.log" 2>&1; then
@@ -65,8 +70,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	fi
 	mapfile -t missing < <(deb_missing)
 	[ "${#missing[@]}" -eq 0 ] ||
-		die "after apt-get, still not at the pinned version: ${missing[*]} (see 'apt-cache policy ${missing[*]%%=*}')"
+		die "after apt-get, still not at the pinned version: ${missing[*]} (see 'apt-cache policy ${missing[*]%%[>=]*}')"
 fi
+rust=$(dpkg-query -W -f='${Version}' rustc-web)
+case "$rust" in
+"$RUST_VERSION"+*) ;;
+*) echo "    warning: rustc-web is $rust; gmem-rs is tested with $RUST_VERSION" >&2 ;;
+esac
 
 mkdir -p "$TOOLS"
 if [ "$("$TOOLS/bin/bindgen" --version 2>/dev/null)" != "bindgen $BINDGEN_VERSION" ]; then

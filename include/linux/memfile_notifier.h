@@ -46,7 +46,9 @@ struct memfile_notifier_ops {
 	 * Pages [start, end) have a memory error: stop using them now; the
 	 * store hands them out no more (-EHWPOISON) until they are punched.
 	 * Called with a folio of the range locked, maybe inside an
-	 * invalidation. May sleep.
+	 * invalidation, and with whatever lock the store takes to find its
+	 * node (MFD_INACCESSIBLE: the mapping's i_mmap_rwsem, read): must
+	 * not punch the file or take those locks. May sleep.
 	 */
 	void (*memory_error)(struct memfile_notifier *notifier,
 			     pgoff_t start, pgoff_t end);

@@ -50,6 +50,11 @@ bool rust_helper_folio_test_hwpoison(const struct folio *folio)
 	return folio_test_hwpoison(folio);
 }
 
+bool rust_helper_folio_contain_hwpoisoned_page(struct folio *folio)
+{
+	return folio_contain_hwpoisoned_page(folio);
+}
+
 void rust_helper_folio_zero(struct folio *folio)
 {
 	long i, nr = folio_nr_pages(folio);
@@ -66,7 +71,8 @@ void rust_helper_cond_resched(void)
 /*
  * Make sure the folio at @index is in the page cache, and return the index
  * after it (or -errno). One call, on fallocate's per-page path, for what are
- * five inline functions in C: grab, next index, unlock, put.
+ * six functions in C: grab, mark dirty (see AddressSpace::grab_folio), next
+ * index, unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 					 pgoff_t index)
@@ -75,6 +81,7 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);
+	folio_mark_dirty(folio);
 	index = folio_next_index(folio);
 	folio_unlock(folio);
 	folio_put(folio);

@@ -441,8 +441,9 @@ pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
     let folio = NonNull::new(folio).ok_or(ENOMEM)?;
     // SAFETY: `shmem_get_folio` returned it locked and referenced.
     let folio = unsafe { LockedFolio::from_raw_locked(folio) };
-    // shmem keeps a poisoned folio in the page cache and, for this lookup, hands it out.
-    if folio.test_hwpoison() {
+    // shmem keeps a poisoned folio in the page cache and, for this lookup, hands it out; a
+    // large one may have the error in any of its pages.
+    if folio.contains_hwpoison() {
         return Err(EHWPOISON);
     }
     folio.mark_dirty();

@@ -113,7 +113,11 @@ impl AddressSpace {
         }
     }
 
-    /// Finds the folio at page `index`, allocating it if absent; returns it locked.
+    /// Finds the folio at page `index`, allocating it if absent; returns it locked and dirty.
+    ///
+    /// Dirty, because this page cache has no backing store: the folio is the only copy of its
+    /// data, and the mm evicts clean, unmapped page-cache folios with no word to the owner
+    /// (soft-offlining a page does, whatever the mapping's flags), behind a guest that maps it.
     #[inline]
     pub fn grab_folio(&self, index: u64) -> Result<LockedFolio> {
         // SAFETY: The mapping is valid; any index is accepted.
@@ -121,11 +125,14 @@ impl AddressSpace {
             from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
         // SAFETY: `filemap_grab_folio` returns a locked folio with a reference, never NULL on
         // success.
-        Ok(unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) })
+        let folio = unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) };
+        folio.mark_dirty();
+        Ok(folio)
     }
 
     /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
-    /// and returns the index of the page after that folio. For loops that fill a range, where
+    /// dirty as [`AddressSpace::grab_folio`] leaves it, and returns the index of the page after
+    /// that folio. For loops that fill a range, where
     /// [`AddressSpace::grab_folio`] would cost several calls per page.
     #[inline]
     pub fn populate_folio(&self, index: u64) -> Result<u64> {

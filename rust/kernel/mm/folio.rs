@@ -137,6 +137,14 @@ impl LockedFolio {
         unsafe { bindings::folio_mark_uptodate(self.as_raw()) };
     }
 
+    /// Whether any page of it has a memory error (a large folio that could not be split keeps
+    /// the poisoned page inside).
+    #[inline]
+    pub fn contains_hwpoison(&self) -> bool {
+        // SAFETY: The folio is locked and referenced.
+        unsafe { bindings::folio_contain_hwpoisoned_page(self.as_raw()) }
+    }
+
     /// Marks it dirty. For a page cache with no backing store the folio is the only copy of its
     /// data, and a clean folio is evicted as cache (`drop_caches`, `POSIX_FADV_DONTNEED`) with
     /// no word to its owner.
