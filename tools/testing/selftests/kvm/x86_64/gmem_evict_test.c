@@ -13,7 +13,9 @@
  * on every inode of every superblock's inode list, unevictable mapping or
  * not. A guest_memfd's inode is a pseudo inode on no such list; an
  * MFD_INACCESSIBLE memfd's is an ordinary shmem inode, whose folios a guest
- * faulted in are safe only because the store dirties them.
+ * faulted in are safe only because the store dirties them. (Soft-offline
+ * evicts clean folios of either kind; both backends dirty theirs too, but
+ * its sysfs knob needs CONFIG_MEMORY_HOTPLUG, which the test kernel lacks.)
  */
 #include <errno.h>
 #include <fcntl.h>
