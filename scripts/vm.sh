@@ -12,6 +12,12 @@ VNG=$TOOLS/venv/bin/vng
 IMAGE=$KBUILD/arch/x86/boot/bzImage
 [ -f "$IMAGE" ] || die "no kernel at $IMAGE (run 'make build')"
 mkdir -p "$RESULTS"
+# virtme-ng mounts a tmpfs over these in the guest: a cache there is invisible
+# to it (no modules, no selftests).
+case "$(realpath -m "$CACHE")/" in
+/var/tmp/* | /var/cache/* | /var/log/* | /run/* | /dev/*)
+	die "GMEM_CACHE=$CACHE is under a directory the test guest cannot see (virtme-ng mounts a tmpfs there); put it elsewhere, e.g. under \$HOME" ;;
+esac
 
 # /dev/kvm on the reference hosts is a paravirtual hypervisor that cannot boot
 # a normal kernel: TCG only.
