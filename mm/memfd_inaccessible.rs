@@ -13,9 +13,9 @@ use kernel::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
         File,
     },
-    memfd::{self, Provider, ShmemFile},
-    memfile::{self, BackingStore, Node},
-    mm::{folio::Folio, page_aligned},
+    memfd::{self, Provider, ProviderTable, ShmemFile},
+    memfile::{self, BackingStore, Node, StoreTable},
+    mm::{folio::LockedFolio, page_aligned},
     page::PAGE_SHIFT,
     prelude::*,
     str::CStr,
@@ -30,6 +30,9 @@ module! {
     license: "GPL",
 }
 
+static PROVIDER: ProviderTable<Inaccessible> = ProviderTable::new();
+static STORE: StoreTable<Inaccessible> = StoreTable::new();
+
 /// What each file holds: the notifiers of its consumers.
 #[pin_data]
 struct Inaccessible {
@@ -41,6 +44,10 @@ struct Inaccessible {
 impl Provider for Inaccessible {
     type Data = Pin<KBox<Inaccessible>>;
     const OWNER: &'static ThisModule = &THIS_MODULE;
+
+    fn table() -> &'static ProviderTable<Self> {
+        &PROVIDER
+    }
 
     fn create(name: &CStr, _flags: u32) -> Result<ARef<File>> {
         let data = KBox::pin_init(pin_init!(Inaccessible { node <- Node::new() }), GFP_KERNEL)?;
@@ -107,18 +114,16 @@ impl BackingStore for Inaccessible {
     const FLAGS: usize =
         memfile::F_USER_INACCESSIBLE | memfile::F_UNMOVABLE | memfile::F_UNRECLAIMABLE;
 
+    fn table() -> &'static StoreTable<Self> {
+        &STORE
+    }
+
     fn lookup_node(file: &File) -> Option<&Node> {
         memfd::data::<Self>(file).map(|data| &data.get_ref().node)
     }
 
-    fn get_pfn(file: &File, offset: u64) -> Result<(u64, u32)> {
-        let folio = memfd::get_folio(file, offset)?;
-        let order = folio.order();
-        Ok((Folio::into_pfn_ref(folio, offset), order))
-    }
-
-    fn put_pfn(pfn: u64) {
-        memfd::put_pfn(pfn);
+    fn get_folio(file: &File, offset: u64) -> Result<LockedFolio> {
+        memfd::get_folio::<Self>(file, offset)
     }
 }
 

@@ -14,10 +14,10 @@
 #ifndef __LINUX_KVM_GMEM_OPS_H
 #define __LINUX_KVM_GMEM_OPS_H
 
+#include <linux/fs.h>
 #include <linux/types.h>
 
 struct file;
-struct file_operations;
 struct kvm;
 struct kvm_memory_slot;
 struct module;
@@ -27,8 +27,12 @@ typedef int (*kvm_gmem_populate_fn)(struct kvm *kvm, u64 gfn, u64 pfn,
 
 struct kvm_gmem_ops {
 	struct module *owner;
-	/* The backend's files are the ones with these file operations. */
-	const struct file_operations *fops;
+	/*
+	 * The file operations of the backend's files, which are recognised
+	 * by their address: in here, so that one static object is the
+	 * backend's identity.
+	 */
+	struct file_operations fops;
 
 	/* KVM_CREATE_GUEST_MEMFD: return a new fd, or -errno. */
 	int (*create)(struct kvm *kvm, u64 size, u64 flags);

@@ -87,3 +87,9 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 	folio_put(folio);
 	return index;
 }
+
+/* folio->mapping as stored (no anon/KSM decoding): for an identity check. */
+struct address_space *rust_helper_folio_mapping_raw(struct folio *folio)
+{
+	return folio->mapping;
+}

@@ -6,24 +6,41 @@
 //! structures stay opaque: fields are read through KVM's exported accessors. Everything is
 //! `#[inline]` or generic so that the `kernel` crate itself links without KVM.
 //!
+//! The abstraction owns what every backend must get right the same way: each file's VM and
+//! its bindings to memslots ([`GmemFile`]), binding and unbinding, the release protocol (a
+//! file's bindings are dropped under `kvm->slots_lock`, under which KVM frees memslots), and
+//! the checks on what a backend hands to KVM (a pfn comes from a locked folio of the file that
+//! holds the faulting page). A backend provides the memory: [`GmemBackend`].
+//!
 //! # Lock order
 //!
-//! `kvm->slots_lock`, then a file's `invalidate_lock`, then `kvm->mmu_lock` (taken inside
-//! [`Kvm::zap_begin`] and [`ZapGuard`]'s drop).
+//! `kvm->slots_lock` (release, unbind), then a file's `invalidate_lock`, then folio locks,
+//! then a file's bindings lock, then `kvm->mmu_lock` (taken inside the invalidation of
+//! [`GmemFile::invalidate`]). The bindings lock is a leaf but for `mmu_lock`: a fault looks its
+//! binding up and drops the lock before it takes a folio lock, and an invalidation drops it
+//! before the caller's work (which may wait for folio locks).
 
 use crate::{
     bindings,
     error::{from_result, to_result, Result},
     fs::{
-        anon_file::{fops_of, FileOperations},
-        File, NotThreadSafe,
+        anon_file::{FileOperations, FileOpsTable, FopsVtable, NewFile},
+        flags::O_RDWR,
+        File, FileDescriptorReservation, NotThreadSafe,
     },
+    mm::{folio::LockedFolio, page_aligned},
+    new_mutex,
     prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    str::CStr,
+    sync::{Arc, ArcBorrow, Mutex},
     types::{ARef, AlwaysRefCounted, ForeignOwnable, Opaque},
     uaccess::UserPtr,
     ThisModule,
 };
 use core::{marker::PhantomData, ptr::NonNull};
+
+const PAGE_SHIFT: u32 = crate::page::PAGE_SHIFT as u32;
 
 /// A VM (`struct kvm`), refcounted.
 #[repr(transparent)]
@@ -69,7 +86,7 @@ impl Kvm {
 
     /// Takes `kvm->slots_lock`: memslots do not change until the guard drops.
     #[inline]
-    pub fn lock_slots(&self) -> SlotsGuard<'_> {
+    fn lock_slots(&self) -> SlotsGuard<'_> {
         // SAFETY: The VM is valid.
         unsafe { bindings::kvm_gmem_slots_lock(self.as_raw()) };
         // INVARIANT: The lock was just taken.
@@ -86,20 +103,12 @@ impl Kvm {
         unsafe { bindings::kvm_gmem_range_is_private(self.as_raw(), start, end) }
     }
 
-    /// Runs the arch hook that prepares memory before the guest may use it.
-    #[inline]
-    pub fn arch_prepare(&self, gfn: u64, pfn: u64, order: u32) -> Result {
-        // SAFETY: The VM is valid.
-        to_result(unsafe { bindings::kvm_gmem_arch_prepare(self.as_raw(), gfn, pfn, order as i32) })
-    }
-
     /// Begins an MMU invalidation of pgoffs `[start, end)` of a file bound to `slots`, zapping
-    /// their private mappings; the guard ends it. Returns `None`, and does nothing, when
-    /// `slots` is empty. Allocates nothing: the slots can come straight from a lock-protected
-    /// table, which may be released before the guard (the guard borrows only the VM).
+    /// their private mappings; the guard ends it. `None`, and nothing done, when `slots` is
+    /// empty. Allocates nothing. Private: the slots must be bound to one file of this VM, which
+    /// only [`GmemFile`]'s table guarantees.
     #[inline]
-    #[must_use = "the invalidation ends when the guard is dropped"]
-    pub fn zap_begin<'a, 's>(
+    fn zap_begin<'a, 's>(
         &'a self,
         slots: impl IntoIterator<Item = &'s MemorySlot>,
         start: u64,
@@ -107,11 +116,11 @@ impl Kvm {
     ) -> Option<ZapGuard<'a>> {
         let mut slots = slots.into_iter();
         let first = slots.next()?.as_raw();
-        // SAFETY: `&first` is an array of one valid slot pointer, valid for the call; the VM is
-        // valid.
+        // SAFETY: `&first` is an array of one slot pointer, valid for the call; the slot is
+        // bound to a file of this VM (the caller's table), so it is one of this VM's.
         unsafe { bindings::kvm_gmem_zap_begin(self.as_raw(), &first, 1, start as _, end as _) };
         for slot in slots {
-            // SAFETY: The slot and the VM are valid; an invalidation is in progress.
+            // SAFETY: As above; the invalidation begun above is in progress.
             unsafe {
                 bindings::kvm_gmem_zap_more(self.as_raw(), slot.as_raw(), start as _, end as _)
             };
@@ -124,11 +133,12 @@ impl Kvm {
     }
 }
 
-/// The arch hook for memory leaving guest_memfd (pfns `[start, end)`).
+/// The arch hook for memory leaving guest_memfd: the pages of `folio`, which is being freed.
 #[inline]
-pub fn arch_invalidate(start_pfn: u64, end_pfn: u64) {
-    // SAFETY: Any range is accepted; the hook only acts on the arch's own state.
-    unsafe { bindings::kvm_gmem_arch_invalidate(start_pfn, end_pfn) };
+pub fn arch_invalidate(folio: &crate::mm::folio::Folio) {
+    let pfn = folio.pfn();
+    // SAFETY: The range is the folio's own pages, which the hook hands back to the host.
+    unsafe { bindings::kvm_gmem_arch_invalidate(pfn, pfn + (1u64 << folio.order())) };
 }
 
 /// `kvm->slots_lock`, held.
@@ -137,7 +147,7 @@ pub fn arch_invalidate(start_pfn: u64, end_pfn: u64) {
 ///
 /// The guard holds `kvm`'s slots_lock.
 #[must_use = "the lock is released when the guard is dropped"]
-pub struct SlotsGuard<'a> {
+struct SlotsGuard<'a> {
     kvm: &'a Kvm,
     _not_send: NotThreadSafe,
 }
@@ -156,7 +166,7 @@ impl Drop for SlotsGuard<'_> {
 ///
 /// `kvm_gmem_zap_begin` was called on `kvm` and its `kvm_gmem_zap_end` is still owed.
 #[must_use = "the invalidation ends when the guard is dropped"]
-pub struct ZapGuard<'a> {
+struct ZapGuard<'a> {
     kvm: &'a Kvm,
     _not_send: NotThreadSafe,
 }
@@ -224,25 +234,27 @@ impl MemorySlot {
         gfn - self.base_gfn() + self.pgoff()
     }
 
-    /// Publishes the slot's binding to `file` at page offset `pgoff`.
+    /// Publishes the slot's binding to `file` at page offset `pgoff`. Private: the slot does
+    /// not keep a reference to the file (the file pins the VM, not the other way round), so
+    /// only [`GmemFile`], which clears it in the file's release, may.
     #[inline]
-    pub fn set_file(&self, file: &File, pgoff: u64) {
-        // SAFETY: The slot and the file are valid; the slot does not keep a reference to the
-        // file (the file pins the VM, not the other way round), and the binding is cleared
-        // before the file is freed.
+    fn set_file(&self, file: &File, pgoff: u64) {
+        // SAFETY: The slot and the file are valid. The pointer outlives neither: the callers
+        // (`GmemFile::bind`) clear it in the file's release, before the file is freed, and in
+        // unbind, before KVM frees the slot.
         unsafe { bindings::kvm_gmem_slot_set_file(self.as_raw(), file.as_raw(), pgoff as _) };
     }
 
     /// Clears the slot's file: faults on it fail from now on.
     #[inline]
-    pub fn clear_file(&self) {
+    fn clear_file(&self) {
         // SAFETY: The slot is valid.
         unsafe { bindings::kvm_gmem_slot_set_file(self.as_raw(), core::ptr::null_mut(), 0) };
     }
 
     /// A reference on the slot's file, unless it is closed or being closed.
     #[inline]
-    pub fn get_file(&self) -> Option<ARef<File>> {
+    fn get_file(&self) -> Option<ARef<File>> {
         // SAFETY: The slot is valid; the result is NULL or a new reference.
         let file = unsafe { bindings::kvm_gmem_slot_get_file(self.as_raw()) };
         // SAFETY: A non-NULL result is a file reference we now own.
@@ -250,138 +262,378 @@ impl MemorySlot {
     }
 }
 
-/// A memslot bound to one of a backend's files.
+/// A range of a file, in pages, bound to a memslot; keyed in the table by its first page.
 ///
 /// # Invariants
 ///
-/// The slot was passed to [`GmemBackend::bind`], which succeeded, and
-/// [`GmemBackend::unbind`] has not returned for it: KVM keeps it allocated until then. A
-/// backend drops each `BoundSlot` of a slot in `unbind` (see [`GmemBackend`]).
-pub struct BoundSlot(NonNull<bindings::kvm_memory_slot>);
+/// `slot` is allocated while the binding is in a [`GmemFile`]'s table: it is inserted by
+/// `bind`, which KVM calls before it makes the slot visible, and removed in `unbind` (which
+/// KVM calls before it frees the slot) or in the file's release, both under `kvm->slots_lock`.
+struct Binding {
+    end: u64,
+    slot: NonNull<bindings::kvm_memory_slot>,
+}
 
-// SAFETY: The slot is shared between threads; `MemorySlot` is `Sync`.
-unsafe impl Send for BoundSlot {}
-// SAFETY: See above.
-unsafe impl Sync for BoundSlot {}
+// SAFETY: The slot pointer is only dereferenced while the slot is allocated (type invariant),
+// from any thread; `MemorySlot` is `Sync`.
+unsafe impl Send for Binding {}
 
-impl BoundSlot {
-    /// The slot.
-    #[inline]
-    pub fn slot(&self) -> &MemorySlot {
-        // SAFETY: The slot stays allocated while bound (type invariant).
-        unsafe { MemorySlot::from_raw(self.0.as_ptr()) }
-    }
-
-    /// Whether this is `slot`.
-    #[inline]
-    pub fn is(&self, slot: &MemorySlot) -> bool {
-        self.0.as_ptr() == slot.as_raw()
+impl Binding {
+    fn slot(&self) -> &MemorySlot {
+        // SAFETY: The slot is allocated while the binding exists (type invariant), and a
+        // `&Binding` borrows the table that holds it.
+        unsafe { MemorySlot::from_raw(self.slot.as_ptr()) }
     }
 }
 
-/// The callback `kvm_gmem_populate()` runs on each prepared range.
-pub struct PopulateCallback {
-    f: bindings::kvm_gmem_populate_fn,
-    opaque: *mut core::ffi::c_void,
+type Bindings = RBTree<u64, Binding>;
+
+/// The bindings that overlap pages `[start, end)`.
+fn overlapping(bindings: &Bindings, start: u64, end: u64) -> impl Iterator<Item = &Binding> {
+    bindings
+        .iter()
+        .filter(move |(s, b)| **s < end && start < b.end)
+        .map(|(_, b)| b)
 }
 
-impl PopulateCallback {
-    /// Calls it for `1 << order` pages at `gfn`/`pfn`, copying from `src` (may be NULL).
-    #[inline]
-    pub fn call(&self, kvm: &Kvm, gfn: u64, pfn: u64, src: UserPtr, order: u32) -> Result {
-        let Some(f) = self.f else { return Err(EINVAL) };
-        // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
-        // this object lives in; the VM is valid.
+/// One guest_memfd file of backend `T`: the VM it belongs to (a reference: the file pins the
+/// VM, never the other way round) and its bindings to memslots.
+#[pin_data]
+pub struct GmemFile<T: GmemBackend> {
+    kvm: ARef<Kvm>,
+    /// Changed under the mapping's exclusive `invalidate_lock` and `kvm->slots_lock`, or
+    /// under `slots_lock` alone when the file is being released; this mutex lets faults and
+    /// invalidations read it without those locks.
+    #[pin]
+    bindings: Mutex<Bindings>,
+    _p: PhantomData<fn() -> T>,
+}
+
+impl<T: GmemBackend> GmemFile<T> {
+    /// Creates a guest_memfd file of `size` bytes, fixed, for `kvm`, lets `setup` set up its
+    /// page cache while nobody else sees it, and gives it a file descriptor, which is returned.
+    pub fn create(
+        kvm: &Kvm,
+        size: u64,
+        setup: impl FnOnce(&mut NewFile<GmemFops<T>>, &Arc<Self>) -> Result,
+    ) -> Result<u32> {
+        let size = i64::try_from(size).map_err(|_| EINVAL)?;
+        let fd = FileDescriptorReservation::get_unused_fd_flags(0)?;
+        let gmem = Arc::pin_init(
+            pin_init!(Self {
+                kvm: ARef::from(kvm),
+                bindings <- new_mutex!(RBTree::new(), "kvm::GmemFile::bindings"),
+                _p: PhantomData,
+            }),
+            GFP_KERNEL,
+        )?;
+        static NAME: &CStr = crate::c_str!("[kvm-gmem]");
+        let mut file = NewFile::create(T::table().fops(), NAME, gmem.clone(), O_RDWR)?;
+        file.set_fixed_size(size);
+        setup(&mut file, &gmem)?;
+        let nr = fd.reserved_fd();
+        fd.fd_install(file.into_file());
+        Ok(nr)
+    }
+
+    /// The VM the file belongs to.
+    pub fn kvm(&self) -> &Kvm {
+        &self.kvm
+    }
+
+    /// Whether page `index` of the file is bound to `slot`.
+    fn is_bound(&self, slot: &MemorySlot, index: u64) -> bool {
+        overlapping(&self.bindings.lock(), index, index + 1)
+            .any(|b| b.slot.as_ptr() == slot.as_raw())
+    }
+
+    /// Runs `f`, which removes or changes pages `[start, end)` of the file, inside an MMU
+    /// invalidation of them: the guest's mappings of the pages are zapped first, and faults
+    /// that race with `f` retry until it is over.
+    pub fn invalidate<R>(&self, start: u64, end: u64, f: impl FnOnce() -> R) -> R {
+        let zap = self
+            .kvm
+            .zap_begin(overlapping(&self.bindings.lock(), start, end).map(Binding::slot), start, end);
+        let r = f();
+        drop(zap);
+        r
+    }
+
+    /// Binds the new slot to pages of `file` from byte `offset`: the contract of 6.12's
+    /// `kvm_gmem_bind()`.
+    fn bind(&self, kvm: &Kvm, slot: NonNull<bindings::kvm_memory_slot>, file: &File, offset: u64) -> Result {
+        // SAFETY: KVM passes a slot it keeps allocated at least until unbind.
+        let memslot = unsafe { MemorySlot::from_raw(slot.as_ptr()) };
+        // Another VM's guest_memfd, or a range out of the file, is EINVAL.
+        if self.kvm.as_raw() != kvm.as_raw() {
+            return Err(EINVAL);
+        }
+        let size = memslot.npages().checked_mul(crate::page::PAGE_SIZE as u64).ok_or(EINVAL)?;
+        let end_byte = offset.checked_add(size).ok_or(EINVAL)?;
+        if !page_aligned(offset) || end_byte > file.inode().size() as u64 {
+            return Err(EINVAL);
+        }
+        let (start, end) = (offset >> PAGE_SHIFT, end_byte >> PAGE_SHIFT);
+
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let _inval = file.inode().mapping().invalidate_lock();
+        let mut bindings = self.bindings.lock();
+        if overlapping(&bindings, start, end).next().is_some() {
+            return Err(EINVAL);
+        }
+        // The slot is not visible to the guest yet, so faults see the file once it is.
+        memslot.set_file(file, start);
+        // INVARIANT: KVM keeps the slot allocated until unbind, which removes the binding.
+        bindings.insert(node.into_node(start, Binding { end, slot }));
+        Ok(())
+    }
+
+    /// Drops the binding of `slot`, which KVM is about to free; `slots_lock` is held.
+    fn unbind(&self, slot: &MemorySlot) {
+        let file = slot.get_file();
+        // Taking invalidate_lock needs a file reference; a closing file's release waits for
+        // slots_lock, held by our caller, so the bindings can be changed without it.
+        let _inval = file.as_ref().map(|f| f.inode().mapping().invalidate_lock());
+        let mut bindings = self.bindings.lock();
+        let start = bindings
+            .iter()
+            .find(|(_, b)| b.slot.as_ptr() == slot.as_raw())
+            .map(|(s, _)| *s);
+        if let Some(start) = start {
+            bindings.remove(&start);
+        }
+        slot.clear_file();
+    }
+
+    /// The first half of release: the file leaves every memslot it is bound to, whose private
+    /// mappings are zapped. Under `slots_lock`, under which KVM frees memslots: a concurrent
+    /// unbind either ran before (and removed its binding) or finds the slot's file cleared.
+    fn unbind_all(&self, file: &File) {
+        let _slots = self.kvm.lock_slots();
+        let _inval = file.inode().mapping().invalidate_lock();
+        let mut bindings = self.bindings.lock();
+        for b in bindings.values() {
+            b.slot().clear_file();
+        }
+        drop(self.kvm.zap_begin(bindings.values().map(Binding::slot), 0, u64::MAX));
+        *bindings = RBTree::new();
+    }
+}
+
+/// The file operations of `T`'s guest_memfd files: the abstraction's, which call `T`'s.
+pub struct GmemFops<T: GmemBackend>(PhantomData<T>);
+
+#[vtable]
+impl<T: GmemBackend> FileOperations for GmemFops<T> {
+    type Data = Arc<GmemFile<T>>;
+    const OWNER: &'static ThisModule = T::OWNER;
+
+    fn release(gmem: ArcBorrow<'_, GmemFile<T>>, file: &File) {
+        gmem.unbind_all(file);
+        // The VM's memslots are free to change again; the backend frees the memory now, while
+        // the module is pinned by the file.
+        T::release(&gmem, file);
+    }
+
+    fn fallocate(
+        gmem: ArcBorrow<'_, GmemFile<T>>,
+        file: &File,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result {
+        T::fallocate(&gmem, file, mode, offset, len)
+    }
+}
+
+/// Whether `folio` holds page `index` of `file`; a backend's folio that does not is a bug,
+/// refused before its pfn reaches KVM or the arch.
+fn check_folio(file: &File, folio: &LockedFolio, index: u64) -> Result {
+    if folio.holds(file.inode().mapping(), index) {
+        return Ok(());
+    }
+    crate::pr_warn!("kvm: guest_memfd backend returned a folio of another page\n");
+    Err(EFAULT)
+}
+
+/// A private fault on page [`GmemFault::index`] of a file, bound to the faulting memslot.
+pub struct GmemFault<'a> {
+    kvm: &'a Kvm,
+    file: &'a File,
+    gfn: u64,
+    index: u64,
+}
+
+impl GmemFault<'_> {
+    /// The file.
+    pub fn file(&self) -> &File {
+        self.file
+    }
+
+    /// The faulting page's index in the file.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Runs the arch hook that prepares memory for the guest (on SEV-SNP, assigns it in the
+    /// RMP) on `folio`, which holds the faulting page, before its first use.
+    pub fn prepare(&self, folio: &LockedFolio) -> Result {
+        check_folio(self.file, folio, self.index)?;
+        let gfn = self.gfn - (self.index - folio.index());
+        // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
+        // mapped by this VM's memslot at `gfn`.
         to_result(unsafe {
-            f(
-                kvm.as_raw(),
-                gfn,
-                pfn,
-                src as *mut core::ffi::c_void,
-                order as i32,
-                self.opaque,
-            )
+            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, folio.pfn(), folio.order() as i32)
         })
     }
 }
 
-/// A guest_memfd backend.
+/// `kvm_gmem_populate()` of pages of a slot bound to a file, from gfn [`GmemPopulate::gfn`].
+pub struct GmemPopulate<'a> {
+    kvm: &'a Kvm,
+    slot: &'a MemorySlot,
+    file: &'a File,
+    gfn: u64,
+    npages: u64,
+    src: UserPtr,
+    f: bindings::kvm_gmem_populate_fn,
+    opaque: *mut core::ffi::c_void,
+}
+
+impl GmemPopulate<'_> {
+    /// The file.
+    pub fn file(&self) -> &File {
+        self.file
+    }
+
+    /// The number of pages to populate (clamped to the slot).
+    pub fn npages(&self) -> u64 {
+        self.npages
+    }
+
+    /// The file index of the `i`th page.
+    pub fn index(&self, i: u64) -> u64 {
+        self.slot.index_of(self.gfn + i)
+    }
+
+    /// Hands the `i`th page, which `folio` holds, to the populate callback (which copies the
+    /// initial contents in and, on SEV-SNP and TDX, encrypts them). `EINVAL` if the gfn is not
+    /// private.
+    pub fn call(&self, i: u64, folio: &LockedFolio) -> Result {
+        let index = self.index(i);
+        check_folio(self.file, folio, index)?;
+        let gfn = self.gfn + i;
+        if !self.kvm.range_is_private(gfn, gfn + 1) {
+            return Err(EINVAL);
+        }
+        let src = if self.src != 0 {
+            self.src + (i << PAGE_SHIFT) as usize
+        } else {
+            0
+        };
+        let pfn = folio.pfn() + (index - folio.index());
+        let Some(f) = self.f else { return Err(EINVAL) };
+        // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
+        // this object lives in; the VM is valid; the pfn is the page of the file at `gfn`,
+        // locked and referenced.
+        to_result(unsafe { f(self.kvm.as_raw(), gfn, pfn, src as _, 0, self.opaque) })
+    }
+}
+
+/// A guest_memfd backend: the memory of [`GmemFile`]s.
 ///
-/// Its files are created with [`NewFile::create`](crate::fs::anon_file::NewFile::create) and
-/// file operations `Fops`, whose data is [`GmemBackend::FileData`]. Two rules keep the slots it
-/// stores alive: a backend drops the [`BoundSlot`]s of a slot in [`GmemBackend::unbind`], and
-/// its file release takes `kvm->slots_lock` ([`Kvm::lock_slots`]) before it clears the
-/// bindings, clears the slots' files and drops them (KVM frees slots under that lock).
+/// Its tables live in a `static` ([`BackendTable`]), registered with [`Registration`].
 #[vtable]
 pub trait GmemBackend: Sized + 'static {
     /// The module the backend lives in.
     const OWNER: &'static ThisModule;
 
-    /// The file operations of the backend's files.
-    type Fops: FileOperations<Data = Self::FileData>;
+    /// The backend's table (`static TABLE: BackendTable<Self> = BackendTable::new();`).
+    fn table() -> &'static BackendTable<Self>;
 
-    /// What the backend's files hold in `private_data`.
-    type FileData: ForeignOwnable + Send + Sync;
-
-    /// `KVM_CREATE_GUEST_MEMFD`: returns the new file descriptor.
+    /// `KVM_CREATE_GUEST_MEMFD`: checks `size` and `flags`, creates the file with
+    /// [`GmemFile::create`] and returns its descriptor.
     fn create(kvm: &Kvm, size: u64, flags: u64) -> Result<u32>;
 
-    /// Binds the new, not yet visible `slot` to `file` at byte `offset`.
-    fn bind(
-        kvm: &Kvm,
-        slot: BoundSlot,
-        file: &File,
-        data: <Self::FileData as ForeignOwnable>::Borrowed<'_>,
-        offset: u64,
-    ) -> Result;
+    /// `fallocate(2)` on the file.
+    fn fallocate(gmem: &GmemFile<Self>, file: &File, mode: i32, offset: i64, len: i64) -> Result;
 
-    /// Undoes [`GmemBackend::bind`] for `slot`. `data` is that of the slot's file, or `None`
-    /// if the file's release has already dropped the binding.
-    fn unbind(slot: &MemorySlot, data: Option<<Self::FileData as ForeignOwnable>::Borrowed<'_>>);
+    /// The file is being released and bound to nothing any more: free its memory.
+    fn release(gmem: &GmemFile<Self>, file: &File);
 
-    /// The pfn backing `gfn` of `slot` with a page reference for KVM, and the mapping order.
-    fn get_pfn(
-        kvm: &Kvm,
-        slot: &MemorySlot,
-        file: &File,
-        data: <Self::FileData as ForeignOwnable>::Borrowed<'_>,
-        gfn: u64,
-    ) -> Result<(u64, u32)>;
+    /// The folio holding the faulting page, locked, with the order KVM may map it at (at most
+    /// the folio's); KVM gets the page with a reference. The abstraction checked that the slot
+    /// is bound to the page.
+    fn get_pfn(gmem: &GmemFile<Self>, fault: &GmemFault<'_>) -> Result<(LockedFolio, u32)>;
 
-    /// `kvm_gmem_populate()`: returns the number of pages done.
-    #[allow(clippy::too_many_arguments)]
-    fn populate(
-        kvm: &Kvm,
-        slot: &MemorySlot,
-        file: &File,
-        data: <Self::FileData as ForeignOwnable>::Borrowed<'_>,
-        gfn: u64,
-        src: UserPtr,
-        npages: i64,
-        cb: &PopulateCallback,
-    ) -> Result<i64>;
+    /// `kvm_gmem_populate()`: calls [`GmemPopulate::call`] on pages in order, and returns the
+    /// number done. `invalidate_lock` is held and the slot is bound at the first page.
+    fn populate(gmem: &GmemFile<Self>, populate: &GmemPopulate<'_>) -> Result<u64>;
+}
+
+/// A backend's tables: KVM's `struct kvm_gmem_ops`, with the file operations of the backend's
+/// files in it, in a `static` of the backend's module. KVM recognises the files by the address
+/// of those file operations, and a `static` has one address, which a constant does not.
+#[repr(transparent)]
+pub struct BackendTable<T: GmemBackend>(bindings::kvm_gmem_ops, PhantomData<T>);
+
+// SAFETY: The table is never written; it holds pointers to functions and to static data.
+unsafe impl<T: GmemBackend> Sync for BackendTable<T> {}
+
+impl<T: GmemBackend> BackendTable<T> {
+    /// `T`'s table.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(
+            bindings::kvm_gmem_ops {
+                owner: T::OWNER.as_ptr(),
+                fops: FopsVtable::<GmemFops<T>>::VTABLE,
+                create: Some(BackendVtable::<T>::create),
+                bind: Some(BackendVtable::<T>::bind),
+                unbind: Some(BackendVtable::<T>::unbind),
+                get_pfn: Some(BackendVtable::<T>::get_pfn),
+                populate: Some(BackendVtable::<T>::populate),
+            },
+            PhantomData,
+        )
+    }
+
+    fn fops(&'static self) -> &'static FileOpsTable<GmemFops<T>> {
+        // SAFETY: `fops` is `FopsVtable::<GmemFops<T>>::VTABLE` (`new`).
+        unsafe { FileOpsTable::from_raw(&self.0.fops) }
+    }
 }
 
 struct BackendVtable<T: GmemBackend>(PhantomData<T>);
 
 impl<T: GmemBackend> BackendVtable<T> {
-    /// The data of `file`, which must be one of `T`'s (KVM checked its `f_op`).
+    /// The data of `file`.
     ///
     /// # Safety
     ///
-    /// The caller holds a reference on `file` for `'a`, and `file` has `T::Fops` operations.
-    unsafe fn data<'a>(file: &'a File) -> <T::FileData as ForeignOwnable>::Borrowed<'a> {
-        // SAFETY: Files of `T::Fops` hold `T::FileData` from `into_foreign`, given back only in
-        // release, which cannot run while a reference is held.
-        unsafe { T::FileData::borrow(file.private_data()) }
+    /// `file` has `T`'s file operations (KVM checked `f_op` against `T`'s table) and is
+    /// referenced for `'a`.
+    unsafe fn data<'a>(file: &'a File) -> ArcBorrow<'a, GmemFile<T>> {
+        // SAFETY: Files with `T`'s file operations are made by `GmemFile::<T>::create`, which
+        // stores an `Arc<GmemFile<T>>` from `into_foreign`; it is given back in release only,
+        // which cannot begin while a reference is held.
+        unsafe { <Arc<GmemFile<T>> as ForeignOwnable>::borrow(file.private_data()) }
     }
 
+    /// # Safety
+    ///
+    /// Called by KVM with a VM it holds a reference on, for the call.
     unsafe extern "C" fn create(kvm: *mut bindings::kvm, size: u64, flags: u64) -> i32 {
-        // SAFETY: KVM holds a VM reference during the ioctl.
+        // SAFETY: Per the function's safety requirement.
         let kvm = unsafe { Kvm::from_raw(kvm) };
         from_result(|| Ok(T::create(kvm, size, flags)? as i32))
     }
 
+    /// # Safety
+    ///
+    /// Called by KVM under `slots_lock` with a referenced VM, a new memslot that KVM keeps
+    /// allocated until `unbind` (or frees without one if this fails), and a referenced file
+    /// with `T`'s file operations.
     unsafe extern "C" fn bind(
         kvm: *mut bindings::kvm,
         slot: *mut bindings::kvm_memory_slot,
@@ -389,37 +641,41 @@ impl<T: GmemBackend> BackendVtable<T> {
         offset: u64,
     ) -> i32 {
         from_result(|| {
-            // SAFETY: KVM passes a referenced VM and a referenced file of this backend (it
-            // checked `f_op`), valid for the call.
+            // SAFETY: Per the function's safety requirement.
             let (kvm, file) = unsafe { (Kvm::from_raw(kvm), File::from_raw(file)) };
-            // INVARIANT: The slot stays allocated until unbind; it is only kept if bind
-            // succeeds, since on failure KVM frees it without an unbind.
-            let slot = BoundSlot(NonNull::new(slot).ok_or(EINVAL)?);
-            // SAFETY: As above.
-            let data = unsafe { Self::data(file) };
-            T::bind(kvm, slot, file, data, offset)?;
+            let slot = NonNull::new(slot).ok_or(EINVAL)?;
+            // SAFETY: Per the function's safety requirement.
+            let gmem = unsafe { Self::data(file) };
+            gmem.bind(kvm, slot, file, offset)?;
             Ok(0)
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by KVM under `slots_lock` with a slot that `bind` bound, before KVM frees it.
     unsafe extern "C" fn unbind(slot: *mut bindings::kvm_memory_slot) {
-        // SAFETY: KVM passes a slot bound to this backend, valid for the call.
+        // SAFETY: Per the function's safety requirement.
         let slot = unsafe { MemorySlot::from_raw(slot) };
-        // SAFETY: KVM calls unbind with `slots_lock` held. A non-NULL file is one of ours whose
-        // release has not cleared the slot: release clears it under `slots_lock` (see
-        // `GmemBackend`) before the file and its data are freed, so both are alive here even
-        // if the file's refcount already dropped to zero.
-        let data = unsafe {
+        // SAFETY: A non-NULL file is a file of `T`'s that `bind` gave the slot, and its release
+        // has not cleared the slot: release clears it under `slots_lock`, which our caller
+        // holds, before `FileOperations::release` returns and the data is given back (and
+        // the file is freed after that).
+        let gmem = unsafe {
             let file = bindings::kvm_gmem_slot_file(slot.as_raw());
             if file.is_null() {
-                None
-            } else {
-                Some(T::FileData::borrow((*file).private_data))
+                // Its release has dropped the binding and zapped it.
+                return;
             }
+            <Arc<GmemFile<T>> as ForeignOwnable>::borrow((*file).private_data)
         };
-        T::unbind(slot, data);
+        gmem.unbind(slot);
     }
 
+    /// # Safety
+    ///
+    /// Called by KVM with a referenced VM and a slot bound by `bind`, valid for the call;
+    /// `pfn` is valid for writes, `max_order` NULL or valid for writes.
     unsafe extern "C" fn get_pfn(
         kvm: *mut bindings::kvm,
         slot: *mut bindings::kvm_memory_slot,
@@ -427,14 +683,34 @@ impl<T: GmemBackend> BackendVtable<T> {
         pfn: *mut u64,
         max_order: *mut i32,
     ) -> i32 {
-        // SAFETY: KVM passes a referenced VM and a slot of this backend, valid for the call.
+        // SAFETY: Per the function's safety requirement.
         let (kvm, slot) = unsafe { (Kvm::from_raw(kvm), MemorySlot::from_raw(slot)) };
         from_result(|| {
             let file = slot.get_file().ok_or(EFAULT)?;
-            // SAFETY: We hold a reference; the slot is ours, so is its file.
-            let data = unsafe { Self::data(&file) };
-            let (p, order) = T::get_pfn(kvm, slot, &file, data, gfn)?;
-            // SAFETY: `pfn` is a valid out-pointer; `max_order` may be NULL.
+            // SAFETY: A slot's file is one that `bind` gave it, a file of `T`'s; we hold a
+            // reference.
+            let gmem = unsafe { Self::data(&file) };
+            let index = slot.index_of(gfn);
+            // Not held while waiting for the folio: see the lock order.
+            if !gmem.is_bound(slot, index) {
+                return Err(EIO);
+            }
+            let fault = GmemFault {
+                kvm,
+                file: &file,
+                gfn,
+                index,
+            };
+            let (folio, order) = T::get_pfn(&gmem, &fault)?;
+            check_folio(&file, &folio, index)?;
+            let nr = 1u64 << order;
+            let first = index & !(nr - 1);
+            if order > folio.order() || first < folio.index() || first + nr > folio.index() + (1u64 << folio.order()) {
+                crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
+                return Err(EFAULT);
+            }
+            let p = crate::mm::folio::Folio::into_page_pfn(folio.unlock(), index);
+            // SAFETY: Per the function's safety requirement; KVM now owns the page reference.
             unsafe {
                 *pfn = p;
                 if !max_order.is_null() {
@@ -445,6 +721,10 @@ impl<T: GmemBackend> BackendVtable<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by KVM with a referenced VM and a slot bound by `bind` that holds `gfn`, valid
+    /// for the call; `f` and `opaque` are KVM's callback and its argument, valid for the call.
     unsafe extern "C" fn populate(
         kvm: *mut bindings::kvm,
         slot: *mut bindings::kvm_memory_slot,
@@ -454,74 +734,67 @@ impl<T: GmemBackend> BackendVtable<T> {
         f: bindings::kvm_gmem_populate_fn,
         opaque: *mut core::ffi::c_void,
     ) -> crate::ffi::c_long {
-        // SAFETY: KVM passes a referenced VM and a slot of this backend, valid for the call.
+        // SAFETY: Per the function's safety requirement.
         let (kvm, slot) = unsafe { (Kvm::from_raw(kvm), MemorySlot::from_raw(slot)) };
-        let cb = PopulateCallback { f, opaque };
         from_result(|| {
+            if f.is_none() {
+                return Err(EINVAL);
+            }
+            let npages = u64::try_from(npages).map_err(|_| EINVAL)?;
+            let offset = gfn.checked_sub(slot.base_gfn()).ok_or(EINVAL)?;
+            if offset >= slot.npages() {
+                return Err(EINVAL);
+            }
             let file = slot.get_file().ok_or(EFAULT)?;
-            // SAFETY: We hold a reference; the slot is ours, so is its file.
-            let data = unsafe { Self::data(&file) };
-            let done = T::populate(
+            // SAFETY: As in `get_pfn`.
+            let gmem = unsafe { Self::data(&file) };
+            let _inval = file.inode().mapping().invalidate_lock();
+            // As C: the slot must be the one bound there (bindings do not change under the lock).
+            if !gmem.is_bound(slot, slot.index_of(gfn)) {
+                return Err(EIO);
+            }
+            let populate = GmemPopulate {
                 kvm,
                 slot,
-                &file,
-                data,
+                file: &file,
                 gfn,
-                src as UserPtr,
-                npages as i64,
-                &cb,
-            )?;
-            Ok(done as crate::ffi::c_long)
+                npages: npages.min(slot.npages() - offset),
+                src: src as UserPtr,
+                f,
+                opaque,
+            };
+            Ok(T::populate(&gmem, &populate)? as crate::ffi::c_long)
         })
     }
-
-    const VTABLE: bindings::kvm_gmem_ops = bindings::kvm_gmem_ops {
-        owner: T::OWNER.as_ptr(),
-        fops: core::ptr::null(),
-        create: Some(Self::create),
-        bind: Some(Self::bind),
-        unbind: Some(Self::unbind),
-        get_pfn: Some(Self::get_pfn),
-        populate: Some(Self::populate),
-    };
 }
 
 /// A registered backend; unregistered on drop.
 ///
 /// # Invariants
 ///
-/// `ops` is registered with KVM and lives in this (pinned, heap-allocated) object.
-pub struct Registration<T: GmemBackend> {
-    ops: KBox<bindings::kvm_gmem_ops>,
-    _p: PhantomData<T>,
-}
+/// `T::table()` is registered with KVM.
+pub struct Registration<T: GmemBackend>(PhantomData<T>);
 
-// SAFETY: The registration only holds a pointer-sized box to a table of function pointers.
+// SAFETY: The registration holds no data; it only marks that `T` is registered.
 unsafe impl<T: GmemBackend> Send for Registration<T> {}
-// SAFETY: See above; it has no interior mutability.
+// SAFETY: As above.
 unsafe impl<T: GmemBackend> Sync for Registration<T> {}
 
 impl<T: GmemBackend> Registration<T> {
     /// Registers `T`: from now on, new guest_memfds are `T`'s. `EBUSY` if another backend is
     /// registered.
     pub fn register() -> Result<Self> {
-        let mut ops = KBox::new(BackendVtable::<T>::VTABLE, GFP_KERNEL)?;
-        ops.fops = fops_of::<T::Fops>();
-        // SAFETY: `ops` is complete and stays at its heap address until `drop` unregisters it.
-        to_result(unsafe { bindings::kvm_gmem_register_ops(&*ops) })?;
+        // SAFETY: The table is a `static`; bindings that use it after unregistration hold
+        // references on its module, which keeps it.
+        to_result(unsafe { bindings::kvm_gmem_register_ops(&T::table().0) })?;
         // INVARIANT: Registered just now.
-        Ok(Self {
-            ops,
-            _p: PhantomData,
-        })
+        Ok(Self(PhantomData))
     }
 }
 
 impl<T: GmemBackend> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: Registered (type invariant); after this KVM no longer hands it out, and the
-        // bindings that still use it hold module references, so the module (and this box) is
-        // only freed once they are gone.
-        unsafe { bindings::kvm_gmem_unregister_ops(&*self.ops) };
+        // SAFETY: Registered (type invariant); after this KVM no longer hands it out.
+        unsafe { bindings::kvm_gmem_unregister_ops(&T::table().0) };
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, to_result, Result},
     fs::{File, Inode},
-    mm::folio::{Folio, LockedFolio},
+    mm::folio::LockedFolio,
     prelude::*,
     str::CStr,
     types::{ARef, ForeignOwnable},
@@ -128,6 +128,9 @@ pub trait Provider: Sized + 'static {
 
     /// The module of the provider: each file pins it.
     const OWNER: &'static ThisModule;
+
+    /// The provider's table (`static TABLE: ProviderTable<Self> = ProviderTable::new();`).
+    fn table() -> &'static ProviderTable<Self>;
 
     /// `memfd_create(name, flags)` with `MFD_INACCESSIBLE`: usually [`create`] with new data.
     fn create(name: &CStr, flags: u32) -> Result<ARef<File>>;
@@ -320,10 +323,6 @@ impl<T: Provider> Vtable<T> {
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
 
-    /// The one address of each table: files are recognised by it.
-    fn fops() -> &'static bindings::file_operations {
-        &Self::FOPS
-    }
 
     /// # Safety
     ///
@@ -365,9 +364,29 @@ impl<T: Provider> Vtable<T> {
         create: Some(Self::create_file),
         memory_error: Some(Self::memory_error),
     };
+}
 
-    fn ops() -> &'static bindings::memfd_inaccessible_ops {
-        &Self::OPS
+/// A provider's tables, in a `static` of its module: memfd's ops, and the file operations of
+/// its files. Files are recognised by the address of their file operations, and a `static`
+/// has one address, which a constant does not.
+pub struct ProviderTable<T: Provider> {
+    fops: bindings::file_operations,
+    ops: bindings::memfd_inaccessible_ops,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The tables are never written; they hold pointers to functions and to static data.
+unsafe impl<T: Provider> Sync for ProviderTable<T> {}
+
+impl<T: Provider> ProviderTable<T> {
+    /// `T`'s tables.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self {
+            fops: Vtable::<T>::FOPS,
+            ops: Vtable::<T>::OPS,
+            _p: PhantomData,
+        }
     }
 }
 
@@ -399,7 +418,7 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
         (*ptr).private_data = data.into_foreign() as *mut _;
         // For the memory-error path, which starts from the mapping (see `Vtable::release`).
         (*(*ptr).f_mapping).i_private_data = (*ptr).private_data;
-        (*ptr).f_op = Vtable::<T>::fops();
+        (*ptr).f_op = &T::table().fops;
         (*inode).__bindgen_anon_3.i_fop = &INODE_FOPS.0;
         (*inode).i_op = &INODE_OPS.0;
     }
@@ -414,21 +433,25 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
 /// The data of `file` if it is a file of `T`.
 pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Borrowed<'_>> {
     // SAFETY: A referenced file's `f_op` is stable.
-    if !ptr::eq(unsafe { (*file.as_raw()).f_op }, Vtable::<T>::fops()) {
+    if !ptr::eq(unsafe { (*file.as_raw()).f_op }, &T::table().fops) {
         return None;
     }
     // SAFETY: The file is a live file of `T`, referenced for `'_`.
     Some(unsafe { Vtable::<T>::data(file.as_raw()) })
 }
 
-/// The folio at page `index` of a shmem file, allocated and zeroed if it is a hole; unlocked,
+/// The folio at page `index` of a file of `T`, allocated and zeroed if it is a hole; locked,
 /// with a reference, and dirty: shmem leaves a folio it allocates here clean, and a clean folio
-/// can be evicted under a consumer that maps it. `EINVAL` past the end of the file, `EHWPOISON`
-/// if the page has a memory error.
-pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
+/// can be evicted under a consumer that maps it. `EINVAL` past the end of the file or if it is
+/// not `T`'s, `EHWPOISON` if the page has a memory error.
+pub fn get_folio<T: Provider>(file: &File, index: u64) -> Result<LockedFolio> {
+    // shmem_get_folio() on another filesystem's inode would treat it as shmem's.
+    if data::<T>(file).is_none() {
+        return Err(EINVAL);
+    }
     let mut folio = null_mut();
-    // SAFETY: The file is a live shmem file (the callers' files are made by `create`); on
-    // success `folio` is locked and referenced.
+    // SAFETY: The file is a live shmem file (a file of `T`, made by `create`); on success
+    // `folio` is locked and referenced.
     to_result(unsafe {
         bindings::shmem_get_folio(
             file.inode().as_raw(),
@@ -447,13 +470,7 @@ pub fn get_folio(file: &File, index: u64) -> Result<ARef<Folio>> {
         return Err(EHWPOISON);
     }
     folio.mark_dirty();
-    Ok(folio.unlock())
-}
-
-/// Drops a page reference handed out as a pfn (by [`Folio::into_pfn_ref`]).
-pub fn put_pfn(pfn: u64) {
-    // SAFETY: The caller got `pfn` with a page reference, which this gives back.
-    unsafe { bindings::put_page(bindings::pfn_to_page(pfn as _)) };
+    Ok(folio)
 }
 
 /// The registration of `T` as the provider of `MFD_INACCESSIBLE`; dropping it unregisters.
@@ -462,8 +479,9 @@ pub struct Registration<T: Provider>(PhantomData<T>);
 impl<T: Provider> Registration<T> {
     /// Registers `T`; `EBUSY` if another provider is registered.
     pub fn new() -> Result<Self> {
-        // SAFETY: The ops are static and `T::create` is valid for as long as the module is.
-        to_result(unsafe { bindings::memfd_register_inaccessible(Vtable::<T>::ops()) })?;
+        // SAFETY: The ops are a `static`'s, valid for as long as the module is; its files pin
+        // the module.
+        to_result(unsafe { bindings::memfd_register_inaccessible(&T::table().ops) })?;
         Ok(Self(PhantomData))
     }
 }
@@ -471,7 +489,7 @@ impl<T: Provider> Registration<T> {
 impl<T: Provider> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: `new` registered these ops.
-        unsafe { bindings::memfd_unregister_inaccessible(Vtable::<T>::ops()) };
+        unsafe { bindings::memfd_unregister_inaccessible(&T::table().ops) };
     }
 }
 

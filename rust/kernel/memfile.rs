@@ -17,6 +17,7 @@ use crate::{
     bindings, c_str,
     error::{code::*, Result},
     fs::File,
+    mm::folio::{Folio, LockedFolio},
     prelude::*,
     static_lock_class,
     str::CStr,
@@ -276,18 +277,29 @@ pub unsafe extern "C" fn memfile_register_backing_store(
         return EINVAL.to_errno();
     }
     let bs = bs.cast_mut();
-    if STORES.iter().any(|slot| slot.load(Ordering::Acquire) == bs) {
+    // Claim a free slot, then look for `bs` in the others: of two racing registrations of one
+    // store, the one in the lower slot wins and the other gives its slot back.
+    let Some(mine) = STORES.iter().position(|slot| {
+        slot.compare_exchange(null_mut(), bs, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }) else {
+        return if STORES.iter().any(|slot| slot.load(Ordering::Acquire) == bs) {
+            EEXIST.to_errno()
+        } else {
+            ENOSPC.to_errno()
+        };
+    };
+    if STORES[..mine]
+        .iter()
+        .any(|slot| slot.load(Ordering::Acquire) == bs)
+    {
+        STORES[mine].store(null_mut(), Ordering::Release);
+        // SAFETY: No preconditions; waits for lookups that saw `bs` in our slot, so that
+        // the caller may free it (it is registered in the lower slot meanwhile).
+        unsafe { bindings::synchronize_rcu() };
         return EEXIST.to_errno();
     }
-    for slot in &STORES {
-        if slot
-            .compare_exchange(null_mut(), bs, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            return 0;
-        }
-    }
-    ENOSPC.to_errno()
+    0
 }
 
 /// Unregisters `bs`; see the C header.
@@ -470,16 +482,17 @@ pub trait BackingStore: Sized + 'static {
     /// `MEMFILE_F_*` that every file of the store provides.
     const FLAGS: usize;
 
+    /// The store's table (`static STORE: StoreTable<Self> = StoreTable::new();`).
+    fn table() -> &'static StoreTable<Self>;
+
     /// The node of `file` if the file is one of the store's. Runs under RCU: must not sleep.
     /// A file of the store must pin the store's module (its `f_op->owner`).
     fn lookup_node(file: &File) -> Option<&Node>;
 
-    /// A referenced pfn for page `offset` of `file` (one of the store's), allocated if it is a
-    /// hole, and the order of the aligned folio around it.
-    fn get_pfn(file: &File, offset: u64) -> Result<(u64, u32)>;
-
-    /// Drops the reference [`BackingStore::get_pfn`] took.
-    fn put_pfn(pfn: u64);
+    /// The folio holding page `offset` of `file` (one of the store's), allocated if it is a
+    /// hole, locked and referenced. The consumer gets the page's pfn with the reference, and
+    /// the folio's order; `memfile_put_pfn` drops the reference.
+    fn get_folio(file: &File, offset: u64) -> Result<LockedFolio>;
 }
 
 struct StoreVtable<T: BackingStore>(PhantomData<T>);
@@ -506,21 +519,32 @@ impl<T: BackingStore> StoreVtable<T> {
     ) -> c_int {
         // SAFETY: Per the function's safety requirement.
         let file = unsafe { File::from_raw(file) };
-        match T::get_pfn(file, offset as u64) {
-            Ok((p, o)) => {
-                // SAFETY: Per the function's safety requirement.
-                unsafe {
-                    *pfn = p as c_ulong;
-                    *order = o as c_int;
-                }
-                0
-            }
-            Err(e) => e.to_errno(),
+        let index = offset as u64;
+        let folio = match T::get_folio(file, index) {
+            Ok(folio) => folio,
+            Err(e) => return e.to_errno(),
+        };
+        if !folio.holds(file.inode().mapping(), index) {
+            crate::pr_warn!("memfile: backing store returned a folio of another page\n");
+            return EFAULT.to_errno();
         }
+        let o = folio.order();
+        let p = Folio::into_page_pfn(folio.unlock(), index);
+        // SAFETY: Per the function's safety requirement.
+        unsafe {
+            *pfn = p as c_ulong;
+            *order = o as c_int;
+        }
+        0
     }
 
-    extern "C" fn put_pfn(pfn: c_ulong) {
-        T::put_pfn(pfn as u64);
+    /// # Safety
+    ///
+    /// `pfn` came from `get_pfn` of this store, and its reference is given up here.
+    unsafe extern "C" fn put_pfn(pfn: c_ulong) {
+        // SAFETY: `get_pfn` handed out the page with a reference on its folio, which the
+        // caller gives back.
+        unsafe { bindings::put_page(bindings::pfn_to_page(pfn as _)) };
     }
 
     const VTABLE: bindings::memfile_backing_store = bindings::memfile_backing_store {
@@ -529,10 +553,21 @@ impl<T: BackingStore> StoreVtable<T> {
         get_pfn: Some(Self::get_pfn),
         put_pfn: Some(Self::put_pfn),
     };
+}
 
-    /// The one address of the vtable: registration and unregistration must see the same.
-    fn get() -> &'static bindings::memfile_backing_store {
-        &Self::VTABLE
+/// A Rust store's `struct memfile_backing_store`, in a `static` of its module: the store is
+/// known by its address, and a `static` has one address, which a constant does not.
+#[repr(transparent)]
+pub struct StoreTable<T: BackingStore>(bindings::memfile_backing_store, PhantomData<T>);
+
+// SAFETY: The table is never written; it holds pointers to functions only.
+unsafe impl<T: BackingStore> Sync for StoreTable<T> {}
+
+impl<T: BackingStore> StoreTable<T> {
+    /// `T`'s table.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(StoreVtable::<T>::VTABLE, PhantomData)
     }
 }
 
@@ -544,7 +579,7 @@ impl<T: BackingStore> Registration<T> {
     pub fn new() -> Result<Self> {
         // SAFETY: The vtable is a static; the files of `T` pin its module, so the store
         // outlives them.
-        let r = unsafe { memfile_register_backing_store(StoreVtable::<T>::get()) };
+        let r = unsafe { memfile_register_backing_store(&T::table().0) };
         crate::error::to_result(r)?;
         Ok(Self(PhantomData))
     }
@@ -553,7 +588,7 @@ impl<T: BackingStore> Registration<T> {
 impl<T: BackingStore> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: `new` registered this vtable.
-        unsafe { memfile_unregister_backing_store(StoreVtable::<T>::get()) };
+        unsafe { memfile_unregister_backing_store(&T::table().0) };
     }
 }
 

@@ -17,7 +17,7 @@ int kvm_gmem_register_ops(const struct kvm_gmem_ops *ops)
 {
 	int r = 0;
 
-	if (!ops->fops || !ops->create || !ops->bind || !ops->unbind ||
+	if (!ops->fops.release || !ops->create || !ops->bind || !ops->unbind ||
 	    !ops->get_pfn || !ops->populate)
 		return -EINVAL;
 
@@ -50,7 +50,7 @@ const struct kvm_gmem_ops *kvm_gmem_ops_get(struct file *file)
 
 	mutex_lock(&kvm_gmem_ops_lock);
 	ops = kvm_gmem_ops_registered;
-	if (ops && ((file && file->f_op != ops->fops) || !try_module_get(ops->owner)))
+	if (ops && ((file && file->f_op != &ops->fops) || !try_module_get(ops->owner)))
 		ops = NULL;
 	mutex_unlock(&kvm_gmem_ops_lock);
 	return ops;

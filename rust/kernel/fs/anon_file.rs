@@ -10,7 +10,7 @@ use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, Result},
     fs::{File, Inode},
-    mm::filemap::{AddressSpaceOperations, AopsVtable},
+    mm::filemap::{AddressSpaceOperations, Gfp},
     prelude::*,
     str::CStr,
     types::{ARef, ForeignOwnable},
@@ -18,7 +18,8 @@ use crate::{
 };
 use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
 
-/// File operations of a file created with [`NewFile::create`].
+/// File operations of a file created with [`NewFile::create`]; their table is a
+/// [`FileOpsTable`].
 #[vtable]
 pub trait FileOperations: Sized + 'static {
     /// What `file->private_data` holds.
@@ -27,8 +28,10 @@ pub trait FileOperations: Sized + 'static {
     /// The module the operations live in: each file pins it.
     const OWNER: &'static ThisModule;
 
-    /// The last reference to the file is gone; `data` is handed back.
-    fn release(data: Self::Data, file: &File);
+    /// The last reference to the file is gone. `data` is still the file's, and is dropped
+    /// after this returns: whatever can still borrow it from the file (a lookup that found
+    /// the file without a reference) is cut off here first.
+    fn release(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, file: &File);
 
     /// `fallocate(2)`.
     fn fallocate(
@@ -42,18 +45,22 @@ pub trait FileOperations: Sized + 'static {
     }
 }
 
-struct FopsVtable<T: FileOperations>(PhantomData<T>);
+pub(crate) struct FopsVtable<T: FileOperations>(PhantomData<T>);
 
 impl<T: FileOperations> FopsVtable<T> {
     /// # Safety
     ///
     /// Called by the VFS with a file created by [`NewFile::create::<T>`].
     unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
-        // SAFETY: The VFS passes a valid file; `private_data` came from `T::Data::into_foreign`
-        // in `NewFile::create` and is given back exactly once, here.
-        let data = unsafe { T::Data::from_foreign((*file).private_data) };
-        // SAFETY: The file is valid for the duration of the callback.
-        T::release(data, unsafe { File::from_raw(file) });
+        // SAFETY: The VFS passes a valid file, for the duration of the callback.
+        let file = unsafe { File::from_raw(file) };
+        let ptr = file.private_data();
+        // SAFETY: `private_data` came from `T::Data::into_foreign` in `NewFile::create` and is
+        // taken back only below, after this borrow ends.
+        T::release(unsafe { T::Data::borrow(ptr) }, file);
+        // SAFETY: As above; no other file operation runs once release has begun, so this is
+        // the one and last use of `ptr`.
+        drop(unsafe { T::Data::from_foreign(ptr) });
         0
     }
 
@@ -77,7 +84,7 @@ impl<T: FileOperations> FopsVtable<T> {
         })
     }
 
-    const VTABLE: bindings::file_operations = bindings::file_operations {
+    pub(crate) const VTABLE: bindings::file_operations = bindings::file_operations {
         owner: T::OWNER.as_ptr(),
         open: Some(bindings::generic_file_open),
         release: Some(Self::release),
@@ -89,15 +96,39 @@ impl<T: FileOperations> FopsVtable<T> {
         // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
-
-    const fn build() -> &'static bindings::file_operations {
-        &Self::VTABLE
-    }
 }
 
-/// The `file_operations` that files of `T` have, to recognise them.
-pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
-    FopsVtable::<T>::build()
+/// The `file_operations` of `T`'s files, in a `static` of the module that implements `T`
+/// (`static FOPS: FileOpsTable<T> = FileOpsTable::new();`). Files are recognised by the
+/// address of their table, and a `static` has one address, which a constant does not.
+#[repr(transparent)]
+pub struct FileOpsTable<T: FileOperations>(bindings::file_operations, PhantomData<T>);
+
+// SAFETY: The table is never written; it holds pointers to functions and to static data.
+unsafe impl<T: FileOperations> Sync for FileOpsTable<T> {}
+
+impl<T: FileOperations> FileOpsTable<T> {
+    /// The table of `T`'s operations.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(FopsVtable::<T>::VTABLE, PhantomData)
+    }
+
+    /// Views a copy of `T`'s table kept inside another static structure (KVM's backend ops).
+    ///
+    /// # Safety
+    ///
+    /// `raw` is a copy of `FopsVtable::<T>::VTABLE`.
+    pub(crate) const unsafe fn from_raw(raw: &'static bindings::file_operations) -> &'static Self {
+        // SAFETY: `repr(transparent)`; the caller guarantees what the table does.
+        unsafe { &*core::ptr::from_ref(raw).cast::<Self>() }
+    }
+
+    /// The raw table; a file is one of `T`'s if its `f_op` is this.
+    #[inline]
+    pub fn as_raw(&'static self) -> *const bindings::file_operations {
+        &self.0
+    }
 }
 
 /// A file just created by [`NewFile::create`], seen by nobody else yet.
@@ -107,12 +138,19 @@ pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
 /// A fixed-size file whose page cache is used directly:
 ///
 /// ```
-/// use kernel::{c_str, fs::{anon_file::{FileOperations, NewFile}, File}, prelude::*};
+/// use kernel::{
+///     c_str,
+///     fs::{anon_file::{FileOperations, FileOpsTable, NewFile}, File},
+///     mm::filemap::{AddressSpaceOperations, AopsTable},
+///     prelude::*,
+/// };
 ///
 /// struct Example;
 ///
 /// // SAFETY: A NULL owner stands for built-in code, which is never unloaded.
 /// static OWNER: ThisModule = unsafe { ThisModule::from_ptr(core::ptr::null_mut()) };
+/// static FOPS: FileOpsTable<Example> = FileOpsTable::new();
+/// static AOPS: AopsTable<Example> = AopsTable::new();
 ///
 /// #[vtable]
 /// impl FileOperations for Example {
@@ -120,15 +158,24 @@ pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
 ///     const OWNER: &'static ThisModule = &OWNER;
 ///
 ///     // The last `fput()` may run later, from a workqueue: nothing to check there.
-///     fn release(_data: KBox<u32>, _file: &File) {}
+///     fn release(_data: &u32, _file: &File) {}
 /// }
 ///
-/// let mut file = NewFile::<Example>::create(c_str!("[example]"), KBox::new(7, GFP_KERNEL)?, 2)?;
+/// #[vtable]
+/// impl AddressSpaceOperations for Example {
+///     type Private = ();
+///     fn table() -> &'static AopsTable<Self> {
+///         &AOPS
+///     }
+/// }
+///
+/// let mut file = NewFile::create(&FOPS, c_str!("[example]"), KBox::new(7, GFP_KERNEL)?, 2)?;
 /// file.set_fixed_size(4 * 4096);
+/// file.set_aops::<Example>(());
 /// let file = file.into_file();
 /// assert_eq!(file.inode().size(), 4 * 4096);
 ///
-/// let mapping = file.inode().mapping();
+/// let mapping = file.inode().mapping().page_cache::<Example>().ok_or(EINVAL)?;
 /// let folio = mapping.grab_folio(1)?;
 /// assert_eq!(folio.index(), 1);
 /// assert_eq!(folio.order(), 0);
@@ -142,10 +189,7 @@ pub fn fops_of<T: FileOperations>() -> *const bindings::file_operations {
 ///
 /// // The same folio is found again, until the range is truncated.
 /// assert!(mapping.grab_folio(1)?.test_uptodate());
-/// {
-///     let inval = mapping.invalidate_lock();
-///     mapping.truncate_range(&inval, 0, -1);
-/// }
+/// mapping.lock_for_truncate().truncate_range(0, -1);
 /// assert!(!mapping.grab_folio(1)?.test_uptodate());
 ///
 /// // Filling a range a folio at a time: each call says where the next one starts.
@@ -199,16 +243,21 @@ unsafe extern "C" fn fixed_size_setattr(
 }
 
 impl<T: FileOperations> NewFile<T> {
-    /// Creates a file with its own anonymous inode (`anon_inode_create_getfile`), holding `data`
-    /// in `private_data`, opened with `flags` (`O_*`).
-    pub fn create(name: &'static CStr, data: T::Data, flags: u32) -> Result<Self> {
+    /// Creates a file with its own anonymous inode (`anon_inode_create_getfile`) and the
+    /// operations `fops`, holding `data` in `private_data`, opened with `flags` (`O_*`).
+    pub fn create(
+        fops: &'static FileOpsTable<T>,
+        name: &'static CStr,
+        data: T::Data,
+        flags: u32,
+    ) -> Result<Self> {
         let ptr = data.into_foreign();
-        // SAFETY: `name` is a static C string, the vtable is static, `ptr` stays valid until
+        // SAFETY: `name` is a static C string, the table is static, `ptr` stays valid until
         // `release` gives it back; a NULL context inode asks for a fresh one.
         let file = unsafe {
             bindings::anon_inode_create_getfile(
                 name.as_char_ptr(),
-                FopsVtable::<T>::build(),
+                fops.as_raw(),
                 ptr as *mut c_void,
                 flags as i32,
                 core::ptr::null(),
@@ -261,8 +310,19 @@ impl<T: FileOperations> NewFile<T> {
         // address-space operation runs before they are installed.
         unsafe {
             (*inode).i_private = private.into_foreign() as *mut c_void;
-            (*(*inode).i_mapping).a_ops = AopsVtable::<A>::build();
+            (*(*inode).i_mapping).a_ops = A::table().as_raw();
         }
+    }
+
+    /// Sets the allocation flags of the page cache's folios.
+    pub fn set_gfp_mask(&mut self, gfp: Gfp) {
+        self.inode().mapping().set_gfp_mask(gfp);
+    }
+
+    /// Makes the page cache inaccessible: its folios are unmovable and unevictable, and the
+    /// kernel does not read or write them on userspace's behalf.
+    pub fn set_inaccessible(&mut self) {
+        self.inode().mapping().set_inaccessible();
     }
 
     /// Ends the set-up: the file can be shared from now on.

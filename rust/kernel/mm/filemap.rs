@@ -66,17 +66,18 @@ impl AddressSpace {
         unsafe { Inode::from_raw((*self.as_raw()).host) }
     }
 
-    /// Sets the allocation flags of new folios.
+    /// Sets the allocation flags of new folios. Crate-private: only a file's creator may, see
+    /// [`NewFile`](crate::fs::anon_file::NewFile).
     #[inline]
-    pub fn set_gfp_mask(&self, gfp: Gfp) {
+    pub(crate) fn set_gfp_mask(&self, gfp: Gfp) {
         // SAFETY: The mapping is valid; the flags field is written with the mapping's helper.
         unsafe { bindings::mapping_set_gfp_mask(self.as_raw(), gfp) };
     }
 
     /// Marks the mapping inaccessible: its folios are unmovable and unevictable, and the kernel
-    /// does not read or write them on userspace's behalf.
+    /// does not read or write them on userspace's behalf. Crate-private, as `set_gfp_mask`.
     #[inline]
-    pub fn set_inaccessible(&self) {
+    pub(crate) fn set_inaccessible(&self) {
         // SAFETY: The mapping is valid; the flag is set atomically.
         unsafe { bindings::mapping_set_inaccessible(self.as_raw()) };
     }
@@ -113,6 +114,39 @@ impl AddressSpace {
         }
     }
 
+    /// The mapping as the page cache of `A`'s operations, if it has them.
+    #[inline]
+    pub fn page_cache<A: AddressSpaceOperations>(&self) -> Option<&PageCache<A>> {
+        // SAFETY: `a_ops` is set when the file is created and not changed after.
+        let aops = unsafe { (*self.as_raw()).a_ops };
+        if !core::ptr::eq(aops, &A::table().0) {
+            return None;
+        }
+        // SAFETY: `PageCache<A>` is a transparent `AddressSpace`; its invariant was just checked.
+        Some(unsafe { &*core::ptr::from_ref(self).cast::<PageCache<A>>() })
+    }
+}
+
+/// A mapping whose address-space operations are `A`'s: a page cache the owner of `A` manages,
+/// with no backing store. Only such a mapping has folios added or truncated through this
+/// module: another filesystem's page cache has rules of its own.
+///
+/// # Invariants
+///
+/// The mapping's `a_ops` is `A::table()`.
+#[repr(transparent)]
+pub struct PageCache<A: AddressSpaceOperations>(AddressSpace, PhantomData<A>);
+
+impl<A: AddressSpaceOperations> core::ops::Deref for PageCache<A> {
+    type Target = AddressSpace;
+
+    #[inline]
+    fn deref(&self) -> &AddressSpace {
+        &self.0
+    }
+}
+
+impl<A: AddressSpaceOperations> PageCache<A> {
     /// Finds the folio at page `index`, allocating it if absent; returns it locked and dirty.
     ///
     /// Dirty, because this page cache has no backing store: the folio is the only copy of its
@@ -131,9 +165,9 @@ impl AddressSpace {
     }
 
     /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
-    /// dirty as [`AddressSpace::grab_folio`] leaves it, and returns the index of the page after
-    /// that folio. For loops that fill a range, where
-    /// [`AddressSpace::grab_folio`] would cost several calls per page.
+    /// dirty as [`PageCache::grab_folio`] leaves it, and returns the index of the page after
+    /// that folio. For loops that fill a range, where [`PageCache::grab_folio`] would cost
+    /// several calls per page.
     #[inline]
     pub fn populate_folio(&self, index: u64) -> Result<u64> {
         // SAFETY: The mapping is valid; any index is accepted.
@@ -142,40 +176,53 @@ impl AddressSpace {
         Ok(next as u64)
     }
 
-    /// Removes the folios of bytes `[start, end]` (inclusive) from the mapping, zeroing the
-    /// partial pages at the edges; the caller holds `invalidate_lock` exclusively.
+    /// Takes `invalidate_lock` exclusively, for the operations that remove folios.
     #[inline]
-    pub fn truncate_range(&self, _guard: &InvalidateGuard<'_>, start: i64, end: i64) {
-        // SAFETY: The mapping is valid and the guard excludes concurrent faults and truncation.
-        unsafe { bindings::truncate_inode_pages_range(self.as_raw(), start, end) };
+    pub fn lock_for_truncate(&self) -> TruncateGuard<'_, A> {
+        TruncateGuard {
+            guard: self.invalidate_lock(),
+            cache: self,
+        }
+    }
+}
+
+/// A [`PageCache`] whose `invalidate_lock` is held exclusively: folios can be removed.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct TruncateGuard<'a, A: AddressSpaceOperations> {
+    guard: InvalidateGuard<'a>,
+    cache: &'a PageCache<A>,
+}
+
+impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
+    /// Removes the folios of bytes `[start, end]` (inclusive) from the mapping, zeroing the
+    /// partial pages at the edges.
+    #[inline]
+    pub fn truncate_range(&self, start: i64, end: i64) {
+        let _ = &self.guard;
+        // SAFETY: The mapping is valid and the guard excludes other truncation; the mapping's
+        // a_ops are `A`'s (type invariant), with no backing store to write back to.
+        unsafe { bindings::truncate_inode_pages_range(self.cache.as_raw(), start, end) };
     }
 
     /// Empties the mapping and takes back the private data
-    /// [`NewFile::set_aops`](crate::fs::anon_file::NewFile::set_aops) gave to the operations of
-    /// `A`, if this mapping has them and it was not taken already. After this, `A`'s callbacks
-    /// get `None` as their private data.
+    /// [`NewFile::set_aops`](crate::fs::anon_file::NewFile::set_aops) gave to `A`'s
+    /// operations, unless it was taken already. After this, `A`'s callbacks get `None` as
+    /// their private data.
     ///
     /// The data is unpublished first, then every folio is truncated: truncation waits for each
     /// folio's lock, so a memory-error callback that borrowed the data (it runs with a folio of
     /// the mapping locked) has returned before the data is handed back.
-    pub fn take_aops_private<A: AddressSpaceOperations>(
-        &self,
-        guard: &InvalidateGuard<'_>,
-    ) -> Option<A::Private> {
-        // SAFETY: `a_ops` is set at creation and not changed after.
-        if unsafe { (*self.as_raw()).a_ops } != AopsVtable::<A>::build() {
-            return None;
-        }
+    pub fn take_aops_private(&self) -> Option<A::Private> {
         // SAFETY: Once the file is shared, `i_private` is only accessed through `aops_private`.
-        let slot = unsafe { aops_private(self) };
+        let slot = unsafe { aops_private(self.cache) };
         let ptr = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
-        self.truncate_range(guard, 0, -1);
+        self.truncate_range(0, -1);
         if ptr.is_null() {
             return None;
         }
-        // SAFETY: With `A`'s operations, a non-NULL `i_private` holds `A::Private` from
-        // `into_foreign`; the swap took it out exactly once, and the truncation above waited
-        // for every borrower (see above).
+        // SAFETY: The mapping's a_ops are `A`'s (type invariant), so a non-NULL `i_private`
+        // holds `A::Private` from `into_foreign` (`NewFile::set_aops`); the swap took it out
+        // exactly once, and the truncation above waited for every borrower (see above).
         Some(unsafe { A::Private::from_foreign(ptr) })
     }
 }
@@ -245,14 +292,18 @@ pub enum MemoryFailure {
 /// Address-space operations of an unmovable, unevictable page cache with no backing store.
 ///
 /// Dirtying is a no-op, and migration is refused (the mapping is inaccessible, so the mm never
-/// tries it). The other slots are the implementer's.
+/// tries it). The other slots are the implementer's. The table lives in a `static` of the
+/// implementer's ([`AopsTable`]): its address is how the mapping is recognised as `Self`'s.
 #[vtable]
 pub trait AddressSpaceOperations: Sized + 'static {
     /// What the callbacks get to work with, stored in the inode.
     type Private: ForeignOwnable + Send + Sync;
 
+    /// The operations table, a `static` (`static AOPS: AopsTable<Self> = AopsTable::new();`).
+    fn table() -> &'static AopsTable<Self>;
+
     /// A memory error was found in `folio`, which is locked and in `mapping`. `private` is
-    /// `None` once it has been taken back with [`AddressSpace::take_aops_private`].
+    /// `None` once it has been taken back with [`TruncateGuard::take_aops_private`].
     fn error_remove_folio(
         _private: Option<<Self::Private as ForeignOwnable>::Borrowed<'_>>,
         _mapping: &AddressSpace,
@@ -267,8 +318,27 @@ pub trait AddressSpaceOperations: Sized + 'static {
     }
 }
 
-/// The `address_space_operations` table of `A`.
-pub(crate) struct AopsVtable<A: AddressSpaceOperations>(PhantomData<A>);
+/// The `address_space_operations` of `A`, in a `static`: a `static` has one address, which a
+/// constant does not (each use of a constant may have its own copy).
+#[repr(transparent)]
+pub struct AopsTable<A: AddressSpaceOperations>(bindings::address_space_operations, PhantomData<A>);
+
+// SAFETY: The table is never written; it holds pointers to functions only.
+unsafe impl<A: AddressSpaceOperations> Sync for AopsTable<A> {}
+
+impl<A: AddressSpaceOperations> AopsTable<A> {
+    /// The table of `A`'s operations.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(AopsVtable::<A>::VTABLE, PhantomData)
+    }
+
+    pub(crate) fn as_raw(&'static self) -> &'static bindings::address_space_operations {
+        &self.0
+    }
+}
+
+struct AopsVtable<A: AddressSpaceOperations>(PhantomData<A>);
 
 impl<A: AddressSpaceOperations> AopsVtable<A> {
     /// # Safety
@@ -334,8 +404,4 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
         // SAFETY: All-zero is a valid `address_space_operations`: every other slot is empty.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
-
-    pub(crate) const fn build() -> &'static bindings::address_space_operations {
-        &Self::VTABLE
-    }
 }

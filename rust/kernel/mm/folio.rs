@@ -4,6 +4,7 @@
 
 use crate::{
     bindings,
+    mm::filemap::AddressSpace,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::{ops::Deref, ptr::NonNull};
@@ -83,9 +84,10 @@ impl Folio {
     }
 
     /// The pfn of page `index` of the file, which this folio holds, handing the reference to
-    /// whoever receives the pfn (KVM releases it with `kvm_release_pfn_clean`).
+    /// whoever receives the pfn (KVM releases it with `kvm_release_pfn_clean`). Crate-private:
+    /// only the trampolines that checked the folio against its file hand pfns out.
     #[inline]
-    pub fn into_pfn_ref(folio: ARef<Folio>, index: u64) -> u64 {
+    pub(crate) fn into_page_pfn(folio: ARef<Folio>, index: u64) -> u64 {
         let pfn = folio.pfn() + (index - folio.index());
         // The reference now belongs to the pfn's receiver.
         let _ = ARef::into_raw(folio);
@@ -105,8 +107,10 @@ impl Folio {
 /// # Invariants
 ///
 /// `folio` is locked by this guard and a reference on it is owned by it.
+#[must_use = "the folio is unlocked when the guard is dropped"]
 pub struct LockedFolio {
     folio: ARef<Folio>,
+    _not_send: crate::fs::NotThreadSafe,
 }
 
 impl LockedFolio {
@@ -120,7 +124,20 @@ impl LockedFolio {
         // SAFETY: The caller transfers its reference.
         let folio = unsafe { ARef::from_raw(ptr.cast()) };
         // INVARIANT: The caller transfers the lock and the reference.
-        Self { folio }
+        Self {
+            folio,
+            _not_send: crate::fs::NotThreadSafe::default(),
+        }
+    }
+
+    /// Whether the folio belongs to `mapping` and holds page `index` of it. Stable while the
+    /// folio is locked: truncation takes the lock to remove it.
+    #[inline]
+    pub fn holds(&self, mapping: &AddressSpace, index: u64) -> bool {
+        // SAFETY: The folio is locked and referenced.
+        let own = unsafe { bindings::folio_mapping_raw(self.as_raw()) };
+        let first = self.index();
+        own == mapping.as_raw() && first <= index && index - first < 1 << self.order()
     }
 
     /// Fills the folio with zeros.
