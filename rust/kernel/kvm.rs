@@ -351,9 +351,11 @@ impl<T: GmemBackend> GmemFile<T> {
     /// invalidation of them: the guest's mappings of the pages are zapped first, and faults
     /// that race with `f` retry until it is over.
     pub fn invalidate<R>(&self, start: u64, end: u64, f: impl FnOnce() -> R) -> R {
-        let zap = self
-            .kvm
-            .zap_begin(overlapping(&self.bindings.lock(), start, end).map(Binding::slot), start, end);
+        let zap = self.kvm.zap_begin(
+            overlapping(&self.bindings.lock(), start, end).map(Binding::slot),
+            start,
+            end,
+        );
         let r = f();
         drop(zap);
         r
@@ -361,14 +363,23 @@ impl<T: GmemBackend> GmemFile<T> {
 
     /// Binds the new slot to pages of `file` from byte `offset`: the contract of 6.12's
     /// `kvm_gmem_bind()`.
-    fn bind(&self, kvm: &Kvm, slot: NonNull<bindings::kvm_memory_slot>, file: &File, offset: u64) -> Result {
+    fn bind(
+        &self,
+        kvm: &Kvm,
+        slot: NonNull<bindings::kvm_memory_slot>,
+        file: &File,
+        offset: u64,
+    ) -> Result {
         // SAFETY: KVM passes a slot it keeps allocated at least until unbind.
         let memslot = unsafe { MemorySlot::from_raw(slot.as_ptr()) };
         // Another VM's guest_memfd, or a range out of the file, is EINVAL.
         if self.kvm.as_raw() != kvm.as_raw() {
             return Err(EINVAL);
         }
-        let size = memslot.npages().checked_mul(crate::page::PAGE_SIZE as u64).ok_or(EINVAL)?;
+        let size = memslot
+            .npages()
+            .checked_mul(crate::page::PAGE_SIZE as u64)
+            .ok_or(EINVAL)?;
         let end_byte = offset.checked_add(size).ok_or(EINVAL)?;
         if !page_aligned(offset) || end_byte > file.inode().size() as u64 {
             return Err(EINVAL);
@@ -415,7 +426,10 @@ impl<T: GmemBackend> GmemFile<T> {
         for b in bindings.values() {
             b.slot().clear_file();
         }
-        drop(self.kvm.zap_begin(bindings.values().map(Binding::slot), 0, u64::MAX));
+        drop(
+            self.kvm
+                .zap_begin(bindings.values().map(Binding::slot), 0, u64::MAX),
+        );
         *bindings = RBTree::new();
     }
 }
@@ -483,7 +497,12 @@ impl GmemFault<'_> {
         // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
         // mapped by this VM's memslot at `gfn`.
         to_result(unsafe {
-            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, folio.pfn(), folio.order() as i32)
+            bindings::kvm_gmem_arch_prepare(
+                self.kvm.as_raw(),
+                gfn,
+                folio.pfn(),
+                folio.order() as i32,
+            )
         })
     }
 }
@@ -705,7 +724,10 @@ impl<T: GmemBackend> BackendVtable<T> {
             check_folio(&file, &folio, index)?;
             let nr = 1u64 << order;
             let first = index & !(nr - 1);
-            if order > folio.order() || first < folio.index() || first + nr > folio.index() + (1u64 << folio.order()) {
+            if order > folio.order()
+                || first < folio.index()
+                || first + nr > folio.index() + (1u64 << folio.order())
+            {
                 crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
                 return Err(EFAULT);
             }

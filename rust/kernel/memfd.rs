@@ -323,7 +323,6 @@ impl<T: Provider> Vtable<T> {
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
 
-
     /// # Safety
     ///
     /// `name` is a NUL-terminated string, valid for the call.

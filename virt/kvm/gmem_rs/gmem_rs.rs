@@ -28,14 +28,11 @@ use kernel::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
         File,
     },
-    kvm::{
-        BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration,
-    },
+    kvm::{BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration},
     mm::{
         self,
         filemap::{
-            AddressSpace, AddressSpaceOperations, AopsTable, MemoryFailure, PageCache,
-            GFP_HIGHUSER,
+            AddressSpace, AddressSpaceOperations, AopsTable, MemoryFailure, PageCache, GFP_HIGHUSER,
         },
         folio::{Folio, LockedFolio},
         page_aligned,
@@ -62,7 +59,10 @@ static AOPS: AopsTable<GmemAops> = AopsTable::new();
 
 /// The file's page cache: every gmem_rs file has `GmemAops`.
 fn page_cache(file: &File) -> Result<&PageCache<GmemAops>> {
-    file.inode().mapping().page_cache::<GmemAops>().ok_or(EINVAL)
+    file.inode()
+        .mapping()
+        .page_cache::<GmemAops>()
+        .ok_or(EINVAL)
 }
 
 fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, offset: u64, len: u64) {
