@@ -3,7 +3,8 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: bench, profile, setup, tree, build, series, series-check, vm, clean.
+# Other targets: bench, profile, lint, setup, tree, build, series, series-check, vm,
+# clean.
 # See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
@@ -12,7 +13,7 @@ S := scripts
 # make check T="guest_memfd_test kunit": only these tests.
 T ?=
 
-.PHONY: all demo check bench profile setup tree build series series-check vm clean
+.PHONY: all demo check bench profile lint setup tree build series series-check vm clean
 all demo:
 	@$(S)/demo.sh
 
@@ -25,6 +26,10 @@ bench:
 
 profile:
 	@$(S)/bench.sh profile
+
+# rustfmt, clippy and checkpatch --strict over the series (make check runs it too).
+lint: build
+	@$(S)/lint.sh
 
 setup:
 	@$(S)/setup.sh

@@ -228,8 +228,9 @@ static int mft_register_store(struct kunit *test,
 	int ret = memfile_register_backing_store(bs);
 
 	if (!ret)
-		KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
-				mft_act_store, (void *)bs), 0);
+		KUNIT_ASSERT_EQ(test,
+				kunit_add_action_or_reset(test, mft_act_store, (void *)bs),
+				0);
 	return ret;
 }
 
@@ -255,8 +256,9 @@ static int mft_register(struct kunit *test, struct mft_notifier *mn,
 	int ret = memfile_register_notifier(file, flags, &mn->n);
 
 	if (!ret)
-		KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
-				mft_act_notifier, &mn->n), 0);
+		KUNIT_ASSERT_EQ(test,
+				kunit_add_action_or_reset(test, mft_act_notifier, &mn->n),
+				0);
 	return ret;
 }
 
@@ -409,7 +411,7 @@ static void mft_flags(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, ret, -EINVAL, "bit %d", bit);
 	}
 	KUNIT_EXPECT_EQ(test, mft_register(test, mft_notifier(test), f,
-			MEMFILE_F_ALLOWED_MASK | BIT(BITS_PER_LONG - 1)),
+					   MEMFILE_F_ALLOWED_MASK | BIT(BITS_PER_LONG - 1)),
 			-EINVAL);
 
 	/* The first notifier on a node sets the flags all others must use. */
@@ -432,7 +434,7 @@ static void mft_flags(struct kunit *test)
 }
 
 static struct mft_notifier *mft_claim(struct kunit *test, pgoff_t start,
-				       pgoff_t end, const void *owner)
+				      pgoff_t end, const void *owner)
 {
 	struct mft_notifier *mn = mft_notifier(test);
 
@@ -661,8 +663,9 @@ static int mft_init(struct kunit *test)
 		ctx->nodes[i] = memfile_node_alloc();
 		KUNIT_ASSERT_NOT_NULL(test, ctx->nodes[i]);
 		/* Added before any notifier, so run after they are gone. */
-		KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
-				mft_act_node, ctx->nodes[i]), 0);
+		KUNIT_ASSERT_EQ(test,
+				kunit_add_action_or_reset(test, mft_act_node, ctx->nodes[i]),
+				0);
 	}
 	test->priv = ctx;
 	WRITE_ONCE(mft_cur, ctx);
@@ -697,6 +700,7 @@ static struct kunit_suite mft_suite = {
 	.exit = mft_exit,
 	.test_cases = mft_cases,
 };
+
 kunit_test_suite(mft_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the memfile_notifier core");

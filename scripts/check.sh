@@ -26,8 +26,20 @@ run_tests() {
 }
 phase "boot and run tests" run_tests
 
+# After the run: the CLIPPY=1 build it does leaves kernel.o to rebuild (~30 s).
+run_lint() {
+	"$S/lint.sh" >"$OUTDIR/lint.tap" 2>"$OUTDIR/lint.err" || true
+	grep -E '^(not )?ok ' "$OUTDIR/lint.tap" | sed 's/^/    /'
+	[ -s "$OUTDIR/lint.tap" ] || echo "not ok - lint: did not run (see $OUTDIR/lint.err)" >"$OUTDIR/lint.tap"
+	return 0
+}
+if [ "$#" -eq 0 ]; then
+	phase "lint (rustfmt, clippy, checkpatch)" run_lint
+fi
+
 TAP=$OUTDIR/tap.txt
 touch "$TAP"
+[ ! -f "$OUTDIR/lint.tap" ] || grep -E '^(not )?ok ' "$OUTDIR/lint.tap" >>"$TAP"
 if [ ! -f "$OUTDIR/done" ]; then
 	echo "not ok - guest: the test run did not finish (crash or timeout; see $OUTDIR)" >>"$TAP"
 fi

@@ -32,7 +32,7 @@ struct kvm_gmem_ops {
 	 * by their address: in here, so that one static object is the
 	 * backend's identity.
 	 */
-	struct file_operations fops;
+	const struct file_operations fops;
 
 	/* KVM_CREATE_GUEST_MEMFD: return a new fd, or -errno. */
 	int (*create)(struct kvm *kvm, u64 size, u64 flags);

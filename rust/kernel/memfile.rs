@@ -187,11 +187,8 @@ impl Node {
             return Err(EINVAL);
         }
         // SAFETY: `n` is being registered and those in the list are registered: all valid.
-        if inner
-            .notifiers
-            .iter()
-            .any(|&m| unsafe { conflict(&*n.0, &*m.0) })
-        {
+        let conflicts = |m: &NotifierPtr| unsafe { conflict(&*n.0, &*m.0) };
+        if inner.notifiers.iter().any(conflicts) {
             return Err(EINVAL);
         }
         inner.notifiers.push(n, GFP_KERNEL)?;
@@ -414,7 +411,6 @@ pub unsafe extern "C" fn memfile_register_notifier(
     flags: c_ulong,
     notifier: *mut bindings::memfile_notifier,
 ) -> c_int {
-    let flags = flags as usize;
     if flags & !F_ALLOWED != 0 {
         return EINVAL.to_errno();
     }
@@ -422,7 +418,7 @@ pub unsafe extern "C" fn memfile_register_notifier(
         return EOPNOTSUPP.to_errno();
     };
     // SAFETY: The file pins its store (a rule of `lookup_node`) and the caller holds the file.
-    if flags & !(unsafe { (*bs).flags } as usize) != 0 {
+    if flags & !unsafe { (*bs).flags } != 0 {
         return EINVAL.to_errno();
     }
     // SAFETY: The caller owns the unregistered notifier; it is published by `add` below.

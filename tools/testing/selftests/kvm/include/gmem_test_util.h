@@ -55,7 +55,8 @@ static inline void gmem_pin_to_this_cpu(void)
 	TEST_ASSERT(cpu >= 0, "sched_getcpu: errno %d", errno);
 	CPU_ZERO(&cpus);
 	CPU_SET(cpu, &cpus);
-	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "sched_setaffinity: errno %d", errno);
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus),
+		    "sched_setaffinity: errno %d", errno);
 }
 
 /* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */

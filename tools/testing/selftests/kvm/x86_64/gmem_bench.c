@@ -95,7 +95,7 @@ static void guest_touch(uint64_t gva, uint64_t len)
 {
 	for (;;) {
 		for (uint64_t off = 0; off < len; off += PAGE_SIZE)
-			*(volatile uint64_t *)(gva + off) = off;
+			WRITE_ONCE(*(uint64_t *)(gva + off), off);
 		GUEST_SYNC(0);
 	}
 }
@@ -266,12 +266,21 @@ int main(int argc, char *argv[])
 
 	while ((opt = getopt(argc, argv, "b:a:s:w:")) != -1) {
 		switch (opt) {
-		case 'b': label = optarg; break;
-		case 'w': only = optarg; break;
-		case 'a': alloc_size = strtoull(optarg, NULL, 0) << 20; break;
-		case 's': size = strtoull(optarg, NULL, 0) << 20; break;
+		case 'b':
+			label = optarg;
+			break;
+		case 'w':
+			only = optarg;
+			break;
+		case 'a':
+			alloc_size = strtoull(optarg, NULL, 0) << 20;
+			break;
+		case 's':
+			size = strtoull(optarg, NULL, 0) << 20;
+			break;
 		default:
-			fprintf(stderr, "usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|memfd]\n",
+			fprintf(stderr,
+				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|memfd]\n",
 				argv[0]);
 			return 1;
 		}

@@ -34,13 +34,13 @@ enum { STAGE_PRIVATE = 1, STAGE_SHARED, STAGE_PRIVATE_AGAIN, STAGE_HOLE };
 static void guest_fill(uint64_t gva, uint64_t size, uint64_t val)
 {
 	for (uint64_t i = 0; i < size; i += sizeof(uint64_t))
-		*(volatile uint64_t *)(gva + i) = val;
+		WRITE_ONCE(*(uint64_t *)(gva + i), val);
 }
 
 static void guest_check(uint64_t gva, uint64_t size, uint64_t val)
 {
 	for (uint64_t i = 0; i < size; i += sizeof(uint64_t))
-		GUEST_ASSERT_EQ(*(volatile uint64_t *)(gva + i), val);
+		GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)(gva + i)), val);
 }
 
 static void guest_code(uint64_t gva, uint64_t size)
@@ -115,27 +115,30 @@ int main(int argc, char *argv[])
 	t = now_ms();
 	gmem_run_to_sync(vcpu, STAGE_PRIVATE);
 	TEST_ASSERT(host_view_is(vm, 0), "private writes leaked into shared memory");
-	printf("gmem_demo: guest wrote and read back private memory; host's shared view untouched  (%.0f ms)\n",
-	       now_ms() - t);
+	printf("gmem_demo: guest wrote and read back private memory; "
+	       "host's shared view untouched  (%.0f ms)\n", now_ms() - t);
 
 	t = now_ms();
 	vm_mem_set_shared(vm, DEMO_GPA, DEMO_SIZE);
 	gmem_run_to_sync(vcpu, STAGE_SHARED);
-	TEST_ASSERT(host_view_is(vm, SHARED_PATTERN), "host does not see the guest's shared writes");
+	TEST_ASSERT(host_view_is(vm, SHARED_PATTERN),
+		    "host does not see the guest's shared writes");
 	printf("gmem_demo: converted to shared; host sees the guest's writes  (%.0f ms)\n",
 	       now_ms() - t);
 
 	t = now_ms();
 	vm_mem_set_private(vm, DEMO_GPA, DEMO_SIZE);
 	gmem_run_to_sync(vcpu, STAGE_PRIVATE_AGAIN);
-	TEST_ASSERT(host_view_is(vm, SHARED_PATTERN), "private writes leaked into shared memory");
+	TEST_ASSERT(host_view_is(vm, SHARED_PATTERN),
+		    "private writes leaked into shared memory");
 	printf("gmem_demo: converted back to private; guest wrote and read back  (%.0f ms)\n",
 	       now_ms() - t);
 
 	t = now_ms();
 	vm_guest_mem_punch_hole(vm, DEMO_GPA, HOLE_SIZE);
 	gmem_run_to_sync(vcpu, STAGE_HOLE);
-	printf("gmem_demo: punched a %lu KiB hole; guest reads zeros there, its data elsewhere  (%.0f ms)\n",
+	printf("gmem_demo: punched a %lu KiB hole; "
+	       "guest reads zeros there, its data elsewhere  (%.0f ms)\n",
 	       (unsigned long)(HOLE_SIZE >> 10), now_ms() - t);
 
 	vcpu_run(vcpu);

@@ -25,7 +25,7 @@
 #include "test_util.h"
 
 #define SIZE	(4 * PAGE_SIZE)
-#define GPA	(1ull << 32)
+#define GPA	BIT_ULL(32)
 
 static struct kvm_vm *vm, *other_vm;
 static int gmem, other_gmem, memfd;

@@ -44,24 +44,24 @@
 #define PRESSURE	(256ul << 20)	/* reuses the pages a drop would free */
 
 #define PATTERN(i)	(0x5eed000000000000ul | (i))
-#define FIRST(i)	(*(volatile uint64_t *)(TEST_GPA + (i) * PAGE_SIZE))
-#define LAST(i)		(*(volatile uint64_t *)(TEST_GPA + ((i) + 1) * PAGE_SIZE - 8))
+#define FIRST(i)	((uint64_t *)(TEST_GPA + (i) * PAGE_SIZE))
+#define LAST(i)		((uint64_t *)(TEST_GPA + ((i) + 1) * PAGE_SIZE - 8))
 
 static void guest_code(void)
 {
 	for (uint64_t i = 0; i < NPAGES; i++) {
-		FIRST(i) = PATTERN(i);
-		LAST(i) = ~PATTERN(i);
+		WRITE_ONCE(*FIRST(i), PATTERN(i));
+		WRITE_ONCE(*LAST(i), ~PATTERN(i));
 	}
 	GUEST_SYNC(1);
 	for (uint64_t i = 0; i < NPAGES; i++) {
-		GUEST_ASSERT_EQ(FIRST(i), PATTERN(i));
-		GUEST_ASSERT_EQ(LAST(i), ~PATTERN(i));
+		GUEST_ASSERT_EQ(READ_ONCE(*FIRST(i)), PATTERN(i));
+		GUEST_ASSERT_EQ(READ_ONCE(*LAST(i)), ~PATTERN(i));
 	}
 	GUEST_DONE();
 }
 
-static void drop_caches(void)
+static void drop_page_cache(void)
 {
 	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
 
@@ -105,7 +105,7 @@ static void run(const char *what, int fd)
 		    "%s: the guest's faults grew Unevictable by %ld kB, wanted about %ld kB",
 		    what, faulted - base, NPAGES_KB);
 
-	drop_caches();
+	drop_page_cache();
 	dropped = gmem_unevictable_kb();
 	reuse_free_memory();
 	TEST_ASSERT(faulted - dropped <= SLACK_KB,
@@ -129,7 +129,8 @@ int main(void)
 	run("guest_memfd", -1);
 
 	fd = memfd_create("gmem_evict_test", MFD_INACCESSIBLE);
-	TEST_ASSERT(fd >= 0, "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
+	TEST_ASSERT(fd >= 0,
+		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
 		    errno, strerror(errno));
 	TEST_ASSERT(!ftruncate(fd, NPAGES * PAGE_SIZE), "ftruncate: errno %d", errno);
 	run("MFD_INACCESSIBLE", fd);

@@ -46,15 +46,15 @@ enum { STAGE_TOUCHED = 1, STAGE_OTHERS_OK, STAGE_RECOVERED };
 static void guest_code(uint64_t gpa)
 {
 	for (int i = 0; i < TEST_NPAGES; i++)
-		*(volatile uint64_t *)(gpa + i * PAGE_SIZE) = PATTERN;
+		WRITE_ONCE(*(uint64_t *)(gpa + i * PAGE_SIZE), PATTERN);
 	GUEST_SYNC(STAGE_TOUCHED);
 
 	for (int i = 1; i < TEST_NPAGES; i++)
-		GUEST_ASSERT_EQ(*(volatile uint64_t *)(gpa + i * PAGE_SIZE), PATTERN);
+		GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)(gpa + i * PAGE_SIZE)), PATTERN);
 	GUEST_SYNC(STAGE_OTHERS_OK);
 
 	/* The poisoned page: the first try exits to the host. */
-	GUEST_ASSERT_EQ(*(volatile uint64_t *)gpa, 0);
+	GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)gpa), 0);
 	GUEST_SYNC(STAGE_RECOVERED);
 	GUEST_DONE();
 }
@@ -80,7 +80,8 @@ static uint64_t traced_pfn(uint64_t gfn)
 	TEST_ASSERT(f, "cannot read the trace");
 	while (fgets(line, sizeof(line), f)) {
 		p = strstr(line, "kvm_tdp_mmu_spte_changed: ");
-		if (!p || sscanf(p, "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
+		if (!p || sscanf(p,
+				 "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
 				 &as_id, &g, &level, &old, &new) != 5)
 			continue;
 		if (g == gfn && level == PG_LEVEL_4K && new)
@@ -170,7 +171,8 @@ int main(int argc, char *argv[])
 	run("guest_memfd", -1);
 
 	fd = memfd_create("gmem_hwpoison_test", MFD_INACCESSIBLE);
-	TEST_ASSERT(fd >= 0, "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
+	TEST_ASSERT(fd >= 0,
+		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
 		    errno, strerror(errno));
 	TEST_ASSERT(!ftruncate(fd, TEST_SIZE), "ftruncate: errno %d", errno);
 	run("MFD_INACCESSIBLE", fd);

@@ -56,21 +56,21 @@
 
 /* Each page gets its own pattern, in its first and last qwords. */
 #define PATTERN(seed, i)	((seed) | (i))
-#define FIRST(gpa, i)	(*(volatile uint64_t *)((gpa) + (i) * PAGE_SIZE))
-#define LAST(gpa, i)	(*(volatile uint64_t *)((gpa) + ((i) + 1) * PAGE_SIZE - 8))
+#define FIRST(gpa, i)	((uint64_t *)((gpa) + (i) * PAGE_SIZE))
+#define LAST(gpa, i)	((uint64_t *)((gpa) + ((i) + 1) * PAGE_SIZE - 8))
 
 static void guest_fill(uint64_t gpa, uint64_t npages, uint64_t seed)
 {
 	for (uint64_t i = 0; i < npages; i++) {
-		FIRST(gpa, i) = PATTERN(seed, i);
-		LAST(gpa, i) = ~PATTERN(seed, i);
+		WRITE_ONCE(*FIRST(gpa, i), PATTERN(seed, i));
+		WRITE_ONCE(*LAST(gpa, i), ~PATTERN(seed, i));
 	}
 }
 
 static void guest_check_page(uint64_t gpa, uint64_t i, uint64_t seed, bool hole)
 {
-	GUEST_ASSERT_EQ(FIRST(gpa, i), hole ? 0 : PATTERN(seed, i));
-	GUEST_ASSERT_EQ(LAST(gpa, i), hole ? 0 : ~PATTERN(seed, i));
+	GUEST_ASSERT_EQ(READ_ONCE(*FIRST(gpa, i)), hole ? 0 : PATTERN(seed, i));
+	GUEST_ASSERT_EQ(READ_ONCE(*LAST(gpa, i)), hole ? 0 : ~PATTERN(seed, i));
 }
 
 static void guest_check(uint64_t gpa, uint64_t npages, uint64_t seed)
@@ -88,15 +88,15 @@ static void guest_write_read(uint64_t gpa, uint64_t npages)
 
 static void guest_conversion(uint64_t gpa, uint64_t plain_gpa)
 {
-	FIRST(gpa, 0) = CONV_PRIVATE;
+	WRITE_ONCE(*FIRST(gpa, 0), CONV_PRIVATE);
 	GUEST_SYNC(1);
 	/* The host made the page shared and wrote its view of it. */
-	GUEST_ASSERT_EQ(FIRST(gpa, 0), CONV_HOST);
+	GUEST_ASSERT_EQ(READ_ONCE(*FIRST(gpa, 0)), CONV_HOST);
 	GUEST_SYNC(2);
 	/* Private again: the memfd still holds the private data. */
-	GUEST_ASSERT_EQ(FIRST(gpa, 0), CONV_PRIVATE);
+	GUEST_ASSERT_EQ(READ_ONCE(*FIRST(gpa, 0)), CONV_PRIVATE);
 	/* Private in the attributes, in a slot without private memory. */
-	GUEST_ASSERT_EQ(FIRST(plain_gpa, 0), CONV_HOST);
+	GUEST_ASSERT_EQ(READ_ONCE(*FIRST(plain_gpa, 0)), CONV_HOST);
 	GUEST_DONE();
 }
 
@@ -138,7 +138,8 @@ static int inaccessible_memfd(uint64_t npages)
 {
 	int fd = memfd_create("memfd_inaccessible_kvm_test", MFD_INACCESSIBLE);
 
-	TEST_ASSERT(fd >= 0, "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
+	TEST_ASSERT(fd >= 0,
+		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
 		    errno, strerror(errno));
 	TEST_ASSERT(!ftruncate(fd, npages * PAGE_SIZE), "ftruncate: errno %d", errno);
 	return fd;
