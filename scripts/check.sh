@@ -39,7 +39,16 @@ fi
 
 TAP=$OUTDIR/tap.txt
 touch "$TAP"
-[ ! -f "$OUTDIR/lint.tap" ] || grep -E '^(not )?ok ' "$OUTDIR/lint.tap" >>"$TAP"
+if [ -f "$OUTDIR/lint.tap" ]; then
+	# Numbered after the guest's tests, and the plan line moved to the end.
+	n=$(grep -Ec '^(not )?ok ' "$TAP")
+	sed -i '/^1\.\.[0-9]*$/d' "$TAP"
+	while IFS= read -r line; do
+		n=$((n + 1))
+		sed -E "s/^(not )?ok -/\1ok $n -/" <<<"$line" >>"$TAP"
+	done < <(grep -E '^(not )?ok ' "$OUTDIR/lint.tap")
+	echo "1..$n" >>"$TAP"
+fi
 if [ ! -f "$OUTDIR/done" ]; then
 	echo "not ok - guest: the test run did not finish (crash or timeout; see $OUTDIR)" >>"$TAP"
 fi
