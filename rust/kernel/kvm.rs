@@ -133,11 +133,13 @@ impl Kvm {
     }
 }
 
-/// The arch hook for memory leaving guest_memfd: the pages of `folio`, which is being freed.
+/// The arch hook for memory leaving guest_memfd: the pages of `folio`, which a guest_memfd's
+/// page cache is freeing (on SEV-SNP, they go back to the host in the RMP).
 #[inline]
-pub fn arch_invalidate(folio: &crate::mm::folio::Folio) {
+pub fn arch_invalidate(folio: &crate::mm::filemap::FreedFolio) {
     let pfn = folio.pfn();
-    // SAFETY: The range is the folio's own pages, which the hook hands back to the host.
+    // SAFETY: The range is the folio's own pages, which nothing maps or uses any more (it
+    // has left the page cache and is being freed), so the host may take them back.
     unsafe { bindings::kvm_gmem_arch_invalidate(pfn, pfn + (1u64 << folio.order())) };
 }
 

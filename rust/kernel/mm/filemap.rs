@@ -280,6 +280,25 @@ impl Drop for InvalidateSharedGuard<'_> {
     }
 }
 
+/// A folio that has left its page cache and is being freed: what
+/// [`AddressSpaceOperations::free_folio`] gets, and only it.
+///
+/// # Invariants
+///
+/// The folio is no longer in any page cache and nobody but the caller of `free_folio`
+/// references it.
+#[repr(transparent)]
+pub struct FreedFolio(Folio);
+
+impl core::ops::Deref for FreedFolio {
+    type Target = Folio;
+
+    #[inline]
+    fn deref(&self) -> &Folio {
+        &self.0
+    }
+}
+
 /// The outcome of handling a memory error in a folio (`enum mf_result`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum MemoryFailure {
@@ -313,7 +332,7 @@ pub trait AddressSpaceOperations: Sized + 'static {
     }
 
     /// `folio` has left the page cache and is about to be freed.
-    fn free_folio(_folio: &Folio) {
+    fn free_folio(_folio: &FreedFolio) {
         crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -371,8 +390,9 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
     ///
     /// Called by the mm with a folio that has left the page cache.
     unsafe extern "C" fn free_folio(folio: *mut bindings::folio) {
-        // SAFETY: The caller holds the last reference while the folio is being freed.
-        A::free_folio(unsafe { Folio::from_raw(folio) });
+        // SAFETY: The caller holds the last reference while the folio is being freed;
+        // `FreedFolio` is a transparent `Folio`.
+        A::free_folio(unsafe { &*folio.cast::<FreedFolio>() });
     }
 
     /// # Safety

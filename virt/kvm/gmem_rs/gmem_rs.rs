@@ -32,7 +32,8 @@ use kernel::{
     mm::{
         self,
         filemap::{
-            AddressSpace, AddressSpaceOperations, AopsTable, MemoryFailure, PageCache, GFP_HIGHUSER,
+            AddressSpace, AddressSpaceOperations, AopsTable, FreedFolio, MemoryFailure, PageCache,
+            GFP_HIGHUSER,
         },
         folio::{Folio, LockedFolio},
         page_aligned,
@@ -123,7 +124,7 @@ impl AddressSpaceOperations for GmemAops {
         Ok(MemoryFailure::Delayed)
     }
 
-    fn free_folio(folio: &Folio) {
+    fn free_folio(folio: &FreedFolio) {
         kernel::kvm::arch_invalidate(folio);
     }
 }
