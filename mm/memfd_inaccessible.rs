@@ -11,15 +11,14 @@
 use kernel::{
     fs::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
-        File,
+        File, Inode,
     },
-    memfd::{self, Provider, ProviderTable, ShmemFile},
+    memfd::{self, NewShmemFile, Provider, ProviderTable, ShmemFile},
     memfile::{self, BackingStore, Node, StoreTable},
     mm::{folio::LockedFolio, page_aligned},
     page::PAGE_SHIFT,
     prelude::*,
     str::CStr,
-    types::ARef,
 };
 
 module! {
@@ -49,12 +48,12 @@ impl Provider for Inaccessible {
         &PROVIDER
     }
 
-    fn create(name: &CStr, _flags: u32) -> Result<ARef<File>> {
+    fn create(name: &CStr, _flags: u32) -> Result<NewShmemFile<Self>> {
         let data = KBox::pin_init(pin_init!(Inaccessible { node <- Node::new() }), GFP_KERNEL)?;
         memfd::create::<Self>(name, data)
     }
 
-    fn release(data: Self::Data, _file: &File) {
+    fn release(data: Self::Data, _inode: &Inode) {
         // Consumers hold a file reference while registered, so none can be left.
         if data.node.has_notifiers() {
             pr_warn!("released with consumers registered\n");
@@ -93,7 +92,7 @@ impl Provider for Inaccessible {
             return Err(EINVAL);
         }
         if mode_bits & PUNCH_HOLE == 0 {
-            return file.fallocate(mode, offset, len);
+            return file.allocate(mode, offset, len);
         }
         if mode_bits & KEEP_SIZE == 0 {
             return Err(EOPNOTSUPP);
@@ -103,10 +102,10 @@ impl Provider for Inaccessible {
         }
         // Consumers stop using the pages before shmem frees them, and do not map them again
         // until the punch is over.
-        let _invalidation = data
+        let invalidation = data
             .node
             .invalidate((offset >> PAGE_SHIFT) as u64, (end >> PAGE_SHIFT) as u64);
-        file.fallocate(mode, offset, len)
+        file.punch_hole(&invalidation, offset, len)
     }
 }
 

@@ -10,6 +10,7 @@
  */
 
 #include <kunit/test.h>
+#include <linux/atomic.h>
 #include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/fs.h>
@@ -311,6 +312,63 @@ static void mft_inval_join(struct kunit *test)
 	struct mft_ctx *ctx = test->priv;
 
 	kunit_release_action(test, mft_act_inval, &ctx->inval);
+}
+
+struct mft_race {
+	atomic_t *go;
+	int ret;
+	struct completion done;
+};
+
+static int mft_race_thread(void *arg)
+{
+	struct mft_race *r = arg;
+
+	while (!atomic_read(r->go))
+		cpu_relax();
+	r->ret = memfile_register_backing_store(&mft_many[0]);
+	complete(&r->done);
+	return 0;
+}
+
+/* Two registrations of one store at once: exactly one wins, the other -EEXIST. */
+static void mft_store_register_race(struct kunit *test)
+{
+	int round, i, wins;
+
+	for (round = 0; round < 200; round++) {
+		struct mft_race r[2];
+		atomic_t go = ATOMIC_INIT(0);
+		struct task_struct *t;
+
+		for (i = 0; i < 2; i++) {
+			r[i].go = &go;
+			init_completion(&r[i].done);
+			t = kthread_run(mft_race_thread, &r[i], "memfile_race%d", i);
+			if (IS_ERR(t)) {
+				atomic_set(&go, 1);
+				if (i)
+					wait_for_completion(&r[0].done);
+				if (i && !r[0].ret)
+					memfile_unregister_backing_store(&mft_many[0]);
+				KUNIT_FAIL(test, "kthread_run: %ld", PTR_ERR(t));
+				return;
+			}
+		}
+		atomic_set(&go, 1);
+		wait_for_completion(&r[0].done);
+		wait_for_completion(&r[1].done);
+		if (r[0].ret == -ENOSPC && r[1].ret == -ENOSPC)
+			kunit_skip(test, "backing-store table already full");
+		wins = !r[0].ret + !r[1].ret;
+		for (i = 0; i < wins; i++)
+			memfile_unregister_backing_store(&mft_many[0]);
+		KUNIT_ASSERT_EQ_MSG(test, wins, 1, "round %d: %d and %d", round,
+				    r[0].ret, r[1].ret);
+		KUNIT_ASSERT_TRUE_MSG(test, r[0].ret == -EEXIST || r[1].ret == -EEXIST,
+				      "round %d: %d and %d", round, r[0].ret,
+				      r[1].ret);
+	}
 }
 
 static void mft_store_register_errors(struct kunit *test)
@@ -683,6 +741,7 @@ static void mft_exit(struct kunit *test)
 
 static struct kunit_case mft_cases[] = {
 	MFT_CASE(store_register_errors),
+	MFT_CASE(store_register_race),
 	MFT_CASE(unclaimed_file),
 	MFT_CASE(flags),
 	MFT_CASE(exclusive),

@@ -79,7 +79,8 @@ bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn);
  * Invalidation of pgoffs [start, end) of a file bound to @slots: begin takes
  * mmu_lock once, starts an MMU invalidation, zaps the private mappings of the
  * overlap with each slot and flushes; end finishes the invalidation. Every
- * begin is followed by exactly one end, with the same bindings held stable.
+ * begin is followed by exactly one end; end touches no slot, so the
+ * bindings may change in between.
  */
 void kvm_gmem_zap_begin(struct kvm *kvm,
 			struct kvm_memory_slot *const *slots,

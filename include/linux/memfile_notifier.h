@@ -76,8 +76,8 @@ struct memfile_backing_store {
 	unsigned long flags;
 	/*
 	 * The node of @file if it belongs to this store, else NULL. Called
-	 * under rcu_read_lock(); must not sleep. A file of the store must pin
-	 * the store (e.g. by its f_op->owner).
+	 * in an SRCU read-side section; may sleep. A file of the store must
+	 * pin the store (e.g. by its f_op->owner).
 	 */
 	struct memfile_node *(*lookup_node)(struct file *file);
 	/*

@@ -71,7 +71,7 @@ void rust_helper_cond_resched(void)
 /*
  * Make sure the folio at @index is in the page cache, and return the index
  * after it (or -errno). One call, on fallocate's per-page path, for what are
- * six functions in C: grab, mark dirty (see AddressSpace::grab_folio), next
+ * six functions in C: grab, mark dirty (see PageCache::grab_folio), next
  * index, unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,

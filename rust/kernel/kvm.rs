@@ -26,7 +26,7 @@ use crate::{
     fs::{
         anon_file::{FileOperations, FileOpsTable, FopsVtable, NewFile},
         flags::O_RDWR,
-        File, FileDescriptorReservation, NotThreadSafe,
+        File, FileDescriptorReservation, Inode, NotThreadSafe,
     },
     mm::{folio::LockedFolio, page_aligned},
     new_mutex,
@@ -101,35 +101,6 @@ impl Kvm {
     pub fn range_is_private(&self, start: u64, end: u64) -> bool {
         // SAFETY: The VM is valid.
         unsafe { bindings::kvm_gmem_range_is_private(self.as_raw(), start, end) }
-    }
-
-    /// Begins an MMU invalidation of pgoffs `[start, end)` of a file bound to `slots`, zapping
-    /// their private mappings; the guard ends it. `None`, and nothing done, when `slots` is
-    /// empty. Allocates nothing. Private: the slots must be bound to one file of this VM, which
-    /// only [`GmemFile`]'s table guarantees.
-    #[inline]
-    fn zap_begin<'a, 's>(
-        &'a self,
-        slots: impl IntoIterator<Item = &'s MemorySlot>,
-        start: u64,
-        end: u64,
-    ) -> Option<ZapGuard<'a>> {
-        let mut slots = slots.into_iter();
-        let first = slots.next()?.as_raw();
-        // SAFETY: `&first` is an array of one slot pointer, valid for the call; the slot is
-        // bound to a file of this VM (the caller's table), so it is one of this VM's.
-        unsafe { bindings::kvm_gmem_zap_begin(self.as_raw(), &first, 1, start as _, end as _) };
-        for slot in slots {
-            // SAFETY: As above; the invalidation begun above is in progress.
-            unsafe {
-                bindings::kvm_gmem_zap_more(self.as_raw(), slot.as_raw(), start as _, end as _)
-            };
-        }
-        // INVARIANT: An invalidation was begun on `self`.
-        Some(ZapGuard {
-            kvm: self,
-            _not_send: NotThreadSafe::default(),
-        })
     }
 }
 
@@ -241,9 +212,9 @@ impl MemorySlot {
     /// only [`GmemFile`], which clears it in the file's release, may.
     #[inline]
     fn set_file(&self, file: &File, pgoff: u64) {
-        // SAFETY: The slot and the file are valid. The pointer outlives neither: the callers
-        // (`GmemFile::bind`) clear it in the file's release, before the file is freed, and in
-        // unbind, before KVM frees the slot.
+        // SAFETY: The slot and the file are valid. The pointer outlives neither: `GmemFile`
+        // (the only caller) clears it in the file's release (`unbind_all`), before the file is
+        // freed, and in `unbind`, before KVM frees the slot.
         unsafe { bindings::kvm_gmem_slot_set_file(self.as_raw(), file.as_raw(), pgoff as _) };
     }
 
@@ -353,27 +324,39 @@ impl<T: GmemBackend> GmemFile<T> {
     /// invalidation of them: the guest's mappings of the pages are zapped first, and faults
     /// that race with `f` retry until it is over.
     pub fn invalidate<R>(&self, start: u64, end: u64, f: impl FnOnce() -> R) -> R {
-        let zap = self.kvm.zap_begin(
-            overlapping(&self.bindings.lock(), start, end).map(Binding::slot),
-            start,
-            end,
-        );
+        let zap = self.zap_begin(&self.bindings.lock(), start, end);
         let r = f();
         drop(zap);
         r
     }
 
+    /// Begins an MMU invalidation of pages `[start, end)`, zapping their private mappings in
+    /// every slot of `table` (this file's bindings) bound to them; the guard ends it.
+    /// `None`, and nothing done, when no slot is. Allocates nothing. The guard borrows only
+    /// the VM: the table's lock may be dropped before it.
+    fn zap_begin(&self, table: &Bindings, start: u64, end: u64) -> Option<ZapGuard<'_>> {
+        let kvm = self.kvm.as_raw();
+        let mut slots = overlapping(table, start, end).map(|b| b.slot.as_ptr());
+        let first = slots.next()?;
+        // SAFETY: `&first` is an array of one slot pointer, valid for the call. The slot is
+        // allocated (`Binding` invariant) and one of this VM's (`bind` checked the VM).
+        unsafe { bindings::kvm_gmem_zap_begin(kvm, &first, 1, start as _, end as _) };
+        for slot in slots {
+            // SAFETY: As above; the invalidation begun above is in progress.
+            unsafe { bindings::kvm_gmem_zap_more(kvm, slot, start as _, end as _) };
+        }
+        // INVARIANT: An invalidation was begun on the VM.
+        Some(ZapGuard {
+            kvm: &self.kvm,
+            _not_send: NotThreadSafe::default(),
+        })
+    }
+
     /// Binds the new slot to pages of `file` from byte `offset`: the contract of 6.12's
     /// `kvm_gmem_bind()`.
-    fn bind(
-        &self,
-        kvm: &Kvm,
-        slot: NonNull<bindings::kvm_memory_slot>,
-        file: &File,
-        offset: u64,
-    ) -> Result {
-        // SAFETY: KVM passes a slot it keeps allocated at least until unbind.
-        let memslot = unsafe { MemorySlot::from_raw(slot.as_ptr()) };
+    ///
+    /// `memslot` is new, and allocated until KVM unbinds it (the `bind` trampoline's contract).
+    fn bind(&self, kvm: &Kvm, memslot: &MemorySlot, file: &File, offset: u64) -> Result {
         // Another VM's guest_memfd, or a range out of the file, is EINVAL.
         if self.kvm.as_raw() != kvm.as_raw() {
             return Err(EINVAL);
@@ -397,6 +380,7 @@ impl<T: GmemBackend> GmemFile<T> {
         // The slot is not visible to the guest yet, so faults see the file once it is.
         memslot.set_file(file, start);
         // INVARIANT: KVM keeps the slot allocated until unbind, which removes the binding.
+        let slot = NonNull::from(memslot).cast();
         bindings.insert(node.into_node(start, Binding { end, slot }));
         Ok(())
     }
@@ -421,17 +405,14 @@ impl<T: GmemBackend> GmemFile<T> {
     /// The first half of release: the file leaves every memslot it is bound to, whose private
     /// mappings are zapped. Under `slots_lock`, under which KVM frees memslots: a concurrent
     /// unbind either ran before (and removed its binding) or finds the slot's file cleared.
-    fn unbind_all(&self, file: &File) {
+    fn unbind_all(&self, inode: &Inode) {
         let _slots = self.kvm.lock_slots();
-        let _inval = file.inode().mapping().invalidate_lock();
+        let _inval = inode.mapping().invalidate_lock();
         let mut bindings = self.bindings.lock();
         for b in bindings.values() {
             b.slot().clear_file();
         }
-        drop(
-            self.kvm
-                .zap_begin(bindings.values().map(Binding::slot), 0, u64::MAX),
-        );
+        drop(self.zap_begin(&bindings, 0, u64::MAX));
         *bindings = RBTree::new();
     }
 }
@@ -444,11 +425,11 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
     type Data = Arc<GmemFile<T>>;
     const OWNER: &'static ThisModule = T::OWNER;
 
-    fn release(gmem: ArcBorrow<'_, GmemFile<T>>, file: &File) {
-        gmem.unbind_all(file);
+    fn release(gmem: ArcBorrow<'_, GmemFile<T>>, inode: &Inode) {
+        gmem.unbind_all(inode);
         // The VM's memslots are free to change again; the backend frees the memory now, while
         // the module is pinned by the file.
-        T::release(&gmem, file);
+        T::release(&gmem, inode);
     }
 
     fn fallocate(
@@ -509,7 +490,7 @@ impl GmemFault<'_> {
     }
 }
 
-/// `kvm_gmem_populate()` of pages of a slot bound to a file, from gfn [`GmemPopulate::gfn`].
+/// `kvm_gmem_populate()` of pages of a slot bound to a file, from its first gfn on.
 pub struct GmemPopulate<'a> {
     kvm: &'a Kvm,
     slot: &'a MemorySlot,
@@ -541,6 +522,10 @@ impl GmemPopulate<'_> {
     /// initial contents in and, on SEV-SNP and TDX, encrypts them). `EINVAL` if the gfn is not
     /// private.
     pub fn call(&self, i: u64, folio: &LockedFolio) -> Result {
+        // The slot holds the `npages` pages from `gfn`, and no others.
+        if i >= self.npages {
+            return Err(EINVAL);
+        }
         let index = self.index(i);
         check_folio(self.file, folio, index)?;
         let gfn = self.gfn + i;
@@ -579,8 +564,9 @@ pub trait GmemBackend: Sized + 'static {
     /// `fallocate(2)` on the file.
     fn fallocate(gmem: &GmemFile<Self>, file: &File, mode: i32, offset: i64, len: i64) -> Result;
 
-    /// The file is being released and bound to nothing any more: free its memory.
-    fn release(gmem: &GmemFile<Self>, file: &File);
+    /// The file is being released and bound to nothing any more: free its memory (what is
+    /// left in the page cache is truncated after this).
+    fn release(gmem: &GmemFile<Self>, inode: &Inode);
 
     /// The folio holding the faulting page, locked, with the order KVM may map it at (at most
     /// the folio's); KVM gets the page with a reference. The abstraction checked that the slot
@@ -664,7 +650,12 @@ impl<T: GmemBackend> BackendVtable<T> {
         from_result(|| {
             // SAFETY: Per the function's safety requirement.
             let (kvm, file) = unsafe { (Kvm::from_raw(kvm), File::from_raw(file)) };
-            let slot = NonNull::new(slot).ok_or(EINVAL)?;
+            if slot.is_null() {
+                return Err(EINVAL);
+            }
+            // SAFETY: Per the function's safety requirement, the slot is allocated until
+            // unbind (the binding's lifetime, which `GmemFile` keeps).
+            let slot = unsafe { MemorySlot::from_raw(slot) };
             // SAFETY: Per the function's safety requirement.
             let gmem = unsafe { Self::data(file) };
             gmem.bind(kvm, slot, file, offset)?;
@@ -674,7 +665,9 @@ impl<T: GmemBackend> BackendVtable<T> {
 
     /// # Safety
     ///
-    /// Called by KVM under `slots_lock` with a slot that `bind` bound, before KVM frees it.
+    /// Called by KVM with a slot that `bind` bound, before KVM frees it: under `slots_lock`, or
+    /// from `kvm_destroy_vm()`, which runs only once every file of the VM is gone (each holds a
+    /// VM reference), so that the slot's file is NULL.
     unsafe extern "C" fn unbind(slot: *mut bindings::kvm_memory_slot) {
         // SAFETY: Per the function's safety requirement.
         let slot = unsafe { MemorySlot::from_raw(slot) };
@@ -724,11 +717,14 @@ impl<T: GmemBackend> BackendVtable<T> {
             };
             let (folio, order) = T::get_pfn(&gmem, &fault)?;
             check_folio(&file, &folio, index)?;
-            let nr = 1u64 << order;
+            // The `1 << order` pages around the gfn that KVM may map with one entry must be
+            // pages of the folio, at the same offsets in the file as in the slot.
+            let nr = 1u64 << order.min(folio.order());
             let first = index & !(nr - 1);
             if order > folio.order()
                 || first < folio.index()
                 || first + nr > folio.index() + (1u64 << folio.order())
+                || (gfn ^ index) & (nr - 1) != 0
             {
                 crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
                 return Err(EFAULT);
@@ -796,29 +792,28 @@ impl<T: GmemBackend> BackendVtable<T> {
 ///
 /// # Invariants
 ///
-/// `T::table()` is registered with KVM.
-pub struct Registration<T: GmemBackend>(PhantomData<T>);
-
-// SAFETY: The registration holds no data; it only marks that `T` is registered.
-unsafe impl<T: GmemBackend> Send for Registration<T> {}
-// SAFETY: As above.
-unsafe impl<T: GmemBackend> Sync for Registration<T> {}
+/// `table` is registered with KVM.
+pub struct Registration<T: GmemBackend> {
+    table: &'static BackendTable<T>,
+}
 
 impl<T: GmemBackend> Registration<T> {
     /// Registers `T`: from now on, new guest_memfds are `T`'s. `EBUSY` if another backend is
     /// registered.
     pub fn register() -> Result<Self> {
-        // SAFETY: The table is a `static`; bindings that use it after unregistration hold
+        let table = T::table();
+        // SAFETY: The table is `'static`; bindings that use it after unregistration hold
         // references on its module, which keeps it.
-        to_result(unsafe { bindings::kvm_gmem_register_ops(&T::table().0) })?;
+        to_result(unsafe { bindings::kvm_gmem_register_ops(&table.0) })?;
         // INVARIANT: Registered just now.
-        Ok(Self(PhantomData))
+        Ok(Self { table })
     }
 }
 
 impl<T: GmemBackend> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: Registered (type invariant); after this KVM no longer hands it out.
-        unsafe { bindings::kvm_gmem_unregister_ops(&T::table().0) };
+        // SAFETY: `table` is registered (type invariant): the very pointer `register` passed.
+        // After this KVM no longer hands it out.
+        unsafe { bindings::kvm_gmem_unregister_ops(&self.table.0) };
     }
 }

@@ -19,6 +19,7 @@ use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, to_result, Result},
     fs::{File, Inode},
+    memfile::Invalidation,
     mm::folio::LockedFolio,
     prelude::*,
     str::CStr,
@@ -133,10 +134,11 @@ pub trait Provider: Sized + 'static {
     fn table() -> &'static ProviderTable<Self>;
 
     /// `memfd_create(name, flags)` with `MFD_INACCESSIBLE`: usually [`create`] with new data.
-    fn create(name: &CStr, flags: u32) -> Result<ARef<File>>;
+    fn create(name: &CStr, flags: u32) -> Result<NewShmemFile<Self>>;
 
-    /// The last reference to the file is gone; `data` is handed back.
-    fn release(data: Self::Data, file: &File);
+    /// The last reference to the file is gone; `data` is handed back. The file itself is not
+    /// given: no new reference to it may be taken.
+    fn release(data: Self::Data, inode: &Inode);
 
     /// `read(2)` and its kin: `Ok` lets shmem read.
     fn may_read(data: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Result;
@@ -152,7 +154,7 @@ pub trait Provider: Sized + 'static {
     /// to make the consumers let go of the pages.
     fn memory_error(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, start: u64, end: u64);
 
-    /// `fallocate(2)`; [`ShmemFile::fallocate`] does shmem's part.
+    /// `fallocate(2)`; [`ShmemFile::allocate`] and [`ShmemFile::punch_hole`] do shmem's part.
     fn fallocate(
         data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
         file: &ShmemFile,
@@ -172,10 +174,35 @@ impl ShmemFile {
         &self.0
     }
 
-    /// shmem's `fallocate`: allocates, or with `FALLOC_FL_PUNCH_HOLE` frees, the range.
-    pub fn fallocate(&self, mode: i32, offset: i64, len: i64) -> Result {
+    /// shmem's `fallocate` without `FALLOC_FL_PUNCH_HOLE`: allocates the range.
+    pub fn allocate(&self, mode: i32, offset: i64, len: i64) -> Result {
+        if mode as u32 & bindings::FALLOC_FL_PUNCH_HOLE != 0 {
+            return Err(EINVAL);
+        }
+        self.shmem_fallocate(mode, offset, len)
+    }
+
+    /// shmem's `fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: frees the range,
+    /// which `inv` invalidates in the file's consumers (`EINVAL` if it does not), so that none
+    /// of them still uses a page being freed.
+    pub fn punch_hole(&self, inv: &Invalidation<'_>, offset: i64, len: i64) -> Result {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if offset < 0 || len <= 0 {
+            return Err(EINVAL);
+        }
+        let shift = crate::page::PAGE_SHIFT;
+        let page_end = (end as u64).div_ceil(1 << shift);
+        if !inv.covers(&self.0, offset as u64 >> shift, page_end) {
+            return Err(EINVAL);
+        }
+        let mode = bindings::FALLOC_FL_PUNCH_HOLE | bindings::FALLOC_FL_KEEP_SIZE;
+        self.shmem_fallocate(mode as i32, offset, len)
+    }
+
+    fn shmem_fallocate(&self, mode: i32, offset: i64, len: i64) -> Result {
         let f = shmem_fops().fallocate.ok_or(EOPNOTSUPP)?;
-        // SAFETY: The file is a shmem file, referenced for the duration of the call.
+        // SAFETY: The file is a shmem file (a file of a provider, made by `create`),
+        // referenced for the duration of the call.
         let r = unsafe { f(self.0.as_raw(), mode, offset, len) };
         to_result(r as c_int)
     }
@@ -273,8 +300,8 @@ impl<T: Provider> Vtable<T> {
         // once, here, when no other operation can run on the file, and no memory error can
         // reach it (above).
         let data = unsafe { T::Data::from_foreign((*file).private_data) };
-        // SAFETY: The file is valid for the duration of the callback.
-        T::release(data, unsafe { File::from_raw(file) });
+        // SAFETY: The inode outlives the file, which is valid for the duration of the callback.
+        T::release(data, unsafe { Inode::from_raw((*file).f_inode) });
         0
     }
 
@@ -330,7 +357,9 @@ impl<T: Provider> Vtable<T> {
         // SAFETY: Per the function's safety requirement.
         let name = unsafe { CStr::from_char_ptr(name) };
         match T::create(name, flags) {
-            Ok(file) => ARef::into_raw(file).as_ptr().cast(),
+            // memfd writes the file's mode and flags before it installs it: fine, as nobody
+            // else sees it (`NewShmemFile`).
+            Ok(file) => ARef::into_raw(file.0).as_ptr().cast(),
             Err(e) => e.to_ptr(),
         }
     }
@@ -345,14 +374,19 @@ impl<T: Provider> Vtable<T> {
         end: c_ulong,
     ) {
         // SAFETY: The mapping is alive while one of its folios is locked. `i_private_data` is
-        // NULL or, while the file lives, its `private_data` (`create`); `release` clears it
-        // under the write lock before it takes the data back, so under the read lock the data
-        // outlives this borrow.
+        // NULL or, while the file lives, the file (`create`), of whichever provider made it;
+        // `release` clears it under the write lock before the file's data is given back and
+        // the file freed, so under the read lock both outlive this borrow. The data is `T`'s
+        // only if the file's operations are `T`'s.
         unsafe {
             bindings::i_mmap_lock_read(mapping);
-            let ptr = (*mapping).i_private_data;
-            if !ptr.is_null() {
-                T::memory_error(T::Data::borrow(ptr), start as u64, end as u64);
+            let file = (*mapping).i_private_data.cast::<bindings::file>();
+            if !file.is_null() && ptr::eq((*file).f_op, &T::table().fops) {
+                T::memory_error(
+                    T::Data::borrow((*file).private_data),
+                    start as u64,
+                    end as u64,
+                );
             }
             bindings::i_mmap_unlock_read(mapping);
         }
@@ -391,7 +425,7 @@ impl<T: Provider> ProviderTable<T> {
 
 /// Creates a shmem file named `name` for `T`, holding `data`; its page cache is inaccessible
 /// and unmovable.
-pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
+pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<NewShmemFile<T>> {
     // SAFETY: `name` is NUL-terminated; size 0 and `VM_NORESERVE` as memfd_create does.
     let ptr = from_err_ptr(unsafe {
         bindings::shmem_file_setup(name.as_char_ptr(), 0, bindings::VM_NORESERVE as _)
@@ -416,7 +450,7 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
     unsafe {
         (*ptr).private_data = data.into_foreign() as *mut _;
         // For the memory-error path, which starts from the mapping (see `Vtable::release`).
-        (*(*ptr).f_mapping).i_private_data = (*ptr).private_data;
+        (*(*ptr).f_mapping).i_private_data = ptr.cast();
         (*ptr).f_op = &T::table().fops;
         (*inode).__bindgen_anon_3.i_fop = &INODE_FOPS.0;
         (*inode).i_op = &INODE_OPS.0;
@@ -426,8 +460,17 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<ARef<File>> {
     // SAFETY: The mapping is valid while the file is.
     let gfp = unsafe { bindings::mapping_gfp_mask(mapping.as_raw()) };
     mapping.set_gfp_mask(gfp & !bindings::__GFP_MOVABLE);
-    Ok(file)
+    // INVARIANT: Made here, with `T`'s operations, and not shared.
+    Ok(NewShmemFile(file, PhantomData))
 }
+
+/// A file [`create`] just made for `T`, that nobody else has seen: memfd sets its open flags
+/// before it installs it.
+///
+/// # Invariants
+///
+/// The file has `T`'s operations and no other reference to it has been given out.
+pub struct NewShmemFile<T: Provider>(ARef<File>, PhantomData<T>);
 
 /// The data of `file` if it is a file of `T`.
 pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Borrowed<'_>> {
@@ -473,26 +516,28 @@ pub fn get_folio<T: Provider>(file: &File, index: u64) -> Result<LockedFolio> {
 }
 
 /// The registration of `T` as the provider of `MFD_INACCESSIBLE`; dropping it unregisters.
-pub struct Registration<T: Provider>(PhantomData<T>);
+///
+/// # Invariants
+///
+/// `table.ops` is registered.
+pub struct Registration<T: Provider> {
+    table: &'static ProviderTable<T>,
+}
 
 impl<T: Provider> Registration<T> {
     /// Registers `T`; `EBUSY` if another provider is registered.
     pub fn new() -> Result<Self> {
-        // SAFETY: The ops are a `static`'s, valid for as long as the module is; its files pin
-        // the module.
-        to_result(unsafe { bindings::memfd_register_inaccessible(&T::table().ops) })?;
-        Ok(Self(PhantomData))
+        let table = T::table();
+        // SAFETY: The ops are `'static`; the files they make pin their module.
+        to_result(unsafe { bindings::memfd_register_inaccessible(&table.ops) })?;
+        // INVARIANT: Registered just now.
+        Ok(Self { table })
     }
 }
 
 impl<T: Provider> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: `new` registered these ops.
-        unsafe { bindings::memfd_unregister_inaccessible(&T::table().ops) };
+        // SAFETY: `table.ops` is registered (type invariant): the very pointer `new` passed.
+        unsafe { bindings::memfd_unregister_inaccessible(&self.table.ops) };
     }
 }
-
-// SAFETY: The registration holds no data.
-unsafe impl<T: Provider> Send for Registration<T> {}
-// SAFETY: As above.
-unsafe impl<T: Provider> Sync for Registration<T> {}

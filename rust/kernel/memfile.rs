@@ -6,8 +6,8 @@
 //! [`include/linux/memfile_notifier.h`](srctree/include/linux/memfile_notifier.h), which are
 //! defined here, and Rust backing stores use [`BackingStore`], [`Node`] and [`Registration`].
 //!
-//! Stores sit in a fixed table of atomic pointers, read under RCU by the (rare) lookups of
-//! notifier registration. A file's notifiers sit in its [`Node`], behind a mutex. An invalidation
+//! Stores sit in a fixed table of atomic pointers, changed under a mutex and read under SRCU
+//! by the (rare) lookups of notifier registration. A file's notifiers sit in its [`Node`], behind a mutex. An invalidation
 //! marks the node busy from begin to end; registration and unregistration wait for it to be idle,
 //! so no notifier ever sees an end without its begin, and none is called after it is gone.
 
@@ -223,6 +223,19 @@ pub struct Invalidation<'a> {
     end: c_ulong,
 }
 
+impl Invalidation<'_> {
+    /// Whether this invalidates pages `[start, end)` of `file`: the node is `file`'s.
+    pub fn covers(&self, file: &File, start: u64, end: u64) -> bool {
+        let Some((_, node)) = lookup(file.as_raw()) else {
+            return false;
+        };
+        ptr::eq(node, self.node.as_raw())
+            && self.start as u64 <= start
+            && start <= end
+            && end <= self.end as u64
+    }
+}
+
 impl Drop for Invalidation<'_> {
     fn drop(&mut self) {
         self.node.end(self.start, self.end);
@@ -236,9 +249,9 @@ fn lookup(
     *const bindings::memfile_backing_store,
     *mut bindings::memfile_node,
 )> {
-    // SAFETY: Lookups run in an RCU read-side section, which `synchronize_rcu()` in unregister
-    // waits for.
-    unsafe { bindings::rcu_read_lock() };
+    // SAFETY: No preconditions. Lookups run in an SRCU read-side section (a store's lookup may
+    // sleep), which unregistration waits for.
+    let idx = unsafe { bindings::memfile_srcu_read_lock() };
     let mut found = None;
     for slot in &STORES {
         let bs = slot.load(Ordering::Acquire);
@@ -246,7 +259,8 @@ fn lookup(
             continue;
         }
         // SAFETY: A published store stays valid until unregistered, which waits for this
-        // read-side section; registration checked that `lookup_node` is set.
+        // read-side section after unpublishing it; registration checked that `lookup_node`
+        // is set.
         let node = unsafe { ((*bs).lookup_node.unwrap_unchecked())(file) };
         if !node.is_null() {
             found = Some((bs.cast_const(), node));
@@ -254,8 +268,26 @@ fn lookup(
         }
     }
     // SAFETY: Ends the section begun above.
-    unsafe { bindings::rcu_read_unlock() };
+    unsafe { bindings::memfile_srcu_read_unlock(idx) };
     found
+}
+
+/// Holds the lock that serializes store registration and unregistration.
+struct StoresGuard(crate::fs::NotThreadSafe);
+
+impl StoresGuard {
+    fn lock() -> Self {
+        // SAFETY: No preconditions; a sleeping lock, taken in process context.
+        unsafe { bindings::memfile_stores_lock() };
+        Self(crate::fs::NotThreadSafe::default())
+    }
+}
+
+impl Drop for StoresGuard {
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock (it was taken in `lock`).
+        unsafe { bindings::memfile_stores_unlock() };
+    }
 }
 
 /// Registers `bs`; see the C header.
@@ -274,29 +306,21 @@ pub unsafe extern "C" fn memfile_register_backing_store(
         return EINVAL.to_errno();
     }
     let bs = bs.cast_mut();
-    // Claim a free slot, then look for `bs` in the others: of two racing registrations of one
-    // store, the one in the lower slot wins and the other gives its slot back.
-    let Some(mine) = STORES.iter().position(|slot| {
-        slot.compare_exchange(null_mut(), bs, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }) else {
-        return if STORES.iter().any(|slot| slot.load(Ordering::Acquire) == bs) {
-            EEXIST.to_errno()
-        } else {
-            ENOSPC.to_errno()
-        };
-    };
-    if STORES[..mine]
-        .iter()
-        .any(|slot| slot.load(Ordering::Acquire) == bs)
-    {
-        STORES[mine].store(null_mut(), Ordering::Release);
-        // SAFETY: No preconditions; waits for lookups that saw `bs` in our slot, so that
-        // the caller may free it (it is registered in the lower slot meanwhile).
-        unsafe { bindings::synchronize_rcu() };
+    // Lookups read the table without the lock; changes to it are serialized.
+    let _guard = StoresGuard::lock();
+    if STORES.iter().any(|slot| slot.load(Ordering::Relaxed) == bs) {
         return EEXIST.to_errno();
     }
-    0
+    match STORES
+        .iter()
+        .find(|slot| slot.load(Ordering::Relaxed).is_null())
+    {
+        Some(slot) => {
+            slot.store(bs, Ordering::Release);
+            0
+        }
+        None => ENOSPC.to_errno(),
+    }
 }
 
 /// Unregisters `bs`; see the C header.
@@ -308,20 +332,16 @@ pub unsafe extern "C" fn memfile_register_backing_store(
 pub unsafe extern "C" fn memfile_unregister_backing_store(
     bs: *const bindings::memfile_backing_store,
 ) {
-    for slot in &STORES {
-        if slot
-            .compare_exchange(
-                bs.cast_mut(),
-                null_mut(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
-            // SAFETY: No preconditions; waits for lookups that may still see `bs`.
-            unsafe { bindings::synchronize_rcu() };
-            return;
-        }
+    let guard = StoresGuard::lock();
+    if let Some(slot) = STORES
+        .iter()
+        .find(|slot| slot.load(Ordering::Relaxed) == bs.cast_mut())
+    {
+        slot.store(null_mut(), Ordering::Release);
+        drop(guard);
+        // SAFETY: No preconditions; waits for lookups that may still see `bs`.
+        unsafe { bindings::memfile_srcu_synchronize() };
+        return;
     }
     crate::pr_warn!("memfile: unregistering a backing store that is not registered\n");
 }
@@ -481,8 +501,8 @@ pub trait BackingStore: Sized + 'static {
     /// The store's table (`static STORE: StoreTable<Self> = StoreTable::new();`).
     fn table() -> &'static StoreTable<Self>;
 
-    /// The node of `file` if the file is one of the store's. Runs under RCU: must not sleep.
-    /// A file of the store must pin the store's module (its `f_op->owner`).
+    /// The node of `file` if the file is one of the store's. May sleep. A file of the store
+    /// must pin the store's module (its `f_op->owner`).
     fn lookup_node(file: &File) -> Option<&Node>;
 
     /// The folio holding page `offset` of `file` (one of the store's), allocated if it is a
@@ -568,27 +588,30 @@ impl<T: BackingStore> StoreTable<T> {
 }
 
 /// The registration of a Rust backing store; dropping it unregisters the store.
-pub struct Registration<T: BackingStore>(PhantomData<T>);
+///
+/// # Invariants
+///
+/// `table` is registered.
+pub struct Registration<T: BackingStore> {
+    table: &'static StoreTable<T>,
+}
 
 impl<T: BackingStore> Registration<T> {
     /// Registers `T`.
     pub fn new() -> Result<Self> {
-        // SAFETY: The vtable is a static; the files of `T` pin its module, so the store
+        let table = T::table();
+        // SAFETY: The table is `'static`; the files of `T` pin its module, so the store
         // outlives them.
-        let r = unsafe { memfile_register_backing_store(&T::table().0) };
+        let r = unsafe { memfile_register_backing_store(&table.0) };
         crate::error::to_result(r)?;
-        Ok(Self(PhantomData))
+        // INVARIANT: Registered just now.
+        Ok(Self { table })
     }
 }
 
 impl<T: BackingStore> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: `new` registered this vtable.
-        unsafe { memfile_unregister_backing_store(&T::table().0) };
+        // SAFETY: `table` is registered (type invariant): the very pointer `new` passed.
+        unsafe { memfile_unregister_backing_store(&self.table.0) };
     }
 }
-
-// SAFETY: The registration holds no data; it only marks that `T` is registered.
-unsafe impl<T: BackingStore> Send for Registration<T> {}
-// SAFETY: As above.
-unsafe impl<T: BackingStore> Sync for Registration<T> {}

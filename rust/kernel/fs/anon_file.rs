@@ -30,8 +30,10 @@ pub trait FileOperations: Sized + 'static {
 
     /// The last reference to the file is gone. `data` is still the file's, and is dropped
     /// after this returns: whatever can still borrow it from the file (a lookup that found
-    /// the file without a reference) is cut off here first.
-    fn release(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, file: &File);
+    /// the file without a reference) is cut off here first. The file itself is not given: no
+    /// new reference to it may be taken. After this, the page cache is emptied (an inode can
+    /// outlive its file and its module: no folio may reach the module's operations then).
+    fn release(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, inode: &Inode);
 
     /// `fallocate(2)`.
     fn fallocate(
@@ -52,12 +54,19 @@ impl<T: FileOperations> FopsVtable<T> {
     ///
     /// Called by the VFS with a file created by [`NewFile::create::<T>`].
     unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
-        // SAFETY: The VFS passes a valid file, for the duration of the callback.
-        let file = unsafe { File::from_raw(file) };
-        let ptr = file.private_data();
+        // SAFETY: The VFS passes a valid file, for the duration of the callback; its inode
+        // outlives it.
+        let (ptr, inode) = unsafe { ((*file).private_data, Inode::from_raw((*file).f_inode)) };
         // SAFETY: `private_data` came from `T::Data::into_foreign` in `NewFile::create` and is
         // taken back only below, after this borrow ends.
-        T::release(unsafe { T::Data::borrow(ptr) }, file);
+        T::release(unsafe { T::Data::borrow(ptr) }, inode);
+        {
+            let mapping = inode.mapping();
+            let _inval = mapping.invalidate_lock();
+            // SAFETY: The inode is the file's own (`NewFile::create`), so is its page cache,
+            // which has no backing store; `invalidate_lock` is held.
+            unsafe { bindings::truncate_inode_pages_range(mapping.as_raw(), 0, -1) };
+        }
         // SAFETY: As above; no other file operation runs once release has begun, so this is
         // the one and last use of `ptr`.
         drop(unsafe { T::Data::from_foreign(ptr) });
@@ -140,7 +149,7 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// ```
 /// use kernel::{
 ///     c_str,
-///     fs::{anon_file::{FileOperations, FileOpsTable, NewFile}, File},
+///     fs::{anon_file::{FileOperations, FileOpsTable, NewFile}, Inode},
 ///     mm::filemap::{AddressSpaceOperations, AopsTable},
 ///     prelude::*,
 /// };
@@ -158,7 +167,7 @@ impl<T: FileOperations> FileOpsTable<T> {
 ///     const OWNER: &'static ThisModule = &OWNER;
 ///
 ///     // The last `fput()` may run later, from a workqueue: nothing to check there.
-///     fn release(_data: &u32, _file: &File) {}
+///     fn release(_data: &u32, _inode: &Inode) {}
 /// }
 ///
 /// #[vtable]
@@ -171,7 +180,7 @@ impl<T: FileOperations> FileOpsTable<T> {
 ///
 /// let mut file = NewFile::create(&FOPS, c_str!("[example]"), KBox::new(7, GFP_KERNEL)?, 2)?;
 /// file.set_fixed_size(4 * 4096);
-/// file.set_aops::<Example>(());
+/// file.set_aops::<Example>(())?;
 /// let file = file.into_file();
 /// assert_eq!(file.inode().size(), 4 * 4096);
 ///
@@ -181,8 +190,10 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// assert_eq!(folio.order(), 0);
 /// assert!(folio.pfn() != 0);
 /// assert!(!folio.test_uptodate() && !folio.test_hwpoison());
-/// folio.zero();
+/// folio.zero()?;
 /// folio.mark_uptodate();
+/// // An uptodate folio is not written again (it may be a guest's).
+/// assert!(folio.zero().is_err());
 /// let folio = folio.unlock();
 /// assert!(folio.test_uptodate());
 /// drop(folio);
@@ -292,8 +303,7 @@ impl<T: FileOperations> NewFile<T> {
     /// Makes the file a regular file of `size` bytes that can never be resized.
     pub fn set_fixed_size(&mut self, size: i64) {
         let inode = self.inode_raw();
-        // SAFETY: Nobody else sees the file (type invariant), so its inode can be written. The
-        // cast drops `const`: the VFS never writes through `i_op`.
+        // SAFETY: Nobody else sees the file (type invariant), so its inode can be written.
         unsafe {
             (*inode).i_op = &FIXED_SIZE_IOPS;
             (*inode).i_mode |= bindings::S_IFREG as u16;
@@ -303,15 +313,26 @@ impl<T: FileOperations> NewFile<T> {
     }
 
     /// Installs the address-space operations of `A` on the file's page cache, with `private`
-    /// for them to use; see [`AddressSpaceOperations`].
-    pub fn set_aops<A: AddressSpaceOperations>(&mut self, private: A::Private) {
+    /// for them to use; see [`AddressSpaceOperations`]. Once: `EBUSY` if operations were
+    /// installed already or the page cache has folios.
+    pub fn set_aops<A: AddressSpaceOperations>(&mut self, private: A::Private) -> Result {
         let inode = self.inode_raw();
-        // SAFETY: Nobody else sees the file (type invariant); the page cache is empty, so no
-        // address-space operation runs before they are installed.
+        // SAFETY: Nobody else sees the file (type invariant), so its inode can be read.
+        let busy = unsafe {
+            !(*inode).i_private.is_null()
+                || (*(*inode).i_mapping).nrpages != 0
+                || !core::ptr::eq((*(*inode).i_mapping).a_ops, &bindings::empty_aops)
+        };
+        if busy {
+            return Err(EBUSY);
+        }
+        // SAFETY: Nobody else sees the file (type invariant); the page cache is empty (checked
+        // above), so no address-space operation runs before they are installed.
         unsafe {
             (*inode).i_private = private.into_foreign() as *mut c_void;
             (*(*inode).i_mapping).a_ops = A::table().as_raw();
         }
+        Ok(())
     }
 
     /// Sets the allocation flags of the page cache's folios.

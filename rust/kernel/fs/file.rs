@@ -81,7 +81,8 @@ impl File {
     /// `file->private_data`.
     #[inline]
     pub fn private_data(&self) -> *mut core::ffi::c_void {
-        // SAFETY: `private_data` is set when the file is created and not changed after.
+        // SAFETY: The file is valid. Only the pointer is read; the callers dereference it
+        // only for files whose operations they own, and those never rewrite it.
         unsafe { (*self.as_raw()).private_data }
     }
 

@@ -117,7 +117,9 @@ impl AddressSpace {
     /// The mapping as the page cache of `A`'s operations, if it has them.
     #[inline]
     pub fn page_cache<A: AddressSpaceOperations>(&self) -> Option<&PageCache<A>> {
-        // SAFETY: `a_ops` is set when the file is created and not changed after.
+        // SAFETY: The mapping is valid. `A`'s table is installed only by a file's creator
+        // before anyone else sees the file (`NewFile::set_aops`) and never replaced, so a
+        // match is stable.
         let aops = unsafe { (*self.as_raw()).a_ops };
         if !core::ptr::eq(aops, &A::table().0) {
             return None;
@@ -397,7 +399,8 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
 
     /// # Safety
     ///
-    /// Never called: inaccessible mappings are unmovable.
+    /// None: no argument is used. The mm calls it only for a movable mapping, which an
+    /// inaccessible one is not; any other would keep its folio where it is.
     unsafe extern "C" fn migrate_folio(
         _mapping: *mut bindings::address_space,
         _dst: *mut bindings::folio,

@@ -140,11 +140,19 @@ impl LockedFolio {
         own == mapping.as_raw() && first <= index && index - first < 1 << self.order()
     }
 
-    /// Fills the folio with zeros.
+    /// Fills the folio with zeros, before its first use: `EEXIST` if it is uptodate, as its
+    /// contents may then be a guest's, which the host must not write (on SEV-SNP, a write to a
+    /// guest-owned page faults).
     #[inline]
-    pub fn zero(&self) {
-        // SAFETY: The folio is locked and referenced, so nobody else writes it meanwhile.
+    pub fn zero(&self) -> crate::error::Result {
+        if self.test_uptodate() {
+            return Err(crate::error::code::EEXIST);
+        }
+        // SAFETY: The folio is referenced, locked (which orders this with the lock's other
+        // holders, who check uptodate first) and not uptodate: nothing has handed its pages to
+        // a guest or a user yet.
         unsafe { bindings::folio_zero(self.as_raw()) };
+        Ok(())
     }
 
     /// Marks its contents valid.

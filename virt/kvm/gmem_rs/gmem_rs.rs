@@ -26,7 +26,7 @@
 use kernel::{
     fs::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
-        File,
+        File, Inode,
     },
     kvm::{BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration},
     mm::{
@@ -145,7 +145,7 @@ impl GmemBackend for GmemRs {
             return Err(EINVAL);
         }
         GmemFile::create(kvm, size, |file, gmem| {
-            file.set_aops::<GmemAops>(gmem.clone());
+            file.set_aops::<GmemAops>(gmem.clone())?;
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();
             if !file.inode().mapping().is_unevictable() {
@@ -179,10 +179,10 @@ impl GmemBackend for GmemRs {
         Ok(())
     }
 
-    fn release(_gmem: &Gmem, file: &File) {
+    fn release(_gmem: &Gmem, inode: &Inode) {
         // Free the memory now, while the module is pinned by the file (the inode is evicted
         // after the file drops its module reference).
-        if let Ok(cache) = page_cache(file) {
+        if let Some(cache) = inode.mapping().page_cache::<GmemAops>() {
             drop(cache.lock_for_truncate().take_aops_private());
         }
     }
@@ -194,7 +194,7 @@ impl GmemBackend for GmemRs {
         }
         if !folio.test_uptodate() {
             // First use: the guest must never see stale host data.
-            folio.zero();
+            folio.zero()?;
             fault.prepare(&folio)?;
             folio.mark_uptodate();
         }
