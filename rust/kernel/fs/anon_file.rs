@@ -215,6 +215,8 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// it has been given out, so its inode may be set up without locking.
 pub struct NewFile<T: FileOperations> {
     file: ARef<File>,
+    /// Whether [`NewFile::set_aops`] ran.
+    has_aops: bool,
     _p: PhantomData<T>,
 }
 
@@ -287,6 +289,7 @@ impl<T: FileOperations> NewFile<T> {
         // INVARIANT: The file is new and only referenced here.
         Ok(Self {
             file,
+            has_aops: false,
             _p: PhantomData,
         })
     }
@@ -318,14 +321,11 @@ impl<T: FileOperations> NewFile<T> {
     pub fn set_aops<A: AddressSpaceOperations>(&mut self, private: A::Private) -> Result {
         let inode = self.inode_raw();
         // SAFETY: Nobody else sees the file (type invariant), so its inode can be read.
-        let busy = unsafe {
-            !(*inode).i_private.is_null()
-                || (*(*inode).i_mapping).nrpages != 0
-                || !core::ptr::eq((*(*inode).i_mapping).a_ops, &bindings::empty_aops)
-        };
-        if busy {
+        let busy = unsafe { !(*inode).i_private.is_null() || (*(*inode).i_mapping).nrpages != 0 };
+        if self.has_aops || busy {
             return Err(EBUSY);
         }
+        self.has_aops = true;
         // SAFETY: Nobody else sees the file (type invariant); the page cache is empty (checked
         // above), so no address-space operation runs before they are installed.
         unsafe {
