@@ -20,6 +20,16 @@ void rust_helper_folio_put(struct folio *folio)
 	folio_put(folio);
 }
 
+struct page *rust_helper_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+void rust_helper_put_page(struct page *page)
+{
+	put_page(page);
+}
+
 unsigned long rust_helper_folio_pfn(struct folio *folio)
 {
 	return folio_pfn(folio);
