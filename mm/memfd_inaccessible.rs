@@ -112,6 +112,7 @@ impl Provider for Inaccessible {
 impl BackingStore for Inaccessible {
     const FLAGS: usize =
         memfile::F_USER_INACCESSIBLE | memfile::F_UNMOVABLE | memfile::F_UNRECLAIMABLE;
+    const OWNER: &'static ThisModule = &THIS_MODULE;
 
     fn table() -> &'static StoreTable<Self> {
         &STORE

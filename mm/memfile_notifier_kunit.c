@@ -116,8 +116,9 @@ static void mft_put_pfn(unsigned long pfn)
 	ctx->put_pfn = pfn;
 }
 
-#define MFT_STORE(f, l, g, p) \
-	{ .flags = (f), .lookup_node = (l), .get_pfn = (g), .put_pfn = (p) }
+#define MFT_STORE(f, l, g, p) { \
+	.owner = THIS_MODULE, .flags = (f), .lookup_node = (l), .get_pfn = (g), \
+	.put_pfn = (p) }
 
 static const struct memfile_backing_store mft_store =
 	MFT_STORE(MEMFILE_F_ALLOWED_MASK, mft_lookup_node, mft_get_pfn,

@@ -16,6 +16,7 @@
 #include <linux/types.h>
 
 struct file;
+struct module;
 
 /* What a consumer requires of a file's memory. */
 #define MEMFILE_F_USER_INACCESSIBLE	0x1UL	/* no read, write or mmap */
@@ -72,12 +73,17 @@ struct memfile_notifier {
 };
 
 struct memfile_backing_store {
+	/*
+	 * The store's module: each registered notifier on one of its files
+	 * holds a reference on it, so the store outlives the notifiers.
+	 */
+	struct module *owner;
 	/* MEMFILE_F_* that every file of this store provides. */
 	unsigned long flags;
 	/*
-	 * The node of @file if it belongs to this store, else NULL. Called
-	 * in an SRCU read-side section; may sleep. A file of the store must
-	 * pin the store (e.g. by its f_op->owner).
+	 * The node of @file if it belongs to this store, else NULL; the node
+	 * lives as long as the file. Called in an SRCU read-side section;
+	 * may sleep.
 	 */
 	struct memfile_node *(*lookup_node)(struct file *file);
 	/*
@@ -97,7 +103,8 @@ struct memfile_backing_store {
 int memfile_register_backing_store(const struct memfile_backing_store *bs);
 /*
  * No new notifier can be registered on the store's files after this
- * returns; notifiers already registered stay valid (the files pin the store).
+ * returns; notifiers already registered stay valid (they pin the store's
+ * module).
  */
 void memfile_unregister_backing_store(const struct memfile_backing_store *bs);
 

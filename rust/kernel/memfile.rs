@@ -7,9 +7,10 @@
 //! defined here, and Rust backing stores use [`BackingStore`], [`Node`] and [`Registration`].
 //!
 //! Stores sit in a fixed table of atomic pointers, changed under a mutex and read under SRCU
-//! by the (rare) lookups of notifier registration. A file's notifiers sit in its [`Node`], behind a mutex. An invalidation
-//! marks the node busy from begin to end; registration and unregistration wait for it to be idle,
-//! so no notifier ever sees an end without its begin, and none is called after it is gone.
+//! by the (rare) lookups of notifier registration. A file's notifiers sit in its [`Node`],
+//! behind a mutex. An invalidation marks the node busy from begin to end; registration and
+//! unregistration wait for it to be idle, so no notifier ever sees an end without its begin,
+//! and none is called after it is gone.
 
 use crate::ffi::{c_int, c_ulong};
 use crate::{
@@ -226,7 +227,7 @@ pub struct Invalidation<'a> {
 impl Invalidation<'_> {
     /// Whether this invalidates pages `[start, end)` of `file`: the node is `file`'s.
     pub fn covers(&self, file: &File, start: u64, end: u64) -> bool {
-        let Some((_, node)) = lookup(file.as_raw()) else {
+        let Some((_, node)) = lookup(file.as_raw(), |_| true) else {
             return false;
         };
         ptr::eq(node, self.node.as_raw())
@@ -242,9 +243,11 @@ impl Drop for Invalidation<'_> {
     }
 }
 
-/// The store whose `lookup_node` claims `file`, and that node.
+/// The store whose `lookup_node` claims `file`, and that node, if `keep` (run on the store
+/// while it is still published) agrees.
 fn lookup(
     file: *mut bindings::file,
+    keep: impl FnOnce(*const bindings::memfile_backing_store) -> bool,
 ) -> Option<(
     *const bindings::memfile_backing_store,
     *mut bindings::memfile_node,
@@ -263,7 +266,9 @@ fn lookup(
         // is set.
         let node = unsafe { ((*bs).lookup_node.unwrap_unchecked())(file) };
         if !node.is_null() {
-            found = Some((bs.cast_const(), node));
+            if keep(bs) {
+                found = Some((bs.cast_const(), node));
+            }
             break;
         }
     }
@@ -434,11 +439,19 @@ pub unsafe extern "C" fn memfile_register_notifier(
     if flags & !F_ALLOWED != 0 {
         return EINVAL.to_errno();
     }
-    let Some((bs, node)) = lookup(file) else {
+    // The notifier pins the store's module, taken while the store is still published.
+    let found = lookup(file, |bs| {
+        // SAFETY: `bs` is published, so valid (see `lookup`).
+        unsafe { bindings::try_module_get((*bs).owner) }
+    });
+    let Some((bs, node)) = found else {
         return EOPNOTSUPP.to_errno();
     };
-    // SAFETY: The file pins its store (a rule of `lookup_node`) and the caller holds the file.
-    if flags & !unsafe { (*bs).flags } != 0 {
+    // SAFETY: The reference taken above keeps the store's module, and so the store.
+    let (store_flags, owner) = unsafe { ((*bs).flags, (*bs).owner) };
+    if flags & !store_flags != 0 {
+        // SAFETY: Drops the reference taken above.
+        unsafe { bindings::module_put(owner) };
         return EINVAL.to_errno();
     }
     // SAFETY: The caller owns the unregistered notifier; it is published by `add` below.
@@ -447,10 +460,15 @@ pub unsafe extern "C" fn memfile_register_notifier(
         (*notifier).node = node;
         (*notifier).file = file;
     }
-    // SAFETY: The node lives as long as the file, which the caller holds.
+    // SAFETY: The node lives as long as the file (a rule of `lookup_node`), which the caller
+    // holds.
     match unsafe { Node::from_raw(node) }.add(NotifierPtr(notifier), flags) {
         Ok(()) => 0,
-        Err(e) => e.to_errno(),
+        Err(e) => {
+            // SAFETY: Drops the reference taken above: the notifier was not registered.
+            unsafe { bindings::module_put(owner) };
+            e.to_errno()
+        }
     }
 }
 
@@ -463,6 +481,9 @@ pub unsafe extern "C" fn memfile_register_notifier(
 pub unsafe extern "C" fn memfile_unregister_notifier(notifier: *mut bindings::memfile_notifier) {
     // SAFETY: A registered notifier's node lives as long as its file, which the caller holds.
     unsafe { Node::from_raw((*notifier).node) }.remove(NotifierPtr(notifier));
+    // SAFETY: Registration took a reference on the store's module, which kept the store; it is
+    // read before the reference is dropped.
+    unsafe { bindings::module_put((*(*notifier).bs).owner) };
 }
 
 /// A pfn through the notifier's store; see the C header.
@@ -498,11 +519,13 @@ pub trait BackingStore: Sized + 'static {
     /// `MEMFILE_F_*` that every file of the store provides.
     const FLAGS: usize;
 
+    /// The store's module: every registered notifier on one of its files pins it.
+    const OWNER: &'static crate::ThisModule;
+
     /// The store's table (`static STORE: StoreTable<Self> = StoreTable::new();`).
     fn table() -> &'static StoreTable<Self>;
 
-    /// The node of `file` if the file is one of the store's. May sleep. A file of the store
-    /// must pin the store's module (its `f_op->owner`).
+    /// The node of `file` if the file is one of the store's. May sleep.
     fn lookup_node(file: &File) -> Option<&Node>;
 
     /// The folio holding page `offset` of `file` (one of the store's), allocated if it is a
@@ -564,6 +587,7 @@ impl<T: BackingStore> StoreVtable<T> {
     }
 
     const VTABLE: bindings::memfile_backing_store = bindings::memfile_backing_store {
+        owner: T::OWNER.as_ptr(),
         flags: T::FLAGS as c_ulong,
         lookup_node: Some(Self::lookup_node),
         get_pfn: Some(Self::get_pfn),
@@ -600,8 +624,7 @@ impl<T: BackingStore> Registration<T> {
     /// Registers `T`.
     pub fn new() -> Result<Self> {
         let table = T::table();
-        // SAFETY: The table is `'static`; the files of `T` pin its module, so the store
-        // outlives them.
+        // SAFETY: The table is `'static`; notifiers on the files of `T` pin its module.
         let r = unsafe { memfile_register_backing_store(&table.0) };
         crate::error::to_result(r)?;
         // INVARIANT: Registered just now.

@@ -398,6 +398,47 @@ static void delete_and_close_leave_nothing(void)
 	close_memfd_first();
 }
 
+/* memfd_inaccessible.ko's reference count, or -1 if it is built in. */
+static long store_module_refcnt(void)
+{
+	FILE *f = fopen("/sys/module/memfd_inaccessible/refcnt", "r");
+	long n = -1;
+
+	if (!f)
+		return -1;
+	TEST_ASSERT(fscanf(f, "%ld", &n) == 1, "reading memfd_inaccessible's refcnt");
+	fclose(f);
+	return n;
+}
+
+/* A memslot bound to an MFD_INACCESSIBLE file pins the store's module. */
+static void binding_pins_store(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	long before, bound, after;
+	int fd;
+
+	fd = inaccessible_memfd(NPAGES);
+	before = store_module_refcnt();
+	if (before < 0) {
+		pr_info("binding_pins_store: not run: memfd_inaccessible is built in\n");
+		close(fd);
+		return;
+	}
+	vm = memfd_vm(guest_touch, &vcpu, fd, 0, NPAGES);
+	bound = store_module_refcnt();
+	vm_mem_region_delete(vm, TEST_SLOT);
+	after = store_module_refcnt();
+	kvm_vm_free(vm);
+	close(fd);
+	TEST_ASSERT(bound == before + 1 && after == before,
+		    "memfd_inaccessible refcnt %ld, bound %ld, unbound %ld: wanted +1 while bound",
+		    before, bound, after);
+	pr_info("binding_pins_store: the binding held a reference on memfd_inaccessible (%ld -> %ld -> %ld)\n",
+		before, bound, after);
+}
+
 int main(void)
 {
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
@@ -407,6 +448,7 @@ int main(void)
 	conversion_exit();
 	punch_reads_zero();
 	bind_rules();
+	binding_pins_store();
 	delete_and_close_leave_nothing();
 	pr_info("memfd_inaccessible_kvm_test: all cases passed\n");
 	return 0;
