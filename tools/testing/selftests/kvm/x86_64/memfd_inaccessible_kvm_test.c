@@ -422,7 +422,7 @@ static void binding_pins_store(void)
 	fd = inaccessible_memfd(NPAGES);
 	before = store_module_refcnt();
 	if (before < 0) {
-		pr_info("binding_pins_store: not run: memfd_inaccessible is built in\n");
+		pr_info("%s: not run: memfd_inaccessible is built in\n", __func__);
 		close(fd);
 		return;
 	}
@@ -435,8 +435,8 @@ static void binding_pins_store(void)
 	TEST_ASSERT(bound == before + 1 && after == before,
 		    "memfd_inaccessible refcnt %ld, bound %ld, unbound %ld: wanted +1 while bound",
 		    before, bound, after);
-	pr_info("binding_pins_store: the binding held a reference on memfd_inaccessible (%ld -> %ld -> %ld)\n",
-		before, bound, after);
+	pr_info("%s: the binding held a reference on memfd_inaccessible (%ld -> %ld -> %ld)\n",
+		__func__, before, bound, after);
 }
 
 int main(void)
