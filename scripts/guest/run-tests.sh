@@ -13,6 +13,7 @@ RESULTS=$1 STDIR=$2 MODDIR=$3
 shift 3
 GMEM_RS_KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
 MFD_INACCESSIBLE_KO=$MODDIR/mm/memfd_inaccessible.ko
+POPULATE_TEST_KO=$MODDIR/virt/kvm/gmem_test/kvm_gmem_populate_test.ko
 export GMEM_RS_KO MFD_INACCESSIBLE_KO
 mkdir -p "$RESULTS/logs"
 TAP=$RESULTS/tap.txt
@@ -130,6 +131,9 @@ echo "TAP version 13" | tee -a "$TAP"
 if ! mfd_loaded && ! insmod "$MFD_INACCESSIBLE_KO" >"$RESULTS/logs/insmod-mfd.log" 2>&1; then
 	tap fail "memfd_inaccessible: module loads" "$(cat "$RESULTS/logs/insmod-mfd.log")"
 fi
+# gmem_populate_test calls kvm_gmem_populate() through it.
+[ -d /sys/module/kvm_gmem_populate_test ] || insmod "$POPULATE_TEST_KO" >"$RESULTS/logs/insmod-populate.log" 2>&1 ||
+	tap fail "kvm_gmem_populate_test: module loads" "$(cat "$RESULTS/logs/insmod-populate.log")"
 kvm_tests=()
 for t in "$@"; do
 	case "$t" in

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Calls kvm_gmem_populate() for selftests: SEV-SNP and TDX are its only
+ * users, so no VM type a test machine can run reaches it otherwise.
+ *
+ * GMEM_POPULATE_TEST on /sys/kernel/debug/kvm_gmem_populate_test takes a VM
+ * fd and a gfn range and populates it with a callback that copies the
+ * caller's pages (or zeroes, without a source), as the confidential VM
+ * types' callbacks do, and returns what kvm_gmem_populate() returns.
+ */
+#include <linux/debugfs.h>
+#include <linux/delay.h>
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/kvm_host.h>
+#include <linux/module.h>
+#include <linux/uaccess.h>
+
+/* Mirrored by tools/testing/selftests/kvm/x86_64/gmem_populate_test.c. */
+struct gmem_populate_test_args {
+	__u32 vm_fd;
+	__u32 delay_ms;		/* sleep, interruptibly, after each page */
+	__u64 gfn;
+	__u64 src;		/* user address of npages pages, or 0: zero them */
+	__s64 npages;
+	__u64 last_pfn;		/* out: the pfn of the last page populated */
+};
+
+#define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
+
+static int gmem_populate_test_copy(struct kvm *kvm, gfn_t gfn, kvm_pfn_t pfn,
+				   void __user *src, int order, void *opaque)
+{
+	struct gmem_populate_test_args *args = opaque;
+	unsigned long i;
+
+	for (i = 0; i < (1ul << order); i++) {
+		void *dst = kmap_local_pfn(pfn + i);
+		unsigned long left = 0;
+
+		if (src)
+			left = copy_from_user(dst, src + i * PAGE_SIZE, PAGE_SIZE);
+		else
+			clear_page(dst);
+		kunmap_local(dst);
+		if (left)
+			return -EFAULT;
+		args->last_pfn = pfn + i;
+		/* A signal here stops kvm_gmem_populate() before the next page. */
+		if (args->delay_ms)
+			msleep_interruptible(args->delay_ms);
+	}
+	return 0;
+}
+
+static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct gmem_populate_test_args args;
+	struct kvm *kvm;
+	struct fd f;
+	long r;
+
+	if (cmd != GMEM_POPULATE_TEST)
+		return -ENOTTY;
+	if (copy_from_user(&args, (void __user *)arg, sizeof(args)))
+		return -EFAULT;
+	f = fdget(args.vm_fd);
+	if (!fd_file(f))
+		return -EBADF;
+	if (!file_is_kvm(fd_file(f))) {
+		r = -EINVAL;
+		goto out;
+	}
+	kvm = fd_file(f)->private_data;
+
+	args.last_pfn = 0;
+	mutex_lock(&kvm->slots_lock);
+	r = kvm_gmem_populate(kvm, args.gfn, u64_to_user_ptr(args.src), args.npages,
+			      gmem_populate_test_copy, &args);
+	mutex_unlock(&kvm->slots_lock);
+	if (copy_to_user((void __user *)arg, &args, sizeof(args)))
+		r = -EFAULT;
+out:
+	fdput(f);
+	return r;
+}
+
+static const struct file_operations gmem_populate_test_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = gmem_populate_test_ioctl,
+};
+
+static struct dentry *gmem_populate_test_dentry;
+
+static int __init gmem_populate_test_init(void)
+{
+	gmem_populate_test_dentry = debugfs_create_file("kvm_gmem_populate_test", 0600, NULL,
+							NULL, &gmem_populate_test_fops);
+	return PTR_ERR_OR_ZERO(gmem_populate_test_dentry);
+}
+
+static void __exit gmem_populate_test_exit(void)
+{
+	debugfs_remove(gmem_populate_test_dentry);
+}
+
+module_init(gmem_populate_test_init);
+module_exit(gmem_populate_test_exit);
+MODULE_DESCRIPTION("Calls kvm_gmem_populate() for selftests");
+MODULE_LICENSE("GPL");
