@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * gmem_stress_test: everything that can race with a private fault, at once.
+ *
+ * vCPUs of a SW_PROTECTED VM loop over a private range, checking and
+ * writing tagged values, while host threads:
+ *   - punch holes in the range's file and allocate them again,
+ *   - convert parts of the range private <-> shared,
+ *   - delete the range's memslot and create it again (rate-limited: QEMU
+ *     TCG's nested SVM can hand a running L2 vCPU L1's state under heavy
+ *     memslot churn, FACTS.md),
+ *   - create a second file, bind it to a second memslot the vCPUs also
+ *     touch, close it while bound, then delete the slot,
+ *   - try to unload the module that serves the files (it must refuse).
+ * Run once with guest_memfd files (the backend under test) and once with
+ * MFD_INACCESSIBLE memfds.
+ *
+ * Pass: every call returns what the contract says; the guest only ever
+ * reads zeros or a value written to that page and slot; every vCPU keeps
+ * making progress; after close, memory and the module's reference count
+ * are back to their baselines. The counts of each operation are printed.
+ *
+ * A vCPU that stops making progress is stopped with a signal and its
+ * registers read. A rip in the L1 kernel (QEMU TCG's nested SVM bug, see
+ * FACTS.md) or a SHUTDOWN exit is the emulator's: the round is retried,
+ * at most twice. Any other hang fails the test.
+ *
+ *   gmem_stress_test [-s SECONDS] [-v VCPUS]
+ * The defaults come from GMEM_STRESS_SECONDS (5) and GMEM_STRESS_VCPUS (2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+
+#include "gmem_test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#ifndef MFD_INACCESSIBLE
+#define MFD_INACCESSIBLE	0x0020U
+#endif
+
+#define MAIN_GPA	0xc0000000ul
+#define MAIN_SLOT	10
+#define MAIN_NPAGES	128
+#define SECOND_GPA	0xd0000000ul
+#define SECOND_SLOT	11
+#define SECOND_NPAGES	16
+#define TOTAL_NPAGES	(MAIN_NPAGES + SECOND_NPAGES)
+#define MAX_VCPUS	8
+
+#define SLOT_CHURN_MS	50	/* the main memslot: one delete/create per */
+#define SECOND_MS	10	/* the second file: bound this long */
+#define UNLOAD_MS	100
+#define HANG_MS		20000	/* a vCPU with no pass for this long is hung */
+#define ATTEMPTS	3
+#define SLACK_KB	((long)(64 * PAGE_SIZE / 1024))
+
+/* Page i, vCPU v: the upper half of every value it writes there. */
+#define TAG(i, v)	(0xa5ul << 56 | (uint64_t)(i) << 40 | (uint64_t)(v) << 32)
+#define TAG_MASK	(~0ul << 32)
+
+static uint64_t page_gpa(uint64_t i)
+{
+	return i < MAIN_NPAGES ? MAIN_GPA + i * PAGE_SIZE
+			       : SECOND_GPA + (i - MAIN_NPAGES) * PAGE_SIZE;
+}
+
+/*
+ * Qword v of each page is vCPU v's. A read gives zeros (a new page, a
+ * punched one, a shared page the host never wrote, an access with no
+ * memslot) or a value that vCPU wrote to that page, never another page's.
+ */
+static void guest_code(uint64_t id, uint64_t nr_vcpus)
+{
+	for (uint64_t pass = 1;; pass++) {
+		for (uint64_t i = 0; i < TOTAL_NPAGES; i++) {
+			uint64_t *p = (uint64_t *)page_gpa(i);
+
+			for (uint64_t v = 0; v < nr_vcpus; v++) {
+				uint64_t x = READ_ONCE(p[v]);
+
+				__GUEST_ASSERT(!x || (x & TAG_MASK) == TAG(i, v),
+					       "page %lu qword %lu: 0x%lx, not 0 or tagged 0x%lx",
+					       i, v, x, TAG(i, v));
+			}
+			WRITE_ONCE(p[id], TAG(i, id) | (uint32_t)pass);
+		}
+		GUEST_SYNC(pass);
+	}
+}
+
+enum store { STORE_GMEM, STORE_MEMFD };
+static const char *const store_name[] = { "guest_memfd", "MFD_INACCESSIBLE" };
+
+struct round;
+
+struct vcpu_info {
+	struct round *round;
+	struct kvm_vcpu *vcpu;
+	pthread_t thread;
+	pid_t tid;
+	uint64_t passes;
+	uint64_t fault_exits;	/* KVM_EXIT_MEMORY_FAULT: a conversion or slot change raced */
+	uint64_t mmio_exits;	/* a shared access while the slot was gone */
+	uint64_t last_pass_ms;
+	uint64_t max_gap_ms;
+	int want_state;
+	int state_ready;
+	int shutdown;
+	int done;
+	uint32_t exit_reason;
+	struct kvm_regs regs;
+};
+
+/* One round: a VM, its files, and what the threads did. */
+struct round {
+	enum store store;
+	struct kvm_vm *vm;
+	int nr_vcpus;
+	struct vcpu_info vcpus[MAX_VCPUS];
+	int main_fd;
+	struct kvm_userspace_memory_region2 main_region;
+	void *second_hva;
+	const char *module;	/* the module that serves the files, if any */
+	int stop;
+	uint64_t punches, allocations, conversions, slot_churns, second_binds, unload_refusals;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	usleep(ms * 1000);
+}
+
+/* A random range inside the main range: first page and count. */
+static void random_range(unsigned int *seed, uint64_t *first, uint64_t *n)
+{
+	*first = rand_r(seed) % MAIN_NPAGES;
+	*n = 1 + rand_r(seed) % 16;
+	if (*first + *n > MAIN_NPAGES)
+		*n = MAIN_NPAGES - *first;
+}
+
+static int new_file(struct round *r, uint64_t npages)
+{
+	int fd;
+
+	if (r->store == STORE_GMEM) {
+		fd = __vm_create_guest_memfd(r->vm, npages * PAGE_SIZE, 0);
+		TEST_ASSERT(fd >= 0, "KVM_CREATE_GUEST_MEMFD: errno %d", errno);
+		return fd;
+	}
+	fd = memfd_create("gmem_stress_test", MFD_INACCESSIBLE);
+	TEST_ASSERT(fd >= 0,
+		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
+		    errno, strerror(errno));
+	TEST_ASSERT(!ftruncate(fd, npages * PAGE_SIZE), "ftruncate: errno %d", errno);
+	return fd;
+}
+
+static void vcpu_record_state(struct vcpu_info *s)
+{
+	vcpu_regs_get(s->vcpu, &s->regs);
+	s->exit_reason = s->vcpu->run->exit_reason;
+	__atomic_store_n(&s->state_ready, 1, __ATOMIC_RELEASE);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu_info *s = arg;
+	struct kvm_run *run = s->vcpu->run;
+	struct round *r = s->round;
+	struct ucall uc;
+	uint64_t now;
+	int ret;
+
+	s->tid = syscall(__NR_gettid);
+	while (!READ_ONCE(r->stop)) {
+		/* Not _vcpu_run(): a signal must get the thread out of KVM_RUN. */
+		ret = __vcpu_run(s->vcpu);
+		if (ret == -1 && errno == EINTR) {
+			if (READ_ONCE(s->want_state))
+				vcpu_record_state(s);
+			continue;
+		}
+		if (ret == -1 && errno == EFAULT && run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+			s->fault_exits++;
+			sched_yield();
+			continue;
+		}
+		TEST_ASSERT(!ret, "vCPU %u: KVM_RUN: errno %d (%s), exit reason %u",
+			    s->vcpu->id, errno, strerror(errno), run->exit_reason);
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			switch (get_ucall(s->vcpu, &uc)) {
+			case UCALL_SYNC:
+				now = now_ms();
+				if (now - s->last_pass_ms > s->max_gap_ms)
+					s->max_gap_ms = now - s->last_pass_ms;
+				WRITE_ONCE(s->last_pass_ms, now);
+				WRITE_ONCE(s->passes, s->passes + 1);
+				break;
+			case UCALL_ABORT:
+				REPORT_GUEST_ASSERT(uc);
+			default:
+				TEST_FAIL("vCPU %u: unexpected ucall %lu", s->vcpu->id, uc.cmd);
+			}
+			break;
+		case KVM_EXIT_MMIO:
+			TEST_ASSERT(run->mmio.phys_addr >= MAIN_GPA,
+				    "vCPU %u: MMIO exit at 0x%llx", s->vcpu->id, run->mmio.phys_addr);
+			if (!run->mmio.is_write)
+				memset(run->mmio.data, 0, sizeof(run->mmio.data));
+			s->mmio_exits++;
+			sched_yield();
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			WRITE_ONCE(s->shutdown, 1);
+			vcpu_record_state(s);
+			goto out;
+		default:
+			TEST_FAIL("vCPU %u: unexpected exit reason %u (%s)", s->vcpu->id,
+				  run->exit_reason, exit_reason_str(run->exit_reason));
+		}
+	}
+	if (READ_ONCE(s->want_state))
+		vcpu_record_state(s);
+out:
+	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *punch_thread(void *arg)
+{
+	struct round *r = arg;
+	unsigned int seed = 1;
+	uint64_t first, n;
+
+	while (!READ_ONCE(r->stop)) {
+		random_range(&seed, &first, &n);
+		TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				       first * PAGE_SIZE, n * PAGE_SIZE),
+			    "punch of pages %lu+%lu: errno %d", first, n, errno);
+		r->punches++;
+		if (rand_r(&seed) % 2) {
+			TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_KEEP_SIZE, first * PAGE_SIZE, n * PAGE_SIZE),
+				    "fallocate of pages %lu+%lu: errno %d", first, n, errno);
+			r->allocations++;
+		}
+		sched_yield();
+	}
+	return NULL;
+}
+
+static void *convert_thread(void *arg)
+{
+	struct round *r = arg;
+	unsigned int seed = 2;
+	uint64_t first, n;
+
+	while (!READ_ONCE(r->stop)) {
+		struct kvm_memory_attributes attr = {
+			.attributes = rand_r(&seed) % 2 ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+		};
+
+		random_range(&seed, &first, &n);
+		attr.address = MAIN_GPA + first * PAGE_SIZE;
+		attr.size = n * PAGE_SIZE;
+		TEST_ASSERT(!__vm_ioctl(r->vm, KVM_SET_MEMORY_ATTRIBUTES, &attr),
+			    "KVM_SET_MEMORY_ATTRIBUTES(0x%llx) of pages %lu+%lu: errno %d",
+			    attr.attributes, first, n, errno);
+		r->conversions++;
+		sched_yield();
+	}
+	return NULL;
+}
+
+static int set_region(struct kvm_vm *vm, struct kvm_userspace_memory_region2 *region)
+{
+	return __vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION2, region);
+}
+
+/* Delete the main memslot and create it again; it exists when this ends. */
+static void *slot_thread(void *arg)
+{
+	struct round *r = arg;
+	struct kvm_userspace_memory_region2 gone = r->main_region;
+
+	gone.memory_size = 0;
+	while (!READ_ONCE(r->stop)) {
+		sleep_ms(SLOT_CHURN_MS);
+		TEST_ASSERT(!set_region(r->vm, &gone), "deleting the main memslot: errno %d",
+			    errno);
+		sleep_ms(1);
+		/* Binding again must find the file's range free. */
+		TEST_ASSERT(!set_region(r->vm, &r->main_region),
+			    "creating the main memslot again: errno %d (%s)", errno,
+			    strerror(errno));
+		r->slot_churns++;
+	}
+	return NULL;
+}
+
+/* A second file, bound, closed while bound, then its slot deleted. */
+static void *second_thread(void *arg)
+{
+	struct round *r = arg;
+	struct kvm_userspace_memory_region2 region = {
+		.slot = SECOND_SLOT,
+		.flags = KVM_MEM_GUEST_MEMFD,
+		.guest_phys_addr = SECOND_GPA,
+		.memory_size = SECOND_NPAGES * PAGE_SIZE,
+		.userspace_addr = (uint64_t)r->second_hva,
+	};
+	struct kvm_userspace_memory_region2 gone = region;
+
+	gone.memory_size = 0;
+	while (!READ_ONCE(r->stop)) {
+		region.guest_memfd = new_file(r, SECOND_NPAGES);
+		if (r->second_binds % 2)
+			TEST_ASSERT(!fallocate(region.guest_memfd, FALLOC_FL_KEEP_SIZE, 0, SECOND_NPAGES * PAGE_SIZE),
+				    "fallocate of the second file: errno %d", errno);
+		TEST_ASSERT(!set_region(r->vm, &region), "binding the second file: errno %d (%s)",
+			    errno, strerror(errno));
+		/* The slot holds the file now. */
+		TEST_ASSERT(!close(region.guest_memfd), "close: errno %d", errno);
+		sleep_ms(SECOND_MS);
+		TEST_ASSERT(!set_region(r->vm, &gone), "deleting the second memslot: errno %d",
+			    errno);
+		r->second_binds++;
+		sleep_ms(SECOND_MS);
+	}
+	return NULL;
+}
+
+static void *unload_thread(void *arg)
+{
+	struct round *r = arg;
+
+	while (!READ_ONCE(r->stop)) {
+		sleep_ms(UNLOAD_MS);
+		TEST_ASSERT(syscall(__NR_delete_module, r->module, O_NONBLOCK) == -1 &&
+			    errno == EWOULDBLOCK,
+			    "delete_module(%s) while its files are in use: errno %d, wanted EWOULDBLOCK",
+			    r->module, errno);
+		r->unload_refusals++;
+	}
+	return NULL;
+}
+
+static void on_kick(int sig)
+{
+}
+
+/* Signal @s until it leaves KVM_RUN with its registers read: 0 if it never does. */
+static int vcpu_state(struct vcpu_info *s)
+{
+	WRITE_ONCE(s->want_state, 1);
+	for (int i = 0; i < 100; i++) {
+		if (__atomic_load_n(&s->state_ready, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+			return __atomic_load_n(&s->state_ready, __ATOMIC_ACQUIRE);
+		pthread_kill(s->thread, SIGUSR1);
+		sleep_ms(50);
+	}
+	return 0;
+}
+
+static void print_kernel_stack(pid_t tid)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stack", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		fprintf(stderr, "    %s", line);
+	fclose(f);
+}
+
+/* QEMU TCG's nested SVM bug (FACTS.md): L1's state in the L2 vCPU. */
+static bool emulator_signature(struct vcpu_info *s)
+{
+	return s->shutdown || s->regs.rip >= 0xffff800000000000ul;
+}
+
+/* Stop the threads; returns true if a hung vCPU shows the emulator's signature. */
+static bool stop_round(struct round *r, pthread_t *host, int nr_host, struct vcpu_info *hung)
+{
+	bool emulator = false;
+
+	if (hung) {
+		TEST_ASSERT(vcpu_state(hung),
+			    "vCPU %u made no progress for %d s and does not leave KVM_RUN on a signal",
+			    hung->vcpu->id, HANG_MS / 1000);
+		emulator = emulator_signature(hung);
+		printf("gmem_stress: %s: vCPU %u hung: exit reason %u, rip 0x%llx, rsp 0x%llx: %s\n",
+		       store_name[r->store], hung->vcpu->id, hung->exit_reason, hung->regs.rip,
+		       hung->regs.rsp, emulator ? "the emulator's signature (FACTS.md), retrying"
+						: "not the emulator's: a bug of ours");
+		if (!emulator)
+			print_kernel_stack(hung->tid);
+		TEST_ASSERT(emulator, "vCPU %u hung with rip 0x%llx: not QEMU's nested SVM bug",
+			    hung->vcpu->id, hung->regs.rip);
+	}
+	WRITE_ONCE(r->stop, 1);
+	for (int i = 0; i < nr_host; i++)
+		pthread_join(host[i], NULL);
+	for (int i = 0; i < r->nr_vcpus; i++) {
+		struct vcpu_info *s = &r->vcpus[i];
+		int tries;
+
+		for (tries = 0; tries < 200 && !__atomic_load_n(&s->done, __ATOMIC_ACQUIRE); tries++) {
+			pthread_kill(s->thread, SIGUSR1);
+			sleep_ms(50);
+		}
+		if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) {
+			print_kernel_stack(s->tid);
+			TEST_FAIL("vCPU %d does not leave KVM_RUN after 10 s of signals", i);
+		}
+		pthread_join(s->thread, NULL);
+	}
+	return emulator;
+}
+
+static long module_refcnt(const char *module)
+{
+	char path[128];
+	long n = -1;
+	FILE *f;
+
+	if (!module)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", module);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "cannot read %s", path);
+	TEST_ASSERT(fscanf(f, "%ld", &n) == 1, "cannot parse %s", path);
+	fclose(f);
+	return n;
+}
+
+/* Unevictable kB with every CPU's LRU batches drained (compaction drains them). */
+static long unevictable_kb(void)
+{
+	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
+
+	if (fd >= 0) {
+		TEST_ASSERT(write(fd, "1", 1) == 1, "compact_memory: errno %d", errno);
+		close(fd);
+	}
+	return gmem_unevictable_kb();
+}
+
+/* One round of @seconds; false if the emulator's bug cut it short. */
+static bool run_round(enum store store, int nr_vcpus, int seconds)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	struct kvm_vcpu *vcpus[MAX_VCPUS];
+	struct vcpu_info *hung = NULL;
+	struct round *r = calloc(1, sizeof(*r));
+	long base_kb, base_ref, kb, ref;
+	uint64_t t0, passes = 0, fault_exits = 0, mmio_exits = 0, max_gap = 0;
+	pthread_t host[5];
+	int nr_host = 0;
+	bool emulator;
+
+	TEST_ASSERT(r, "out of memory");
+	r->store = store;
+	r->nr_vcpus = nr_vcpus;
+	if (store == STORE_MEMFD)
+		r->module = "memfd_inaccessible";
+	else if (!access("/sys/module/gmem_rs", F_OK))
+		r->module = "gmem_rs";
+	base_ref = module_refcnt(r->module);
+	base_kb = unevictable_kb();
+
+	r->vm = __vm_create_with_vcpus(shape, nr_vcpus, 0, guest_code, vcpus);
+	r->main_fd = new_file(r, MAIN_NPAGES);
+	vm_mem_add(r->vm, VM_MEM_SRC_ANONYMOUS, MAIN_GPA, MAIN_SLOT, MAIN_NPAGES,
+		   KVM_MEM_GUEST_MEMFD, r->main_fd, 0);
+	r->main_region = memslot2region(r->vm, MAIN_SLOT)->region;
+	r->second_hva = mmap(NULL, SECOND_NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(r->second_hva != MAP_FAILED, "mmap: errno %d", errno);
+	virt_map(r->vm, MAIN_GPA, MAIN_GPA, MAIN_NPAGES);
+	virt_map(r->vm, SECOND_GPA, SECOND_GPA, SECOND_NPAGES);
+	vm_mem_set_private(r->vm, MAIN_GPA, MAIN_NPAGES * PAGE_SIZE);
+	vm_mem_set_private(r->vm, SECOND_GPA, SECOND_NPAGES * PAGE_SIZE);
+
+	t0 = now_ms();
+	for (int i = 0; i < nr_vcpus; i++) {
+		r->vcpus[i].round = r;
+		r->vcpus[i].vcpu = vcpus[i];
+		r->vcpus[i].last_pass_ms = t0;
+		vcpu_args_set(vcpus[i], 2, i, nr_vcpus);
+		pthread_create(&r->vcpus[i].thread, NULL, vcpu_thread, &r->vcpus[i]);
+	}
+	pthread_create(&host[nr_host++], NULL, punch_thread, r);
+	pthread_create(&host[nr_host++], NULL, convert_thread, r);
+	pthread_create(&host[nr_host++], NULL, slot_thread, r);
+	pthread_create(&host[nr_host++], NULL, second_thread, r);
+	if (r->module)
+		pthread_create(&host[nr_host++], NULL, unload_thread, r);
+
+	while (!hung && now_ms() - t0 < seconds * 1000ul) {
+		sleep_ms(200);
+		for (int i = 0; i < nr_vcpus && !hung; i++) {
+			struct vcpu_info *s = &r->vcpus[i];
+
+			if (READ_ONCE(s->shutdown) || now_ms() - READ_ONCE(s->last_pass_ms) > HANG_MS)
+				hung = s;
+		}
+	}
+	emulator = stop_round(r, host, nr_host, hung);
+
+	for (int i = 0; i < nr_vcpus; i++) {
+		struct vcpu_info *s = &r->vcpus[i];
+
+		TEST_ASSERT(emulator || s->passes, "vCPU %d made no pass over the memory", i);
+		passes += s->passes;
+		fault_exits += s->fault_exits;
+		mmio_exits += s->mmio_exits;
+		if (s->max_gap_ms > max_gap)
+			max_gap = s->max_gap_ms;
+	}
+	if (!emulator)
+		TEST_ASSERT(r->punches && r->allocations && r->conversions && r->slot_churns &&
+			    r->second_binds && (!r->module || r->unload_refusals),
+			    "a host thread did nothing");
+
+	/* The slot's own reference (a dup) keeps the file until the VM goes. */
+	close(r->main_fd);
+	kvm_vm_free(r->vm);
+	munmap(r->second_hva, SECOND_NPAGES * PAGE_SIZE);
+
+	printf("gmem_stress: %s: %d vCPUs, %.1f s%s: %lu guest passes (longest gap %lu ms), "
+	       "%lu punches, %lu allocations, %lu conversions, %lu memslot re-creations, "
+	       "%lu second files bound and closed, %lu unloads of %s refused; "
+	       "%lu memory-fault exits, %lu MMIO exits\n",
+	       store_name[store], nr_vcpus, (now_ms() - t0) / 1000.0,
+	       emulator ? " (cut short by the emulator)" : "", passes, max_gap, r->punches,
+	       r->allocations, r->conversions, r->slot_churns, r->second_binds,
+	       r->unload_refusals, r->module ?: "(none: built in)", fault_exits, mmio_exits);
+
+	/* Every file is gone: memory and module references are back. */
+	for (int i = 0; i < 20; i++) {
+		kb = unevictable_kb();
+		ref = module_refcnt(r->module);
+		if (kb <= base_kb + SLACK_KB && ref == base_ref)
+			break;
+		sleep_ms(100);
+	}
+	TEST_ASSERT(kb <= base_kb + SLACK_KB, "%s: Unevictable %ld kB after close, %ld kB before",
+		    store_name[store], kb, base_kb);
+	TEST_ASSERT(ref == base_ref, "%s: %s refcnt %ld after close, %ld before",
+		    store_name[store], r->module, ref, base_ref);
+	printf("gmem_stress: %s: after close: Unevictable %ld kB (%ld before), %s refcnt %ld\n",
+	       store_name[store], kb, base_kb, r->module ?: "no module", ref);
+	free(r);
+	return !emulator;
+}
+
+static int env_int(const char *name, int dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atoi(v) : dflt;
+}
+
+int main(int argc, char *argv[])
+{
+	struct sigaction sa = { .sa_handler = on_kick };
+	int seconds = env_int("GMEM_STRESS_SECONDS", 5);
+	int nr_vcpus = env_int("GMEM_STRESS_VCPUS", 2);
+	int opt;
+
+	while ((opt = getopt(argc, argv, "s:v:")) != -1) {
+		switch (opt) {
+		case 's':
+			seconds = atoi(optarg);
+			break;
+		case 'v':
+			nr_vcpus = atoi(optarg);
+			break;
+		default:
+			TEST_FAIL("usage: %s [-s SECONDS] [-v VCPUS]", argv[0]);
+		}
+	}
+	TEST_ASSERT(seconds > 0 && nr_vcpus > 0 && nr_vcpus <= MAX_VCPUS,
+		    "%d s, %d vCPUs: want > 0 s and 1..%d vCPUs", seconds, nr_vcpus, MAX_VCPUS);
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
+	/* No SA_RESTART: a signal gets a vCPU thread out of KVM_RUN. */
+	TEST_ASSERT(!sigaction(SIGUSR1, &sa, NULL), "sigaction: errno %d", errno);
+
+	for (enum store store = STORE_GMEM; store <= STORE_MEMFD; store++) {
+		int attempt;
+
+		for (attempt = 1; attempt <= ATTEMPTS; attempt++)
+			if (run_round(store, nr_vcpus, seconds))
+				break;
+		TEST_ASSERT(attempt <= ATTEMPTS, "%s: the emulator hung %d rounds of %d",
+			    store_name[store], ATTEMPTS, ATTEMPTS);
+	}
+	return 0;
+}
