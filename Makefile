@@ -3,8 +3,8 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: bench, profile, lint, setup, tree, build, series, series-check, vm,
-# clean.
+# Other targets: stress, bench, profile, lint, setup, tree, build, series, series-check,
+# vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector.
 # See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
@@ -12,13 +12,23 @@
 S := scripts
 # make check T="guest_memfd_test kunit": only these tests.
 T ?=
+# make stress: each gmem_stress_test round this long, with this many vCPUs.
+STRESS_SECONDS ?= 60
+STRESS_VCPUS ?= 2
+KCSAN ?= 0
 
-.PHONY: all demo check bench profile lint setup tree build series series-check vm clean
+.PHONY: all demo check stress bench profile lint setup tree build series series-check vm clean
 all demo:
 	@$(S)/demo.sh
 
 check:
-	@$(S)/check.sh $(T)
+	@GMEM_KCSAN=$(KCSAN) $(S)/check.sh $(T)
+
+# The stress test in long rounds, and the fault-injection test, on both backends.
+stress:
+	@GMEM_KCSAN=$(KCSAN) GMEM_RUN_NAME=stress GMEM_STRESS_SECONDS=$(STRESS_SECONDS) \
+		GMEM_STRESS_VCPUS=$(STRESS_VCPUS) $(S)/check.sh x86_64/gmem_stress_test \
+		x86_64/gmem_failnth_test
 
 # The C and Rust backends side by side, on a kernel without debug options.
 bench:
@@ -55,4 +65,4 @@ vm:
 
 clean:
 	rm -rf "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-bench" \
-		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" out
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-kcsan" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" out

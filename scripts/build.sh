@@ -8,7 +8,11 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 FRAGMENTS=("$GMEM_ROOT/configs/gmem-rs.config")
-[ "${GMEM_DEBUG:-1}" = 1 ] && FRAGMENTS+=("$GMEM_ROOT/configs/debug.config")
+if [ "${GMEM_KCSAN:-0}" = 1 ]; then
+	FRAGMENTS+=("$GMEM_ROOT/configs/kcsan.config")
+elif [ "${GMEM_DEBUG:-1}" = 1 ]; then
+	FRAGMENTS+=("$GMEM_ROOT/configs/debug.config")
+fi
 
 config() {
 	local stamp="$KBUILD/.gmem-config-stamp" want

@@ -3,6 +3,8 @@
 # print one TAP line per test and the closing line.
 #   check.sh [TEST...]   only these tests (names as in the TAP output,
 #                        without the backend: guest_memfd_test, kunit, ...)
+# GMEM_KCSAN=1: on the KCSAN kernel; GMEM_RUN_NAME: the results' directory;
+# GMEM_STRESS_SECONDS, GMEM_STRESS_VCPUS: gmem_stress_test's round.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 S=$GMEM_ROOT/scripts
@@ -16,11 +18,15 @@ else
 	TESTS=(kunit "${MEMFD_TESTS[@]}" "${UPSTREAM_KVM_TESTS[@]}" $(project_kvm_tests))
 fi
 
-OUTDIR=$RESULTS/check
+# make stress names its own results; KCSAN=1 keeps the KCSAN run's apart.
+OUTDIR=$RESULTS/${GMEM_RUN_NAME:-check}
+[ "${GMEM_KCSAN:-0}" = 1 ] && OUTDIR=$OUTDIR-kcsan
 rm -rf "$OUTDIR"
 mkdir -p "$OUTDIR"
+# The stress test's knobs reach the guest through its command line.
+GUEST_ENV="GMEM_STRESS_SECONDS=${GMEM_STRESS_SECONDS:-} GMEM_STRESS_VCPUS=${GMEM_STRESS_VCPUS:-}"
 run_tests() {
-	"$S/vm.sh" "$S/guest/run-tests.sh $OUTDIR $STOUT $KBUILD ${TESTS[*]}"
+	"$S/vm.sh" "env $GUEST_ENV $S/guest/run-tests.sh $OUTDIR $STOUT $KBUILD ${TESTS[*]}"
 	[ -f "$OUTDIR/done" ] || echo "    the guest did not finish the run"
 	return 0
 }
@@ -33,7 +39,7 @@ run_lint() {
 	[ -s "$OUTDIR/lint.tap" ] || echo "not ok - lint: did not run (see $OUTDIR/lint.err)" >"$OUTDIR/lint.tap"
 	return 0
 }
-if [ "$#" -eq 0 ]; then
+if [ "$#" -eq 0 ] && [ "${GMEM_KCSAN:-0}" != 1 ]; then
 	phase "lint (rustfmt, clippy, checkpatch)" run_lint
 fi
 

@@ -13,7 +13,12 @@ BASE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 # (a session's, CI's) on this machine rebuilds incrementally.
 CACHE=${GMEM_CACHE:-$HOME/.cache/gmem-rs}
 SRC=${GMEM_SRC:-$CACHE/linux}   # assembled kernel tree (a git repository)
-KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
+# KCSAN=1 (make check/stress): the data-race detector's kernel, built apart.
+if [ "${GMEM_KCSAN:-0}" = 1 ]; then
+	KBUILD=${GMEM_KBUILD:-$CACHE/build-kcsan}
+else
+	KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
+fi
 STOUT=$CACHE/selftests      # selftest build output
 TOOLS=$CACHE/tools          # bindgen and other pinned tools
 RESULTS=$CACHE/results      # what the guest writes back (vng --rwdir)
@@ -74,6 +79,7 @@ phase() {
 prepare() {
 	local s=$GMEM_ROOT/scripts cfg=configure
 	[ "${GMEM_DEBUG:-1}" = 1 ] || cfg="configure (no debug options)"
+	[ "${GMEM_KCSAN:-0}" = 1 ] && cfg="configure (KCSAN)"
 	phase "setup (install what is missing)" "$s/setup.sh"
 	phase "assemble tree" "$s/assemble.sh"
 	phase "$cfg" "$s/build.sh" config

@@ -123,9 +123,28 @@ check_kernel_log() {
 	     { print }
 	     END { if (n) print n " allocation failure reports under fault injection" >"/dev/stderr" }' \
 		"$RESULTS/dmesg.txt" >"$RESULTS/dmesg-checked.txt" 2>"$RESULTS/logs/injected-failures.txt"
+	# KCSAN reports data races all over the kernel: those with a frame of
+	# the project's code fail the run, the others are kept in kcsan-other.txt.
+	if grep -q 'BUG: KCSAN:' "$RESULTS/dmesg-checked.txt"; then
+		awk -v other="$RESULTS/kcsan-other.txt" -v ours="$RESULTS/kcsan-ours.txt" '
+		     function flush() {
+			     if (buf == "") return
+			     if (buf ~ /gmem|memfile|memfd_inaccessible|guest_memfd/) { printf "%s", buf; printf "%s", buf >ours; no++ }
+			     else { printf "%s", buf >other; nother++ }
+			     buf = ""
+		     }
+		     /BUG: KCSAN:/ { flush(); inrep = 1 }
+		     inrep && /^\[ *[0-9.]+\] =+$/ { buf = buf $0 "\n"; flush(); inrep = 0; next }
+		     inrep { buf = buf $0 "\n"; next }
+		     { print }
+		     END { flush(); print no + 0 " KCSAN reports in the project'"'"'s code, " nother + 0 " elsewhere" >"/dev/stderr" }' \
+			"$RESULTS/dmesg-checked.txt" >"$RESULTS/dmesg-checked.tmp" 2>"$RESULTS/logs/kcsan.txt"
+		mv "$RESULTS/dmesg-checked.tmp" "$RESULTS/dmesg-checked.txt"
+	fi
 	local pat='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|kernel BUG|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: lockdep|lockdep is turned off|unreferenced object|suspected memory leak|Call Trace:'
 	local hits
 	hits=$(grep -E "$pat" "$RESULTS/dmesg-checked.txt" | head -n 20)
+	[ -s "$RESULTS/logs/kcsan.txt" ] && sed 's/^/# /' "$RESULTS/logs/kcsan.txt"
 	if [ -z "$hits" ] && [ -z "$leaks" ]; then
 		tap ok "kernel-log: no BUG/WARNING/KASAN/lockdep/kmemleak reports"
 	else
