@@ -124,17 +124,21 @@ check_kernel_log() {
 	     END { if (n) print n " allocation failure reports under fault injection" >"/dev/stderr" }' \
 		"$RESULTS/dmesg.txt" >"$RESULTS/dmesg-checked.txt" 2>"$RESULTS/logs/injected-failures.txt"
 	# KCSAN reports data races all over the kernel: those with a frame of
-	# the project's code fail the run, the others are kept in kcsan-other.txt.
+	# the project's code (C: guest_memfd, memfile, memfd_inaccessible; any
+	# Rust: "6kernel" in its symbols) fail the run, the others are kept in
+	# kcsan-other.txt. Only the title and the stack frames are matched, not
+	# the task's name.
 	if grep -q 'BUG: KCSAN:' "$RESULTS/dmesg-checked.txt"; then
 		awk -v other="$RESULTS/kcsan-other.txt" -v ours="$RESULTS/kcsan-ours.txt" '
 		     function flush() {
 			     if (buf == "") return
-			     if (buf ~ /gmem|memfile|memfd_inaccessible|guest_memfd/) { printf "%s", buf; printf "%s", buf >ours; no++ }
+			     if (code ~ /gmem|memfile|memfd_inaccessible|6kernel/) { printf "%s", buf; printf "%s", buf >ours; no++ }
 			     else { printf "%s", buf >other; nother++ }
-			     buf = ""
+			     buf = ""; code = ""
 		     }
 		     /BUG: KCSAN:/ { flush(); inrep = 1 }
 		     inrep && /^\[ *[0-9.]+\] =+$/ { buf = buf $0 "\n"; flush(); inrep = 0; next }
+		     inrep && (/BUG: KCSAN:/ || /^\[ *[0-9.]+\]  [A-Za-z_]/) { code = code $0 "\n" }
 		     inrep { buf = buf $0 "\n"; next }
 		     { print }
 		     END { flush(); print no + 0 " KCSAN reports in the project'"'"'s code, " nother + 0 " elsewhere" >"/dev/stderr" }' \
