@@ -15,7 +15,7 @@ CACHE=${GMEM_CACHE:-$HOME/.cache/gmem-rs}
 SRC=${GMEM_SRC:-$CACHE/linux}   # assembled kernel tree (a git repository)
 # KCSAN=1 (make check/stress): the data-race detector's kernel, built apart.
 if [ "${GMEM_KCSAN:-0}" = 1 ]; then
-	KBUILD=${GMEM_KBUILD:-$CACHE/build-kcsan}
+	KBUILD=${GMEM_KBUILD:-$CACHE/build}-kcsan
 else
 	KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
 fi

@@ -19,7 +19,7 @@
 /* Mirrored by tools/testing/selftests/kvm/x86_64/gmem_populate_test.c. */
 struct gmem_populate_test_args {
 	__u32 vm_fd;
-	__u32 delay_ms;		/* sleep, interruptibly, after each page */
+	__u32 delay_ms;		/* sleep, interruptibly, after each page: at most 1 s */
 	__u64 gfn;
 	__u64 src;		/* user address of npages pages, or 0: zero them */
 	__s64 npages;
@@ -46,7 +46,7 @@ static int gmem_populate_test_copy(struct kvm *kvm, gfn_t gfn, kvm_pfn_t pfn,
 		if (left)
 			return -EFAULT;
 		args->last_pfn = pfn + i;
-		/* A signal here stops kvm_gmem_populate() before the next page. */
+		/* A signal here stops kvm_gmem_populate() before the next folio. */
 		if (args->delay_ms)
 			msleep_interruptible(args->delay_ms);
 	}
@@ -64,6 +64,9 @@ static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsign
 		return -ENOTTY;
 	if (copy_from_user(&args, (void __user *)arg, sizeof(args)))
 		return -EFAULT;
+	/* The sleeps hold slots_lock. */
+	if (args.delay_ms > MSEC_PER_SEC)
+		return -EINVAL;
 	f = fdget(args.vm_fd);
 	if (!fd_file(f))
 		return -EBADF;
@@ -72,6 +75,11 @@ static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsign
 		goto out;
 	}
 	kvm = fd_file(f)->private_data;
+	/* As KVM's own ioctls: the source is the VM's process's memory. */
+	if (kvm->mm != current->mm) {
+		r = -EIO;
+		goto out;
+	}
 
 	args.last_pfn = 0;
 	mutex_lock(&kvm->slots_lock);

@@ -55,7 +55,7 @@ struct gmem_populate_test_args {
 #define TEST_SLOT	10
 #define NPAGES		16
 #define QWORDS		(PAGE_SIZE / 8)
-#define SLACK_KB	((long)(16 * PAGE_SIZE / 1024))
+#define SLACK_KB	((long)(2 * PAGE_SIZE / 1024))
 
 /* Page i of a source made with @seed holds (seed | i << 16) ^ qword index. */
 #define WORD(seed, i, q)	(((seed) | (uint64_t)(i) << 16) ^ (q))
