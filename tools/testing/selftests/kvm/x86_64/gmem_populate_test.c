@@ -70,10 +70,13 @@ static void guest_code(void)
 		for (uint64_t i = check_lo; i < check_hi; i++) {
 			uint64_t *p = (uint64_t *)(TEST_GPA + i * PAGE_SIZE);
 
-			for (uint64_t q = 0; q < QWORDS; q++)
-				__GUEST_ASSERT(READ_ONCE(p[q]) == (expect[i] ? WORD(expect[i], i, q) : 0),
+			for (uint64_t q = 0; q < QWORDS; q++) {
+				uint64_t want = expect[i] ? WORD(expect[i], i, q) : 0;
+
+				__GUEST_ASSERT(READ_ONCE(p[q]) == want,
 					       "page %lu qword %lu: 0x%lx, seed 0x%lx", i, q,
 					       READ_ONCE(p[q]), expect[i]);
+			}
 		}
 		GUEST_SYNC(1);
 	}
@@ -105,12 +108,15 @@ static long populate(struct kvm_vm *vm, uint64_t first, int64_t n, uint64_t seed
 	return r < 0 ? -errno : r;
 }
 
-#define ASSERT_POPULATE(what, want, vm, first, n, seed) do {				\
-	long __r = populate(vm, first, n, seed, 0, NULL);					\
-	TEST_ASSERT(__r == (want), "%s: populate(%d, %d): %ld (%s), wanted %ld",		\
-		    what, (int)(first), (int)(n), __r, __r < 0 ? strerror(-__r) : "count",	\
-		    (long)(want));								\
-} while (0)
+/* populate() of @n pages from @first must return @want. */
+static void assert_populate(const char *what, long want, struct kvm_vm *vm, uint64_t first,
+			    int64_t n, uint64_t seed)
+{
+	long r = populate(vm, first, n, seed, 0, NULL);
+
+	TEST_ASSERT(r == want, "%s: populate(%lu, %ld): %ld (%s), wanted %ld", what, first, n,
+		    r, r < 0 ? strerror(-r) : "count", want);
+}
 
 /* The guest reads pages [lo, hi) and finds expect[] there. */
 static void guest_reads(struct kvm_vm *vm, struct kvm_vcpu *vcpu, uint64_t lo, uint64_t hi)
@@ -127,7 +133,7 @@ static void punch(int fd, uint64_t first, uint64_t n)
 {
 	TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			       first * PAGE_SIZE, n * PAGE_SIZE),
-		    "punch(%lu, %lu): errno %d", first, n, errno);
+		    "%s(%lu, %lu): errno %d", __func__, first, n, errno);
 	for (uint64_t i = first; i < first + n; i++)
 		expect[i] = 0;
 }
@@ -158,38 +164,39 @@ static void copy_once(void)
 	vm = private_vm(&vcpu, -1);
 	fd = memslot2region(vm, TEST_SLOT)->region.guest_memfd;
 
-	ASSERT_POPULATE("first 8 pages", 8, vm, 0, 8, 0xa1000000000000ul);
+	assert_populate("first 8 pages", 8, vm, 0, 8, 0xa1000000000000ul);
 	for (int i = 0; i < 8; i++)
 		expect[i] = 0xa1000000000000ul;
 	/* The populated pages hold the source; the others fault in zeroed. */
 	guest_reads(vm, vcpu, 0, NPAGES);
 
-	ASSERT_POPULATE("a populated page", -EEXIST, vm, 0, 1, 0xa2000000000000ul);
-	ASSERT_POPULATE("a page the guest faulted in", -EEXIST, vm, 12, 1, 0xa2000000000000ul);
+	assert_populate("a populated page", -EEXIST, vm, 0, 1, 0xa2000000000000ul);
+	assert_populate("a page the guest faulted in", -EEXIST, vm, 12, 1, 0xa2000000000000ul);
 	/* A punched page is new again; a call stops at the slot's end. */
 	punch(fd, 12, 4);
-	ASSERT_POPULATE("past the end of the slot", 4, vm, 12, 8, 0xa3000000000000ul);
+	assert_populate("past the end of the slot", 4, vm, 12, 8, 0xa3000000000000ul);
 	for (int i = 12; i < 16; i++)
 		expect[i] = 0xa3000000000000ul;
 	/* 8 and 9 are new; 10 was faulted in: the count so far. */
 	punch(fd, 8, 2);
-	ASSERT_POPULATE("a range up to a faulted-in page", 2, vm, 8, 4, 0xa4000000000000ul);
-	expect[8] = expect[9] = 0xa4000000000000ul;
+	assert_populate("a range up to a faulted-in page", 2, vm, 8, 4, 0xa4000000000000ul);
+	expect[8] = 0xa4000000000000ul;
+	expect[9] = 0xa4000000000000ul;
 	/* Without a source, the callback zeroes the page. */
 	punch(fd, 5, 1);
-	ASSERT_POPULATE("no source", 1, vm, 5, 1, 0);
+	assert_populate("no source", 1, vm, 5, 1, 0);
 	guest_reads(vm, vcpu, 0, NPAGES);
 
 	/* The baseline check at the end can see these pages. */
 	TEST_ASSERT(gmem_unevictable_kb() >= baseline_kb + NPAGES * (long)PAGE_SIZE / 1024,
 		    "Unevictable does not count the file's %d pages", NPAGES);
 
-	ASSERT_POPULATE("negative count", -EINVAL, vm, 0, -1, 0);
-	ASSERT_POPULATE("no count", 0, vm, 2, 0, 0);
-	ASSERT_POPULATE("a gfn outside any slot", -EINVAL, vm, NPAGES + 256, 1, 0);
+	assert_populate("negative count", -EINVAL, vm, 0, -1, 0);
+	assert_populate("no count", 0, vm, 2, 0, 0);
+	assert_populate("a gfn outside any slot", -EINVAL, vm, NPAGES + 256, 1, 0);
 	guest_reads(vm, vcpu, 0, NPAGES);
 	kvm_vm_free(vm);
-	printf("gmem_populate: copies each page once; EEXIST, counts, EINVAL as the contract says\n");
+	printf("gmem_populate: copies each page once; EEXIST, counts, EINVAL as contracted\n");
 }
 
 /* A shared gfn is EINVAL, and leaves the page to populate once private. */
@@ -200,10 +207,10 @@ static void shared_gfn(void)
 
 	vm = private_vm(&vcpu, -1);
 	vm_mem_set_shared(vm, TEST_GPA + 3 * PAGE_SIZE, PAGE_SIZE);
-	ASSERT_POPULATE("a shared gfn", -EINVAL, vm, 3, 1, 0xb1000000000000ul);
-	ASSERT_POPULATE("a range up to a shared gfn", 3, vm, 0, 4, 0xb1000000000000ul);
+	assert_populate("a shared gfn", -EINVAL, vm, 3, 1, 0xb1000000000000ul);
+	assert_populate("a range up to a shared gfn", 3, vm, 0, 4, 0xb1000000000000ul);
 	vm_mem_set_private(vm, TEST_GPA + 3 * PAGE_SIZE, PAGE_SIZE);
-	ASSERT_POPULATE("the gfn, private again", 1, vm, 3, 1, 0xb1000000000000ul);
+	assert_populate("the gfn, private again", 1, vm, 3, 1, 0xb1000000000000ul);
 	for (int i = 0; i < 4; i++)
 		expect[i] = 0xb1000000000000ul;
 	guest_reads(vm, vcpu, 0, NPAGES);
@@ -240,12 +247,12 @@ static void signal_stops(void)
 		expect[i] = 0xc2000000000000ul;
 	guest_reads(vm, vcpu, 0, NPAGES);
 	kvm_vm_free(vm);
-	printf("gmem_populate: a signal stopped the call after %ld of %d pages; the rest followed\n",
+	printf("gmem_populate: a signal stopped the call after %ld of %d pages; then the rest\n",
 	       done, NPAGES);
 }
 
 /* A poisoned page is EHWPOISON until it is punched out. */
-static void poisoned(void)
+static void poison_page(void)
 {
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
@@ -268,15 +275,15 @@ static void poisoned(void)
 		    "injecting at pfn %s: %ld, errno %d", buf, r, errno);
 	close(cfd);
 
-	ASSERT_POPULATE("a poisoned page", -EHWPOISON, vm, 2, 1, 0xd2000000000000ul);
-	ASSERT_POPULATE("a range up to a poisoned page", 2, vm, 0, 4, 0xd2000000000000ul);
+	assert_populate("a poisoned page", -EHWPOISON, vm, 2, 1, 0xd2000000000000ul);
+	assert_populate("a range up to a poisoned page", 2, vm, 0, 4, 0xd2000000000000ul);
 	punch(fd, 2, 1);
-	ASSERT_POPULATE("the page, punched", 2, vm, 2, 2, 0xd2000000000000ul);
+	assert_populate("the page, punched", 2, vm, 2, 2, 0xd2000000000000ul);
 	for (int i = 0; i < 4; i++)
 		expect[i] = 0xd2000000000000ul;
 	guest_reads(vm, vcpu, 0, NPAGES);
 	kvm_vm_free(vm);
-	printf("gmem_populate: a poisoned page (pfn 0x%lx) is EHWPOISON; populated again after a punch\n",
+	printf("gmem_populate: a poisoned page (pfn 0x%lx): EHWPOISON; after a punch, populated\n",
 	       pfn);
 }
 
@@ -293,7 +300,7 @@ static void inaccessible_memfd(void)
 		    errno, strerror(errno));
 	TEST_ASSERT(!ftruncate(fd, NPAGES * PAGE_SIZE), "ftruncate: errno %d", errno);
 	vm = private_vm(&vcpu, fd);
-	ASSERT_POPULATE("an MFD_INACCESSIBLE slot", -EOPNOTSUPP, vm, 0, 1, 0xe1000000000000ul);
+	assert_populate("an MFD_INACCESSIBLE slot", -EOPNOTSUPP, vm, 0, 1, 0xe1000000000000ul);
 	guest_reads(vm, vcpu, 0, NPAGES);
 	kvm_vm_free(vm);
 	close(fd);
@@ -322,7 +329,7 @@ int main(int argc, char *argv[])
 	printf("gmem_populate: memory back to its baseline after close (%ld -> %ld kB)\n",
 	       baseline_kb, after);
 	/* Last: the poisoned page stays out of use after close. */
-	poisoned();
+	poison_page();
 	close(populate_fd);
 	return 0;
 }

@@ -239,7 +239,8 @@ static void *vcpu_thread(void *arg)
 			break;
 		case KVM_EXIT_MMIO:
 			TEST_ASSERT(run->mmio.phys_addr >= MAIN_GPA,
-				    "vCPU %u: MMIO exit at 0x%llx", s->vcpu->id, run->mmio.phys_addr);
+				    "vCPU %u: MMIO exit at 0x%llx", s->vcpu->id,
+				    run->mmio.phys_addr);
 			if (!run->mmio.is_write)
 				memset(run->mmio.data, 0, sizeof(run->mmio.data));
 			s->mmio_exits++;
@@ -274,7 +275,8 @@ static void *punch_thread(void *arg)
 			    "punch of pages %lu+%lu: errno %d", first, n, errno);
 		r->punches++;
 		if (rand_r(&seed) % 2) {
-			TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_KEEP_SIZE, first * PAGE_SIZE, n * PAGE_SIZE),
+			TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_KEEP_SIZE, first * PAGE_SIZE,
+					       n * PAGE_SIZE),
 				    "fallocate of pages %lu+%lu: errno %d", first, n, errno);
 			r->allocations++;
 		}
@@ -349,7 +351,8 @@ static void *second_thread(void *arg)
 	while (!READ_ONCE(r->stop)) {
 		region.guest_memfd = new_file(r, SECOND_NPAGES);
 		if (r->second_binds % 2)
-			TEST_ASSERT(!fallocate(region.guest_memfd, FALLOC_FL_KEEP_SIZE, 0, SECOND_NPAGES * PAGE_SIZE),
+			TEST_ASSERT(!fallocate(region.guest_memfd, FALLOC_FL_KEEP_SIZE, 0,
+					       SECOND_NPAGES * PAGE_SIZE),
 				    "fallocate of the second file: errno %d", errno);
 		TEST_ASSERT(!set_region(r->vm, &region), "binding the second file: errno %d (%s)",
 			    errno, strerror(errno));
@@ -429,7 +432,7 @@ static bool stop_round(struct round *r, pthread_t *host, int nr_host, struct vcp
 				  hung->vcpu->id);
 		}
 		emulator = emulator_signature(hung);
-		printf("gmem_stress: %s: vCPU %u hung: exit reason %u, rip 0x%llx, rsp 0x%llx: %s\n",
+		printf("gmem_stress: %s: vCPU %u hung: exit %u, rip 0x%llx, rsp 0x%llx: %s\n",
 		       store_name[r->store], hung->vcpu->id, hung->exit_reason, hung->regs.rip,
 		       hung->regs.rsp,
 		       emulator ? "QEMU TCG's nested SVM bug, retrying" : "a bug of ours");
@@ -445,7 +448,9 @@ static bool stop_round(struct round *r, pthread_t *host, int nr_host, struct vcp
 		struct vcpu_info *s = &r->vcpus[i];
 		int tries;
 
-		for (tries = 0; tries < 200 && !__atomic_load_n(&s->done, __ATOMIC_ACQUIRE); tries++) {
+		for (tries = 0; tries < 200; tries++) {
+			if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+				break;
 			pthread_kill(s->thread, SIGUSR1);
 			sleep_ms(50);
 		}
@@ -548,7 +553,9 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 		for (int i = 0; i < nr_vcpus && !hung; i++) {
 			struct vcpu_info *s = &r->vcpus[i];
 
-			if (READ_ONCE(s->shutdown) || now_ms() - READ_ONCE(s->last_pass_ms) > hang_ms)
+			uint64_t gap = now_ms() - READ_ONCE(s->last_pass_ms);
+
+			if (READ_ONCE(s->shutdown) || gap > hang_ms)
 				hung = s;
 		}
 	}
@@ -557,11 +564,12 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 
 	for (int i = 0; i < nr_vcpus; i++) {
 		struct vcpu_info *s = &r->vcpus[i];
+		uint64_t last_gap = t_stop - s->last_pass_ms;
 
 		TEST_ASSERT(emulator || s->passes, "vCPU %d made no pass over the memory", i);
-		TEST_ASSERT(emulator || (s->max_gap_ms <= hang_ms && t_stop - s->last_pass_ms <= hang_ms),
+		TEST_ASSERT(emulator || (s->max_gap_ms <= hang_ms && last_gap <= hang_ms),
 			    "vCPU %d went %lu ms without a pass (%lu ms at the end), more than %lu ms",
-			    i, s->max_gap_ms, t_stop - s->last_pass_ms, hang_ms);
+			    i, s->max_gap_ms, last_gap, hang_ms);
 		passes += s->passes;
 		fault_exits += s->fault_exits;
 		mmio_exits += s->mmio_exits;
@@ -578,14 +586,14 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	kvm_vm_free(r->vm);
 	munmap(r->second_hva, SECOND_NPAGES * PAGE_SIZE);
 
-	printf("gmem_stress: %s: %d vCPUs, %.1f s%s: %lu guest passes (longest gap %lu ms), "
-	       "%lu punches, %lu allocations, %lu conversions, %lu memslot re-creations, "
-	       "%lu second files bound and closed, %lu unloads of %s refused; "
-	       "%lu memory-fault exits, %lu MMIO exits\n",
+	printf("gmem_stress: %s: %d vCPUs, %.1f s%s: %lu guest passes (longest gap %lu ms), ",
 	       store_name[store], nr_vcpus, (now_ms() - t0) / 1000.0,
-	       emulator ? " (cut short by the emulator)" : "", passes, max_gap, r->punches,
-	       r->allocations, r->conversions, r->slot_churns, r->second_binds,
-	       r->unload_refusals, r->module ?: "(none: built in)", fault_exits, mmio_exits);
+	       emulator ? " (cut short by the emulator)" : "", passes, max_gap);
+	printf("%lu punches, %lu allocations, %lu conversions, %lu memslot re-creations, ",
+	       r->punches, r->allocations, r->conversions, r->slot_churns);
+	printf("%lu second files bound and closed, %lu unloads of %s refused; ",
+	       r->second_binds, r->unload_refusals, r->module ?: "(none: built in)");
+	printf("%lu memory-fault exits, %lu MMIO exits\n", fault_exits, mmio_exits);
 
 	/* Every file is gone: memory and module references are back. */
 	for (int i = 0; i < 20; i++) {
