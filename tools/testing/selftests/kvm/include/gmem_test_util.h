@@ -88,4 +88,35 @@ static inline long gmem_unevictable_kb(void)
 	return kb;
 }
 
+/* /sys/module/@module/refcnt; 0 for no module (a built-in backend). */
+static inline long gmem_module_refcnt(const char *module)
+{
+	char path[128];
+	long n = -1;
+	FILE *f;
+
+	if (!module)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", module);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "cannot read %s", path);
+	TEST_ASSERT(fscanf(f, "%ld", &n) == 1, "cannot parse %s", path);
+	fclose(f);
+	return n;
+}
+
+/*
+ * Drains every CPU's LRU batches (compaction starts with that), for tests
+ * whose pages come from several threads; gmem_unevictable_kb() after it.
+ */
+static inline void gmem_drain_all_lru(void)
+{
+	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
+
+	if (fd < 0)
+		return;
+	TEST_ASSERT(write(fd, "1", 1) == 1, "compact_memory: errno %d", errno);
+	close(fd);
+}
+
 #endif /* SELFTEST_KVM_GMEM_TEST_UTIL_H */

@@ -116,21 +116,6 @@ static int fd_count(void)
 	return n;
 }
 
-static long module_refcnt(const char *module)
-{
-	char path[128];
-	long n = -1;
-	FILE *f;
-
-	if (!module)
-		return 0;
-	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", module);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "cannot read %s", path);
-	TEST_ASSERT(fscanf(f, "%ld", &n) == 1, "cannot parse %s", path);
-	fclose(f);
-	return n;
-}
 
 /*
  * Unevictable: the files' pages. This test's own memory is mlocked, which
@@ -138,15 +123,10 @@ static long module_refcnt(const char *module)
  */
 static long unevictable_kb(void)
 {
-	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
 	long kb;
 
 	TEST_ASSERT(!munlockall(), "munlockall: errno %d", errno);
-	/* Compaction drains every CPU's LRU batches first. */
-	if (fd >= 0) {
-		TEST_ASSERT(write(fd, "1", 1) == 1, "compact_memory: errno %d", errno);
-		close(fd);
-	}
+	gmem_drain_all_lru();
 	kb = gmem_unevictable_kb();
 	TEST_ASSERT(!mlockall(MCL_CURRENT | MCL_FUTURE), "mlockall: errno %d", errno);
 	return kb;
@@ -231,7 +211,7 @@ static struct {
 static void take_before(void)
 {
 	before.fds = fd_count();
-	before.refcnt = module_refcnt(t.module);
+	before.refcnt = gmem_module_refcnt(t.module);
 	if (t.fd >= 0)
 		TEST_ASSERT(!fstat(t.fd, &before.st), "fstat: errno %d", errno);
 }
@@ -239,7 +219,7 @@ static void take_before(void)
 static void same_fds_and_refs(void)
 {
 	TEST_ASSERT_EQ(fd_count(), before.fds);
-	TEST_ASSERT_EQ(module_refcnt(t.module), before.refcnt);
+	TEST_ASSERT_EQ(gmem_module_refcnt(t.module), before.refcnt);
 }
 
 static void same_file(void)
@@ -536,7 +516,7 @@ static void run_store(bool memfd)
 	t.module = memfd ? "memfd_inaccessible" :
 		   !access("/sys/module/gmem_rs", F_OK) ? "gmem_rs" : NULL;
 	t.fd = -1;
-	base_ref = module_refcnt(t.module);
+	base_ref = gmem_module_refcnt(t.module);
 
 	t.vm = vm_create_shape_with_one_vcpu(shape, &t.vcpu, guest_code);
 	shared = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -590,7 +570,7 @@ static void run_store(bool memfd)
 
 	for (int i = 0; i < 20; i++) {
 		kb = unevictable_kb();
-		ref = module_refcnt(t.module);
+		ref = gmem_module_refcnt(t.module);
 		if (kb <= base_kb + SLACK_KB && ref == base_ref)
 			break;
 		usleep(100 * 1000);

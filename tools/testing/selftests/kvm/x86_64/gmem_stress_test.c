@@ -464,31 +464,11 @@ static bool stop_round(struct round *r, pthread_t *host, int nr_host, struct vcp
 	return emulator;
 }
 
-static long module_refcnt(const char *module)
-{
-	char path[128];
-	long n = -1;
-	FILE *f;
 
-	if (!module)
-		return 0;
-	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", module);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "cannot read %s", path);
-	TEST_ASSERT(fscanf(f, "%ld", &n) == 1, "cannot parse %s", path);
-	fclose(f);
-	return n;
-}
-
-/* Unevictable kB with every CPU's LRU batches drained (compaction drains them). */
+/* Unevictable kB with every CPU's LRU batches drained. */
 static long unevictable_kb(void)
 {
-	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
-
-	if (fd >= 0) {
-		TEST_ASSERT(write(fd, "1", 1) == 1, "compact_memory: errno %d", errno);
-		close(fd);
-	}
+	gmem_drain_all_lru();
 	return gmem_unevictable_kb();
 }
 
@@ -515,7 +495,7 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 		r->module = "memfd_inaccessible";
 	else if (!access("/sys/module/gmem_rs", F_OK))
 		r->module = "gmem_rs";
-	base_ref = module_refcnt(r->module);
+	base_ref = gmem_module_refcnt(r->module);
 	base_kb = unevictable_kb();
 
 	r->vm = __vm_create_with_vcpus(shape, nr_vcpus, 0, guest_code, vcpus);
@@ -603,7 +583,7 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	/* Every file is gone: memory and module references are back. */
 	for (int i = 0; i < 20; i++) {
 		kb = unevictable_kb();
-		ref = module_refcnt(r->module);
+		ref = gmem_module_refcnt(r->module);
 		if (kb <= base_kb + SLACK_KB && ref == base_ref)
 			break;
 		sleep_ms(100);
