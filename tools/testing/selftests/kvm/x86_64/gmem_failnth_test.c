@@ -116,7 +116,6 @@ static int fd_count(void)
 	return n;
 }
 
-
 /*
  * Unevictable: the files' pages. This test's own memory is mlocked, which
  * counts there too: unlocked while measuring.

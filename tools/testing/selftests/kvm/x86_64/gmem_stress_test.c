@@ -464,7 +464,6 @@ static bool stop_round(struct round *r, pthread_t *host, int nr_host, struct vcp
 	return emulator;
 }
 
-
 /* Unevictable kB with every CPU's LRU batches drained. */
 static long unevictable_kb(void)
 {
