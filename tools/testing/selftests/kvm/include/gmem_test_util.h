@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -86,6 +87,22 @@ static inline long gmem_unevictable_kb(void)
 	fclose(f);
 	TEST_ASSERT(kb >= 0, "no Unevictable in /proc/meminfo");
 	return kb;
+}
+
+#ifndef MFD_INACCESSIBLE
+#define MFD_INACCESSIBLE	0x0020U
+#endif
+
+/* An MFD_INACCESSIBLE memfd of @size bytes (its size is set once). */
+static inline int gmem_inaccessible_memfd(const char *name, uint64_t size)
+{
+	int fd = memfd_create(name, MFD_INACCESSIBLE);
+
+	TEST_ASSERT(fd >= 0,
+		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
+		    errno, strerror(errno));
+	TEST_ASSERT(!ftruncate(fd, size), "ftruncate: errno %d", errno);
+	return fd;
 }
 
 /* /sys/module/@module/refcnt; 0 for no module (a built-in backend). */

@@ -32,10 +32,6 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
-#ifndef MFD_INACCESSIBLE
-#define MFD_INACCESSIBLE	0x0020U
-#endif
-
 /* As virt/kvm/gmem_test/kvm_gmem_populate_test.c. */
 struct gmem_populate_test_args {
 	__u32 vm_fd;
@@ -294,11 +290,7 @@ static void inaccessible_memfd(void)
 	struct kvm_vm *vm;
 	int fd;
 
-	fd = memfd_create("gmem_populate_test", MFD_INACCESSIBLE);
-	TEST_ASSERT(fd >= 0,
-		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
-		    errno, strerror(errno));
-	TEST_ASSERT(!ftruncate(fd, NPAGES * PAGE_SIZE), "ftruncate: errno %d", errno);
+	fd = gmem_inaccessible_memfd("gmem_populate_test", NPAGES * PAGE_SIZE);
 	vm = private_vm(&vcpu, fd);
 	assert_populate("an MFD_INACCESSIBLE slot", -EOPNOTSUPP, vm, 0, 1, 0xe1000000000000ul);
 	guest_reads(vm, vcpu, 0, NPAGES);

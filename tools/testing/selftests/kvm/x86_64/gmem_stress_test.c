@@ -56,10 +56,6 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
-#ifndef MFD_INACCESSIBLE
-#define MFD_INACCESSIBLE	0x0020U
-#endif
-
 #define MAIN_GPA	0xc0000000ul
 #define MAIN_SLOT	10
 #define MAIN_NPAGES	128
@@ -179,12 +175,7 @@ static int new_file(struct round *r, uint64_t npages)
 		TEST_ASSERT(fd >= 0, "KVM_CREATE_GUEST_MEMFD: errno %d", errno);
 		return fd;
 	}
-	fd = memfd_create("gmem_stress_test", MFD_INACCESSIBLE);
-	TEST_ASSERT(fd >= 0,
-		    "memfd_create(MFD_INACCESSIBLE): errno %d (%s); is memfd_inaccessible.ko loaded?",
-		    errno, strerror(errno));
-	TEST_ASSERT(!ftruncate(fd, npages * PAGE_SIZE), "ftruncate: errno %d", errno);
-	return fd;
+	return gmem_inaccessible_memfd("gmem_stress_test", npages * PAGE_SIZE);
 }
 
 /* Once: later signals must not change what the main thread reads. */
