@@ -16,6 +16,8 @@ T ?=
 STRESS_SECONDS ?= 60
 STRESS_VCPUS ?= 2
 KCSAN ?= 0
+# make profile PROFILE=fault: which workload to profile (allocate, fault, contended).
+PROFILE ?= allocate
 
 .PHONY: all demo check stress bench profile lint setup tree build series series-check vm clean
 all demo:
@@ -35,7 +37,7 @@ bench:
 	@$(S)/bench.sh
 
 profile:
-	@$(S)/bench.sh profile
+	@GMEM_PROFILE=$(PROFILE) $(S)/bench.sh profile
 
 # rustfmt, clippy and checkpatch --strict over the series (make check runs it too).
 lint: build

@@ -1,74 +1,155 @@
 #!/usr/bin/env python3
-"""Summarise gmem_bench output: median, min and max per workload and
-backend, the Rust/C ratio of the medians, and memory left behind.
+"""Summarise gmem_bench and gmem_stress_test -b output: median per workload,
+size and backend, the spread across rounds, the Rust/C ratio of the medians,
+and memory left behind; with a second file from a QEMU -icount boot, the same
+in instruction-count time next to it.
 
-    bench-report.py BENCH_TXT [--markdown]
+    bench-report.py BENCH_TXT [ICOUNT_TXT] [--markdown]
+
+A row is a time (ms=, lower is better) or a rate (rate=, per second, higher is
+better). The spread is (max - min) / median over the rounds.
 """
 import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["allocate", "fault-in", "punch-4k", "convert-4k", "convert-large", "floor",
-         "mfd-allocate", "shmem-allocate", "mfd-fault-in", "mfd-punch-4k", "shmem-punch-4k"]
-# MFD_INACCESSIBLE workloads and their plain-shmem floor (the memfd rows run
-# the same code in C and Rust rounds: their Rust/C ratio is the noise).
-FLOORS = [("mfd-allocate", "shmem-allocate"), ("mfd-punch-4k", "shmem-punch-4k")]
+ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault-in-v2", "punch-4k", "convert-4k",
+         "convert-large", "floor", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
+         "mfd-punch-4k", "shmem-punch-4k"]
+# Rows and their floors: guest_memfd allocation against the page allocator
+# alone; fault-in against allocating and zeroing (6.12 zeroes a page at its
+# first fault, not at fallocate);
+# MFD_INACCESSIBLE workloads against plain shmem (the memfd rows run the same
+# code in C and Rust rounds: their Rust/C ratio is the noise).
+FLOORS = [("allocate", "floor-allocate"), ("fault-in", "floor-allocate-zero"),
+          ("mfd-allocate", "shmem-allocate"), ("mfd-punch-4k", "shmem-punch-4k")]
+# Rows whose cost per 4 KiB page is shown across sizes.
+SCALING = ["allocate", "fault-in", "punch-4k"]
 
 
 def parse(path):
     runs = defaultdict(list)
     leaked = defaultdict(int)
-    mib = {}
+    unit = {}
+    if not path:
+        return runs, leaked, unit
     with open(path) as f:
         for line in f:
             if not line.startswith("BENCH "):
                 continue
             kv = dict(w.split("=", 1) for w in line.split()[1:])
-            key = (kv["workload"], kv["backend"])
-            runs[key].append(float(kv["ms"]))
+            key = (kv["workload"], int(kv["mib"]), kv["backend"])
+            is_rate = "rate" in kv
+            runs[key].append(float(kv["rate"] if is_rate else kv["ms"]))
             leaked[key] = max(leaked[key], int(kv["leaked_kb"]))
-            mib[kv["workload"]] = int(kv["mib"])
-    return runs, leaked, mib
+            unit[key[:2]] = "/s" if is_rate else "ms"
+    return runs, leaked, unit
+
+
+def stats(v):
+    if not v:
+        return None
+    m = statistics.median(v)
+    return m, (max(v) - min(v)) / m * 100 if m else 0.0
+
+
+def sort_key(row):
+    w, mib = row
+    base = w.split(":")[0]
+    return (ORDER.index(base) if base in ORDER else len(ORDER), base, mib, w)
+
+
+def fmt(x, width, prec=1):
+    return ("%*.*f" % (width, prec, x)) if x is not None else "%*s" % (width, "-")
 
 
 def main():
-    runs, leaked, mib = parse(sys.argv[1])
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     markdown = "--markdown" in sys.argv
-    workloads = [w for w in ORDER if (w, "c") in runs] + sorted(
-        {w for w, _ in runs} - set(ORDER))
-    rows = []
-    for w in workloads:
-        c, rs = runs.get((w, "c"), []), runs.get((w, "rust"), [])
-        if not c or not rs:
-            continue
-        cm, rm = statistics.median(c), statistics.median(rs)
-        rows.append((w, mib[w], cm, min(c), max(c), rm, min(rs), max(rs),
-                     rm / cm if cm else float("nan"),
-                     max(leaked[(w, "c")], leaked[(w, "rust")]), len(c), len(rs)))
-    head = ("workload", "MiB", "C median", "C min", "C max", "Rust median",
-            "Rust min", "Rust max", "Rust/C", "max leaked KiB")
+    wall, leaked, unit = parse(args[0])
+    icount, leaked_i, unit_i = parse(args[1] if len(args) > 1 else None)
+    unit.update({k: v for k, v in unit_i.items() if k not in unit})
+    rows = sorted(unit, key=sort_key)
+    out = []
+    for w, mib in rows:
+        cells = []
+        for runs in (wall, icount):
+            c, r = stats(runs.get((w, mib, "c"), [])), stats(runs.get((w, mib, "rust"), []))
+            ratio = r[0] / c[0] if c and r and c[0] else None
+            cells.append((c, r, ratio))
+        n = len(wall.get((w, mib, "c"), []))
+        ni = len(icount.get((w, mib, "c"), []))
+        lk = max(leaked[(w, mib, b)] for b in ("c", "rust"))
+        lk = max(lk, max(leaked_i[(w, mib, b)] for b in ("c", "rust")))
+        out.append((w, mib, unit[(w, mib)], cells, lk, n, ni))
+
+    def num(x, prec=1):
+        return "-" if x is None else "%.*f" % (prec, x)
+
+    def cells_txt(cells):
+        txt = []
+        for c, r, ratio in cells:
+            for s in (c, r):
+                txt += [num(s[0]), num(s[1], 0)] if s else ["-", "-"]
+            txt.append(num(ratio, 2))
+        return txt
+
+    head = ["workload", "MiB", "unit", "C", "±%", "Rust", "±%", "Rust/C",
+            "C icount", "±%", "Rust icount", "±%", "Rust/C icount", "leaked KiB"]
+    widths = [28, 5, 4, 9, 4, 9, 4, 6, 9, 4, 11, 4, 13, 10]
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        for r in rows:
-            print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d |" % r[:10])
     else:
-        print("%-14s %5s %9s %9s %9s %11s %9s %9s %7s %10s" % head)
-        for r in rows:
-            print("%-14s %5d %9.1f %9.1f %9.1f %11.1f %9.1f %9.1f %7.2f %10d" % r[:10])
-        print("(ms; %d rounds per backend, alternating C and Rust in one boot)" % rows[0][10]
-              if rows else "no results")
-        for r in rows:
-            print("BENCHRESULT workload=%s mib=%d c_median_ms=%.1f rust_median_ms=%.1f "
-                  "ratio=%.3f leaked_kb=%d" % (r[0], r[1], r[2], r[5], r[8], r[9]))
+        print(" ".join("%*s" % (-wd if i == 0 else wd, h) for i, (h, wd) in
+                       enumerate(zip(head, widths))))
+    for w, mib, u, cells, lk, n, ni in out:
+        row = [w, str(mib), u] + cells_txt(cells) + [str(lk)]
+        if markdown:
+            print("| " + " | ".join(row) + " |")
+        else:
+            print(" ".join("%*s" % (-wd if i == 0 else wd, c) for i, (c, wd) in
+                           enumerate(zip(row, widths))))
+    if not markdown and out:
+        print("(medians of %d rounds per backend, C and Rust alternating in one boot; "
+              "%d rounds in the -icount boot. ms: lower is better; /s: higher is better. "
+              "±%%: spread, (max-min)/median)" % (out[0][5], out[0][6]))
+        for w, mib, u, ((c, r, ratio), (ci, ri, ratio_i)), lk, n, ni in out:
+            print("BENCHRESULT workload=%s mib=%d unit=%s c_median=%s rust_median=%s "
+                  "ratio=%s icount_ratio=%s leaked_kb=%d" % (
+                      w, mib, u, "%.1f" % c[0] if c else "-", "%.1f" % r[0] if r else "-",
+                      "%.3f" % ratio if ratio else "-", "%.3f" % ratio_i if ratio_i else "-",
+                      lk))
+
+    # Cost per 4 KiB page across sizes: flat when the cost is linear.
+    for w in SCALING:
+        sizes = sorted(m for (x, m) in unit if x == w)
+        if len(sizes) < 2:
+            continue
+        parts = []
+        for mib in sizes:
+            per = []
+            for b in ("c", "rust"):
+                s = stats(wall.get((w, mib, b), []))
+                per.append("%.2f" % (s[0] * 1000 / (mib * 256)) if s else "-")
+            parts.append("%d MiB %s/%s" % (mib, per[0], per[1]))
+        line = "%s, us per page C/Rust: %s" % (w, ", ".join(parts))
+        print(("- " + line) if markdown else ("SCALING " + line))
+
+    # Each backend's median over the floor's (both backends' rounds: a floor
+    # runs the same code in each).
     for w, floor in FLOORS:
-        a, b = runs.get((w, "c"), []) + runs.get((w, "rust"), []), \
-            runs.get((floor, "c"), []) + runs.get((floor, "rust"), [])
-        if a and b:
-            ma, mb = statistics.median(a), statistics.median(b)
-            line = "%s against %s: %.1f / %.1f ms = %.2f" % (w, floor, ma, mb, ma / mb)
-            print(("- " + line) if markdown else ("FLOOR " + line))
-    return 0 if rows else 1
+        for mib in sorted(m for (x, m) in unit if x == w):
+            f = stats(wall.get((floor, mib, "c"), []) + wall.get((floor, mib, "rust"), []))
+            parts = []
+            for b in ("c", "rust"):
+                m = stats(wall.get((w, mib, b), []))
+                if m and f:
+                    parts.append("%s %.1f / %.1f ms = %.2f" % (b, m[0], f[0], m[0] / f[0]))
+            if parts:
+                line = "%s %d MiB against %s: %s" % (w, mib, floor, "; ".join(parts))
+                print(("- " + line) if markdown else ("FLOOR " + line))
+    return 0 if out else 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# make bench: a kernel without the debug options, booted once, gmem_bench
-# run against the C backend and gmem_rs alternately, then the summary.
-#   GMEM_BENCH_ROUNDS (5), GMEM_BENCH_ARGS (gmem_bench options, e.g. "-s 512")
-# make profile (bench.sh profile): the same kernel, perf profiles of the
-# allocate workload on each backend.
+# make bench: a kernel without the debug options, booted twice: gmem_bench
+# and the contended benchmark run against the C backend and gmem_rs
+# alternately, first in real time, then under QEMU -icount (guest time is
+# instructions executed: it does not move with the host's load); then the
+# summary of both.
+#   GMEM_BENCH_ROUNDS (5), GMEM_BENCH_ICOUNT_ROUNDS (3, 0: no -icount pass),
+#   GMEM_BENCH_CONTENDED_SECONDS (5), GMEM_BENCH_ARGS (gmem_bench options,
+#   e.g. "-s 512")
+# make profile (bench.sh profile): the same kernel, perf profiles of one
+# workload on each backend: GMEM_PROFILE=allocate (default), fault or contended.
 set -uo pipefail
 export GMEM_DEBUG=0
 # Room for gmem_bench's 4 GiB guest_memfd next to everything else.
@@ -20,10 +25,10 @@ if [ "${1:-}" = profile ]; then
 	rm -rf "$OUT"
 	mkdir -p "$OUT"
 	profile() {
-		"$S/vm.sh" "$S/guest/run-profile.sh $OUT $STOUT $KBUILD ${GMEM_BENCH_ARGS:-}"
+		"$S/vm.sh" "$S/guest/run-profile.sh $OUT $STOUT $KBUILD ${GMEM_PROFILE:-allocate} ${GMEM_BENCH_ARGS:-}"
 		[ -f "$OUT/done" ]
 	}
-	phase "boot and profile allocate" profile
+	phase "boot and profile ${GMEM_PROFILE:-allocate}" profile
 	cat "$OUT/profile.txt"
 	exit 0
 fi
@@ -31,12 +36,22 @@ fi
 OUT=$RESULTS/bench
 rm -rf "$OUT"
 mkdir -p "$OUT"
+ICOUNT_ROUNDS=${GMEM_BENCH_ICOUNT_ROUNDS:-3}
+# One virtual ns per guest instruction; no sleeping in real time when idle.
+ICOUNT_OPTS="-icount shift=0,sleep=off"
 run() {
-	"$S/vm.sh" "$S/guest/run-bench.sh $OUT $STOUT $KBUILD $ROUNDS ${GMEM_BENCH_ARGS:-}"
+	rm -f "$OUT/done"
+	"$S/vm.sh" "$S/guest/run-bench.sh $OUT $1 $STOUT $KBUILD $2 ${GMEM_BENCH_ARGS:-}"
 	[ -f "$OUT/done" ]
 }
-phase "boot and run the benchmark" run
+phase "boot and run the benchmark" run bench.txt "$ROUNDS"
+ICOUNT_FILE=
+if [ "$ICOUNT_ROUNDS" -gt 0 ]; then
+	GMEM_VM_QEMU_OPTS=$ICOUNT_OPTS phase "boot with -icount, run again" \
+		run bench-icount.txt "$ICOUNT_ROUNDS"
+	ICOUNT_FILE=$OUT/bench-icount.txt
+fi
 
 echo
-echo "gmem_bench: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $(nproc) cores; guest: QEMU TCG, ${GMEM_VM_CPUS:-2} vCPUs, ${GMEM_VM_MEMORY:-4G}"
-"$S/bench-report.py" "$OUT/bench.txt" | tee "$OUT/report.txt"
+echo "gmem_bench: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $(nproc) cores; guest: QEMU TCG, ${GMEM_VM_CPUS:-2} vCPUs, ${GMEM_VM_MEMORY:-4G}; -icount pass: $ICOUNT_OPTS"
+"$S/bench-report.py" "$OUT/bench.txt" $ICOUNT_FILE | tee "$OUT/report.txt"

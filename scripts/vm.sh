@@ -25,6 +25,8 @@ cd "$GMEM_ROOT"
 VNG_ARGS=(--disable-kvm --force-9p --run "$IMAGE"
 	--cpus "${GMEM_VM_CPUS:-2}" --memory "${GMEM_VM_MEMORY:-4G}"
 	--rwdir "$RESULTS" --append "panic=-1 oops=panic log_buf_len=32M")
+# GMEM_VM_QEMU_OPTS: more QEMU options (make bench's -icount pass); vng wants them last.
+[ -z "${GMEM_VM_QEMU_OPTS:-}" ] || VNG_ARGS+=("--qemu-opts=$GMEM_VM_QEMU_OPTS")
 [ "$#" -gt 0 ] || exec "$VNG" "${VNG_ARGS[@]}"
 
 # QEMU reopens stderr by path, which truncates it when it is a log file:

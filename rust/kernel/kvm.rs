@@ -16,9 +16,10 @@
 //!
 //! `kvm->slots_lock` (release, unbind), then a file's `invalidate_lock`, then folio locks,
 //! then a file's bindings lock, then `kvm->mmu_lock` (taken inside the invalidation of
-//! [`GmemFile::invalidate`]). The bindings lock is a leaf but for `mmu_lock`: a fault looks its
-//! binding up and drops the lock before it takes a folio lock, and an invalidation drops it
-//! before the caller's work (which may wait for folio locks).
+//! [`GmemFile::invalidate`]). The bindings lock is a leaf but for `mmu_lock`: an invalidation
+//! drops it before the caller's work (which may wait for folio locks). A private fault takes
+//! none of these before the folio lock: the slot it faults on proves its binding (the
+//! [`GmemFile`] invariant), as `xa_load()` under RCU does in C.
 
 use crate::{
     bindings,
@@ -207,6 +208,15 @@ impl MemorySlot {
         gfn - self.base_gfn() + self.pgoff()
     }
 
+    /// The page of `file` that `gfn` is bound to, given that `file` was read from this slot;
+    /// `None` if the gfn is outside the slot. No lock: while the slot's file is `file`, its
+    /// binding is in `file`'s table ([`GmemFile`] invariant), with the slot's own range.
+    #[inline]
+    fn bound_index(&self, gfn: u64) -> Option<u64> {
+        let offset = gfn.checked_sub(self.base_gfn())?;
+        (offset < self.npages()).then(|| self.pgoff() + offset)
+    }
+
     /// Publishes the slot's binding to `file` at page offset `pgoff`. Private: the slot does
     /// not keep a reference to the file (the file pins the VM, not the other way round), so
     /// only [`GmemFile`], which clears it in the file's release, may.
@@ -271,6 +281,12 @@ fn overlapping(bindings: &Bindings, start: u64, end: u64) -> impl Iterator<Item 
 
 /// One guest_memfd file of backend `T`: the VM it belongs to (a reference: the file pins the
 /// VM, never the other way round) and its bindings to memslots.
+///
+/// # Invariants
+///
+/// A memslot's file is this file exactly while the slot's binding, of pages `[pgoff, pgoff +
+/// npages)` of the slot, is in `bindings`: `bind`, `unbind` and `unbind_all` change the two
+/// together under the bindings lock, and nothing else sets a slot's file.
 #[pin_data]
 pub struct GmemFile<T: GmemBackend> {
     kvm: ARef<Kvm>,
@@ -314,7 +330,8 @@ impl<T: GmemBackend> GmemFile<T> {
         &self.kvm
     }
 
-    /// Whether page `index` of the file is bound to `slot`.
+    /// Whether page `index` of the file is bound to `slot`, read from the table. Faults use
+    /// [`MemorySlot::bound_index`] instead, which takes no lock.
     fn is_bound(&self, slot: &MemorySlot, index: u64) -> bool {
         overlapping(&self.bindings.lock(), index, index + 1)
             .any(|b| b.slot.as_ptr() == slot.as_raw())
@@ -704,11 +721,9 @@ impl<T: GmemBackend> BackendVtable<T> {
             // SAFETY: A slot's file is one that `bind` gave it, a file of `T`'s; we hold a
             // reference.
             let gmem = unsafe { Self::data(&file) };
-            let index = slot.index_of(gfn);
-            // Not held while waiting for the folio: see the lock order.
-            if !gmem.is_bound(slot, index) {
-                return Err(EIO);
-            }
+            // The file came from the slot, so the slot is bound to it: no lock is shared
+            // with punch-hole or conversions on the way to the folio.
+            let index = slot.bound_index(gfn).ok_or(EIO)?;
             let fault = GmemFault {
                 kvm,
                 file: &file,

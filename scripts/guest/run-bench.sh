@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Runs inside the bench guest: gmem_bench against the built-in C backend
-# and gmem_rs alternately (c, rust, c, rust, ...), ROUNDS times each.
-#   run-bench.sh OUT SELFTESTS_DIR MODULE_DIR ROUNDS [gmem_bench args]
-set -eu
-OUT=$1 STDIR=$2 MODDIR=$3 ROUNDS=$4
-shift 4
+# Runs inside the bench guest: gmem_bench and the contended benchmark
+# (gmem_stress_test -b) against the built-in C backend and gmem_rs
+# alternately (c, rust, c, rust, ...), ROUNDS times each, into OUT/FILE.
+#   run-bench.sh OUT FILE SELFTESTS_DIR MODULE_DIR ROUNDS [gmem_bench args]
+# GMEM_BENCH_CONTENDED_SECONDS (5): each contended run, per store.
+set -euo pipefail
+OUT=$1 FILE=$2 STDIR=$3 MODDIR=$4 ROUNDS=$5
+shift 5
 KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
 BENCH=$STDIR/kvm/x86_64/gmem_bench
+STRESS=$STDIR/kvm/x86_64/gmem_stress_test
+SECONDS_EACH=${GMEM_BENCH_CONTENDED_SECONDS:-5}
+# 1 vCPU, 2, and as many as the guest has CPUs.
+VCPUS=$(printf '%s\n' 1 2 "$(nproc)" | sort -nu)
 mkdir -p "$OUT"
-# The mfd-* workloads need MFD_INACCESSIBLE.
+# The mfd-* workloads need MFD_INACCESSIBLE; floor-allocate, the floor module.
 insmod "$MODDIR/mm/memfd_inaccessible.ko"
-: >"$OUT/bench.txt"
+insmod "$MODDIR/virt/kvm/gmem_bench/kvm_gmem_bench_floor.ko"
+: >"$OUT/$FILE"
 for r in $(seq "$ROUNDS"); do
 	for b in c rust; do
 		if [ "$b" = rust ]; then insmod "$KO"; fi
 		echo "# round $r, backend $b"
-		"$BENCH" -b "$b" "$@" | tee -a "$OUT/bench.txt"
+		"$BENCH" -b "$b" "$@" | tee -a "$OUT/$FILE"
+		"$BENCH" -b "$b" -w scaling "$@" | tee -a "$OUT/$FILE"
+		for v in $VCPUS; do
+			"$STRESS" -b "$b" -s "$SECONDS_EACH" -v "$v" >"$OUT/contended.log.tmp" 2>&1 ||
+				{ cat "$OUT/contended.log.tmp"; exit 1; }
+			cat "$OUT/contended.log.tmp" >>"$OUT/contended.log"
+			grep '^BENCH ' "$OUT/contended.log.tmp" | tee -a "$OUT/$FILE"
+		done
 		if [ "$b" = rust ]; then rmmod gmem_rs; fi
 	done
 done
+rm -f "$OUT/contended.log.tmp"
 touch "$OUT/done"

@@ -16,8 +16,8 @@
 //! then the file's bindings lock, then KVM's `mmu_lock` (both inside [`GmemFile`]).
 //!
 //! The bindings lock is a leaf but for `mmu_lock`: nothing waits for a folio lock or for
-//! `invalidate_lock` while holding it. Faults look their binding up under it and drop it before
-//! they take the folio; punch-hole and release zap under it and drop it before they truncate;
+//! `invalidate_lock` while holding it. Faults do not take it (the slot proves the binding, see
+//! [`GmemFile`]); punch-hole and release zap under it and drop it before they truncate;
 //! memory errors, which arrive with the folio locked, take it alone (and not `invalidate_lock`,
 //! which truncation holds while it waits for folio locks). A punch racing with a fault is
 //! caught by KVM's invalidation sequence: the fault retries. Lockdep cannot see folio locks;

@@ -3,7 +3,7 @@
  * gmem_bench: time guest_memfd workloads against whichever backend
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
- *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|memfd]
+ *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -21,6 +21,17 @@
  *   convert-large  the whole mapped range private->shared->private, 16 times
  *   floor          the guest touches as much anonymous (shared) memory:
  *                  the same work with no guest_memfd at all
+ *   floor-allocate -a MiB of pages allocated by the kernel's page allocator
+ *                  with no file at all: the floor of allocate (needs
+ *                  kvm_gmem_bench_floor.ko; the rows are left out without it)
+ *   floor-allocate-zero  -s MiB of them, each zeroed as a first fault does:
+ *                  part of fault-in's cost (6.12's fallocate does not zero)
+ *   fault-in-vN    fault-in with N vCPUs (2, and the CPU count if more),
+ *                  each touching its own 1/N of the range
+ *
+ * -w scaling: allocate at -a/8, -a/4 and -a/2, fault-in and punch-4k at
+ * -s/4, -s/2 and 2*-s (with the default sizes, the rows at -a and -s make
+ * four sizes of each): the cost per page must stay flat.
  *
  * The same on memfd_create(MFD_INACCESSIBLE) files (memfd_inaccessible.ko
  * must be loaded; they do not depend on the guest_memfd backend), against
@@ -33,12 +44,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/ioctl.h>
 
 #include <linux/falloc.h>
 #include <linux/kvm.h>
@@ -91,6 +105,7 @@ static void report(const char *workload, uint64_t bytes, double ms, long before_
 	fflush(stdout);
 }
 
+/* vCPU i of a VM of n touches the ith 1/n of the range. */
 static void guest_touch(uint64_t gva, uint64_t len)
 {
 	for (;;) {
@@ -122,27 +137,35 @@ static int bench_memfd(uint64_t bytes, bool inaccessible)
 }
 
 /*
- * A VM whose vCPU touches [BENCH_GPA, +size) each time it runs; private
- * memory from a new guest_memfd, or from @memfd if it is not -1.
+ * A VM of @nr vCPUs that touch [BENCH_GPA, +bytes) each time they run, each
+ * its 1/@nr; private memory from a new guest_memfd, or from @memfd if it is
+ * not -1.
  */
-static struct kvm_vm *touch_vm(struct kvm_vcpu **vcpu, bool private, int memfd)
+static struct kvm_vm *touch_vm_n(struct kvm_vcpu **vcpus, int nr, uint64_t bytes,
+				 bool private, int memfd)
 {
 	const struct vm_shape shape = {
 		.mode = VM_MODE_DEFAULT,
 		.type = private ? KVM_X86_SW_PROTECTED_VM : VM_TYPE_DEFAULT,
 	};
-	uint64_t npages = size / PAGE_SIZE;
+	uint64_t npages = bytes / PAGE_SIZE, share = bytes / nr;
 	struct kvm_vm *vm;
 
 	/* Page tables for the range come out of slot 0. */
-	vm = __vm_create_shape_with_one_vcpu(shape, vcpu, npages / 512 + 64, guest_touch);
+	vm = __vm_create_with_vcpus(shape, nr, npages / 512 + 64, guest_touch, vcpus);
 	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, BENCH_GPA, BENCH_SLOT, npages,
 		   private ? KVM_MEM_GUEST_MEMFD : 0, memfd, 0);
 	virt_map(vm, BENCH_GPA, BENCH_GPA, npages);
-	vcpu_args_set(*vcpu, 2, BENCH_GPA, size);
+	for (int i = 0; i < nr; i++)
+		vcpu_args_set(vcpus[i], 2, BENCH_GPA + i * share, share);
 	if (private)
-		vm_mem_set_private(vm, BENCH_GPA, size);
+		vm_mem_set_private(vm, BENCH_GPA, bytes);
 	return vm;
+}
+
+static struct kvm_vm *touch_vm(struct kvm_vcpu **vcpu, bool private, int memfd)
+{
+	return touch_vm_n(vcpu, 1, size, private, memfd);
 }
 
 static double time_fallocate(int fd, int mode, uint64_t len, uint64_t step)
@@ -154,8 +177,8 @@ static double time_fallocate(int fd, int mode, uint64_t len, uint64_t step)
 	return now_ms() - t;
 }
 
-/* guest_memfd, or with @kind "mfd"/"shmem" a memfd of that kind. */
-static void bench_allocate(const char *kind)
+/* guest_memfd, or with @kind "mfd"/"shmem" a memfd of that kind, of @bytes. */
+static void bench_allocate_size(const char *kind, uint64_t bytes)
 {
 	struct kvm_vm *vm = NULL;
 	long before = used_kb();
@@ -164,17 +187,57 @@ static void bench_allocate(const char *kind)
 	int fd;
 
 	if (kind) {
-		fd = bench_memfd(alloc_size, !strcmp(kind, "mfd"));
+		fd = bench_memfd(bytes, !strcmp(kind, "mfd"));
 	} else {
 		vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
-		fd = vm_create_guest_memfd(vm, alloc_size, 0);
+		fd = vm_create_guest_memfd(vm, bytes, 0);
 	}
-	t = time_fallocate(fd, FALLOC_FL_KEEP_SIZE, alloc_size, alloc_size);
+	t = time_fallocate(fd, FALLOC_FL_KEEP_SIZE, bytes, bytes);
 	close(fd);
 	if (vm)
 		kvm_vm_free(vm);
 	snprintf(name, sizeof(name), "%s%sallocate", kind ?: "", kind ? "-" : "");
-	report(name, alloc_size, t, before);
+	report(name, bytes, t, before);
+}
+
+static void bench_allocate(const char *kind)
+{
+	bench_allocate_size(kind, alloc_size);
+}
+
+/* Mirrors virt/kvm/gmem_bench/kvm_gmem_bench_floor.c. */
+struct gmem_bench_floor_args {
+	uint64_t npages;
+	uint32_t zero;
+	uint32_t pad;
+	uint64_t ns;
+};
+
+#define GMEM_BENCH_FLOOR	_IOWR('G', 0x71, struct gmem_bench_floor_args)
+#define FLOOR_PATH		"/sys/kernel/debug/kvm_gmem_bench_floor"
+
+/* The page allocator alone allocating -a MiB, and zeroing -s MiB, in the kernel. */
+static void bench_floor_allocate(void)
+{
+	int fd = open(FLOOR_PATH, O_RDWR);
+
+	if (fd < 0) {
+		printf("# floor-allocate: no %s (load kvm_gmem_bench_floor.ko)\n", FLOOR_PATH);
+		return;
+	}
+	for (uint32_t zero = 0; zero <= 1; zero++) {
+		uint64_t bytes = zero ? size : alloc_size;
+		struct gmem_bench_floor_args args = {
+			.npages = bytes / PAGE_SIZE,
+			.zero = zero,
+		};
+		long before = used_kb();
+
+		TEST_ASSERT(!ioctl(fd, GMEM_BENCH_FLOOR, &args), "GMEM_BENCH_FLOOR: errno %d",
+			    errno);
+		report(zero ? "floor-allocate-zero" : "floor-allocate", bytes, args.ns / 1e6, before);
+	}
+	close(fd);
 }
 
 /* Punching a plain memfd with nothing mapped: the floor of mfd-punch-4k. */
@@ -191,30 +254,73 @@ static void bench_shmem_punch(void)
 }
 
 /* With @mfd, private memory comes from an MFD_INACCESSIBLE memfd. */
-static void bench_fault_punch(bool mfd)
+static void bench_fault_punch_size(bool mfd, uint64_t bytes)
 {
 	long before = used_kb();
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	double t, p;
-	int fd = mfd ? bench_memfd(size, true) : -1;
+	int fd = mfd ? bench_memfd(bytes, true) : -1;
 
-	vm = touch_vm(&vcpu, true, fd);
+	vm = touch_vm_n(&vcpu, 1, bytes, true, fd);
 	t = now_ms();
 	run_touch(vcpu);
 	t = now_ms() - t;
 
 	/* Every page was just faulted in, so every punch zaps a mapping. */
 	p = now_ms();
-	for (uint64_t off = 0; off < size; off += PAGE_SIZE)
+	for (uint64_t off = 0; off < bytes; off += PAGE_SIZE)
 		vm_guest_mem_punch_hole(vm, BENCH_GPA + off, PAGE_SIZE);
 	p = now_ms() - p;
 
 	kvm_vm_free(vm);
 	if (mfd)
 		close(fd);
-	report(mfd ? "mfd-fault-in" : "fault-in", size, t, before);
-	report(mfd ? "mfd-punch-4k" : "punch-4k", size, p, before);
+	report(mfd ? "mfd-fault-in" : "fault-in", bytes, t, before);
+	report(mfd ? "mfd-punch-4k" : "punch-4k", bytes, p, before);
+}
+
+static void bench_fault_punch(bool mfd)
+{
+	bench_fault_punch_size(mfd, size);
+}
+
+static void *touch_thread(void *vcpu)
+{
+	run_touch(vcpu);
+	return NULL;
+}
+
+/* fault-in of -s MiB by @nr vCPUs at once, each its 1/@nr. */
+static void bench_fault_vcpus(int nr)
+{
+	struct kvm_vcpu *vcpus[nr];
+	pthread_t threads[nr];
+	long before = used_kb();
+	struct kvm_vm *vm;
+	char name[32];
+	double t;
+
+	vm = touch_vm_n(vcpus, nr, size, true, -1);
+	t = now_ms();
+	for (int i = 0; i < nr; i++)
+		TEST_ASSERT(!pthread_create(&threads[i], NULL, touch_thread, vcpus[i]),
+			    "pthread_create");
+	for (int i = 0; i < nr; i++)
+		pthread_join(threads[i], NULL);
+	t = now_ms() - t;
+	kvm_vm_free(vm);
+	snprintf(name, sizeof(name), "fault-in-v%d", nr);
+	report(name, size, t, before);
+}
+
+static void bench_scaling(void)
+{
+	for (int div = 8; div >= 2; div /= 2)
+		bench_allocate_size(NULL, alloc_size / div);
+	bench_fault_punch_size(false, size / 4);
+	bench_fault_punch_size(false, size / 2);
+	bench_fault_punch_size(false, size * 2);
 }
 
 static void bench_convert(void)
@@ -280,7 +386,7 @@ int main(int argc, char *argv[])
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|memfd]\n",
+				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling]\n",
 				argv[0]);
 			return 1;
 		}
@@ -292,9 +398,23 @@ int main(int argc, char *argv[])
 		bench_allocate(NULL);
 		return 0;
 	}
-	if (!only) {
-		bench_allocate(NULL);
+	if (only && !strcmp(only, "fault")) {
 		bench_fault_punch(false);
+		return 0;
+	}
+	if (only && !strcmp(only, "scaling")) {
+		bench_scaling();
+		return 0;
+	}
+	if (!only) {
+		long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		bench_allocate(NULL);
+		bench_floor_allocate();
+		bench_fault_punch(false);
+		bench_fault_vcpus(2);
+		if (ncpus > 2)
+			bench_fault_vcpus(ncpus);
 		bench_convert();
 		bench_floor();
 	}

@@ -31,8 +31,19 @@
  * is told by the exit alone). With either, the round is retried, at most
  * twice, and each retry printed; any other hang fails the test.
  *
- *   gmem_stress_test [-s SECONDS] [-v VCPUS]
+ *   gmem_stress_test [-s SECONDS] [-v VCPUS] [-b LABEL [-r RATE]]
  * The defaults come from GMEM_STRESS_SECONDS (5) and GMEM_STRESS_VCPUS (2).
+ *
+ * -b LABEL: the contended benchmark of make bench. Only the punch and
+ * convert threads run next to the vCPUs, which touch the main range alone,
+ * for SECONDS per store. The punch and convert threads each offer RATE
+ * operations a second (400). The same
+ * checks apply, and each store's results are printed as gmem_bench prints
+ * its rows:
+ *   BENCH backend=LABEL workload=contended-STORE-vN:WHAT mib=0 rate=R leaked_kb=K
+ * with WHAT touches (pages the vCPUs checked and wrote), punches or
+ * conversions, R per second; and with WHAT punch-us or convert-us, the mean
+ * time of one (a punch with its re-allocation), in ms=.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -88,10 +99,10 @@ static uint64_t page_gpa(uint64_t i)
  * punched one, a shared page the host never wrote, an access with no
  * memslot) or a value that vCPU wrote to that page, never another page's.
  */
-static void guest_code(uint64_t id, uint64_t nr_vcpus)
+static void guest_code(uint64_t id, uint64_t nr_vcpus, uint64_t npages)
 {
 	for (uint64_t pass = 1;; pass++) {
-		for (uint64_t i = 0; i < TOTAL_NPAGES; i++) {
+		for (uint64_t i = 0; i < npages; i++) {
 			uint64_t *p = (uint64_t *)page_gpa(i);
 
 			for (uint64_t v = 0; v < nr_vcpus; v++) {
@@ -109,6 +120,11 @@ static void guest_code(uint64_t id, uint64_t nr_vcpus)
 
 enum store { STORE_GMEM, STORE_MEMFD };
 static const char *const store_name[] = { "guest_memfd", "MFD_INACCESSIBLE" };
+static const char *const store_tag[] = { "gmem", "mfd" };
+
+/* -b: the benchmark's label; NULL in the test. */
+static const char *bench_label;
+static unsigned int bench_rate = 400;	/* -r: operations a second per host thread */
 
 struct round;
 
@@ -142,6 +158,7 @@ struct round {
 	const char *module;	/* the module that serves the files, if any */
 	int stop;
 	uint64_t punches, allocations, conversions, slot_churns, second_binds, unload_refusals;
+	uint64_t punch_ns, convert_ns;	/* time spent in them */
 };
 
 static uint64_t now_ms(void)
@@ -178,6 +195,55 @@ static int new_file(struct round *r, uint64_t npages)
 	return gmem_inaccessible_memfd("gmem_stress_test", npages * PAGE_SIZE);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ul + ts.tv_nsec;
+}
+
+/*
+ * After a memory-fault exit the test yields, so that the host threads get
+ * the CPU; the benchmark does not (a fault exit yields to a host thread,
+ * whose conversions cause more fault exits).
+ */
+static void test_yield(void)
+{
+	if (!bench_label)
+		sched_yield();
+}
+
+/*
+ * Between two operations of a host thread: the test yields to the vCPUs.
+ * The benchmark offers a fixed load instead, bench_rate operations a
+ * second per thread: run free, the rates settled, run by run, in one of two
+ * states, host threads fast and vCPUs starved or the other way round (20x
+ * apart in each rate), on either backend, so that no two runs compared.
+ */
+static void host_pace(uint64_t *next_ns)
+{
+	uint64_t now;
+
+	if (!bench_label) {
+		sched_yield();
+		return;
+	}
+	now = now_ns();
+	*next_ns += 1000000000ul / bench_rate;
+	if (*next_ns > now) {
+		struct timespec ts = {
+			.tv_sec = *next_ns / 1000000000ul,
+			.tv_nsec = *next_ns % 1000000000ul,
+		};
+
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	} else {
+		/* Behind: do not make up for it in a burst. */
+		*next_ns = now;
+	}
+}
+
 /* Once: later signals must not change what the main thread reads. */
 static void vcpu_record_state(struct vcpu_info *s)
 {
@@ -208,7 +274,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (ret == -1 && errno == EFAULT && run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
 			s->fault_exits++;
-			sched_yield();
+			test_yield();
 			continue;
 		}
 		TEST_ASSERT(!ret, "vCPU %u: KVM_RUN: errno %d (%s), exit reason %u",
@@ -258,10 +324,11 @@ static void *punch_thread(void *arg)
 {
 	struct round *r = arg;
 	unsigned int seed = 1;
-	uint64_t first, n;
+	uint64_t first, n, t, next = now_ns();
 
 	while (!READ_ONCE(r->stop)) {
 		random_range(&seed, &first, &n);
+		t = now_ns();
 		TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				       first * PAGE_SIZE, n * PAGE_SIZE),
 			    "punch of pages %lu+%lu: errno %d", first, n, errno);
@@ -272,7 +339,8 @@ static void *punch_thread(void *arg)
 				    "fallocate of pages %lu+%lu: errno %d", first, n, errno);
 			r->allocations++;
 		}
-		sched_yield();
+		r->punch_ns += now_ns() - t;
+		host_pace(&next);
 	}
 	return NULL;
 }
@@ -281,7 +349,7 @@ static void *convert_thread(void *arg)
 {
 	struct round *r = arg;
 	unsigned int seed = 2;
-	uint64_t first, n;
+	uint64_t first, n, t, next = now_ns();
 
 	while (!READ_ONCE(r->stop)) {
 		struct kvm_memory_attributes attr = {
@@ -291,11 +359,13 @@ static void *convert_thread(void *arg)
 		random_range(&seed, &first, &n);
 		attr.address = MAIN_GPA + first * PAGE_SIZE;
 		attr.size = n * PAGE_SIZE;
+		t = now_ns();
 		TEST_ASSERT(!__vm_ioctl(r->vm, KVM_SET_MEMORY_ATTRIBUTES, &attr),
 			    "KVM_SET_MEMORY_ATTRIBUTES(0x%llx) of pages %lu+%lu: errno %d",
 			    attr.attributes, first, n, errno);
 		r->conversions++;
-		sched_yield();
+		r->convert_ns += now_ns() - t;
+		host_pace(&next);
 	}
 	return NULL;
 }
@@ -406,6 +476,46 @@ static void print_kernel_stack(pid_t tid)
 	fclose(f);
 }
 
+/*
+ * What the VM's vCPUs do while one is hung: KVM's fault counters (summed
+ * over the vCPUs) over one second. A vCPU retrying one fault forever shows
+ * pf_taken climbing with nothing fixed.
+ */
+static void print_fault_stats(struct round *r)
+{
+	static const char *const names[] = {
+		"exits", "pf_taken", "pf_fixed", "pf_spurious", "pf_emulate", "pf_fast",
+		"pf_mmio_spte_created",
+	};
+	uint64_t before[ARRAY_SIZE(names)];
+	char path[128];
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass)
+			sleep_ms(1000);
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+			unsigned long long v = 0;
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s", getpid(),
+				 r->vm->fd, names[i]);
+			f = fopen(path, "r");
+			if (!f || fscanf(f, "%llu", &v) != 1) {
+				printf("gmem_stress: no %s\n", path);
+				if (f)
+					fclose(f);
+				return;
+			}
+			fclose(f);
+			if (!pass)
+				before[i] = v;
+			else
+				printf("gmem_stress:   %s +%llu in 1 s (%llu)\n", names[i],
+				       v - before[i], v);
+		}
+	}
+}
+
 /* QEMU TCG's nested SVM bug: L1's state in the L2 vCPU. */
 static bool emulator_signature(struct vcpu_info *s)
 {
@@ -418,6 +528,7 @@ static bool stop_round(struct round *r, pthread_t *host, int nr_host, struct vcp
 	bool emulator = false;
 
 	if (hung) {
+		print_fault_stats(r);
 		if (!vcpu_state(hung)) {
 			print_kernel_stack(hung->tid);
 			TEST_FAIL("vCPU %u made no progress and does not leave KVM_RUN on a signal",
@@ -462,6 +573,21 @@ static long unevictable_kb(void)
 	return gmem_unevictable_kb();
 }
 
+static void bench_report(enum store store, int nr_vcpus, const char *what, double rate,
+			 long leaked_kb)
+{
+	printf("BENCH backend=%s workload=contended-%s-v%d:%s mib=0 rate=%.1f leaked_kb=%ld\n",
+	       bench_label, store_tag[store], nr_vcpus, what, rate, leaked_kb);
+}
+
+/* A time per operation, in the ms= field that gmem_bench uses for times. */
+static void bench_time(enum store store, int nr_vcpus, const char *what, double us,
+		       long leaked_kb)
+{
+	printf("BENCH backend=%s workload=contended-%s-v%d:%s mib=0 ms=%.4f leaked_kb=%ld\n",
+	       bench_label, store_tag[store], nr_vcpus, what, us / 1e3, leaked_kb);
+}
+
 /* One round of @seconds; false if the emulator's bug cut it short. */
 static bool run_round(enum store store, int nr_vcpus, int seconds)
 {
@@ -472,6 +598,7 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	struct kvm_vcpu *vcpus[MAX_VCPUS];
 	struct vcpu_info *hung = NULL;
 	struct round *r = calloc(1, sizeof(*r));
+	uint64_t guest_npages = bench_label ? MAIN_NPAGES : TOTAL_NPAGES;
 	long base_kb, base_ref, kb, ref;
 	uint64_t t0, t_stop, passes = 0, fault_exits = 0, mmio_exits = 0, max_gap = 0;
 	pthread_t host[5];
@@ -506,16 +633,19 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 		r->vcpus[i].round = r;
 		r->vcpus[i].vcpu = vcpus[i];
 		r->vcpus[i].last_pass_ms = t0;
-		vcpu_args_set(vcpus[i], 2, i, nr_vcpus);
+		vcpu_args_set(vcpus[i], 3, i, nr_vcpus, guest_npages);
 		TEST_ASSERT(!pthread_create(&r->vcpus[i].thread, NULL, vcpu_thread, &r->vcpus[i]),
 			    "pthread_create");
 	}
 	TEST_ASSERT(!pthread_create(&host[nr_host++], NULL, punch_thread, r) &&
-		    !pthread_create(&host[nr_host++], NULL, convert_thread, r) &&
-		    !pthread_create(&host[nr_host++], NULL, slot_thread, r) &&
-		    !pthread_create(&host[nr_host++], NULL, second_thread, r) &&
-		    (!r->module || !pthread_create(&host[nr_host++], NULL, unload_thread, r)),
+		    !pthread_create(&host[nr_host++], NULL, convert_thread, r),
 		    "pthread_create");
+	if (!bench_label)
+		TEST_ASSERT(!pthread_create(&host[nr_host++], NULL, slot_thread, r) &&
+			    !pthread_create(&host[nr_host++], NULL, second_thread, r) &&
+			    (!r->module ||
+			     !pthread_create(&host[nr_host++], NULL, unload_thread, r)),
+			    "pthread_create");
 
 	while (!hung) {
 		bool enough = now_ms() - t0 >= seconds * 1000ul;
@@ -538,7 +668,8 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 
 	for (int i = 0; i < nr_vcpus; i++) {
 		struct vcpu_info *s = &r->vcpus[i];
-		uint64_t last_gap = t_stop - s->last_pass_ms;
+		/* The vCPUs run on while the round stops: a pass may come after t_stop. */
+		uint64_t last_gap = t_stop > s->last_pass_ms ? t_stop - s->last_pass_ms : 0;
 
 		TEST_ASSERT(emulator || s->passes >= MIN_PASSES, "vCPU %d made %lu passes", i,
 			    s->passes);
@@ -552,8 +683,9 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 			max_gap = s->max_gap_ms;
 	}
 	if (!emulator)
-		TEST_ASSERT(r->punches && r->allocations && r->conversions && r->slot_churns &&
-			    r->second_binds && (!r->module || r->unload_refusals),
+		TEST_ASSERT(r->punches && r->allocations && r->conversions &&
+			    (bench_label ||
+			     (r->slot_churns && r->second_binds && (!r->module || r->unload_refusals))),
 			    "a host thread did nothing");
 
 	/* The slot's own reference (a dup) keeps the file until the VM goes. */
@@ -584,6 +716,17 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 		    store_name[store], r->module, ref, base_ref);
 	printf("gmem_stress: %s: after close: Unevictable %ld kB (%ld before), %s refcnt %ld\n",
 	       store_name[store], kb, base_kb, r->module ?: "no module", ref);
+	if (bench_label && !emulator) {
+		double s = (t_stop - t0) / 1000.0;
+
+		bench_report(store, nr_vcpus, "touches", passes * guest_npages / s, kb - base_kb);
+		bench_report(store, nr_vcpus, "punches", r->punches / s, kb - base_kb);
+		bench_report(store, nr_vcpus, "conversions", r->conversions / s, kb - base_kb);
+		bench_time(store, nr_vcpus, "punch-us", r->punch_ns / 1e3 / r->punches,
+			   kb - base_kb);
+		bench_time(store, nr_vcpus, "convert-us", r->convert_ns / 1e3 / r->conversions,
+			   kb - base_kb);
+	}
 	free(r);
 	return !emulator;
 }
@@ -602,8 +745,14 @@ int main(int argc, char *argv[])
 	int nr_vcpus = env_int("GMEM_STRESS_VCPUS", 2);
 	int opt;
 
-	while ((opt = getopt(argc, argv, "s:v:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:v:b:r:")) != -1) {
 		switch (opt) {
+		case 'b':
+			bench_label = optarg;
+			break;
+		case 'r':
+			bench_rate = atoi(optarg);
+			break;
 		case 's':
 			seconds = atoi(optarg);
 			break;
@@ -611,9 +760,10 @@ int main(int argc, char *argv[])
 			nr_vcpus = atoi(optarg);
 			break;
 		default:
-			TEST_FAIL("usage: %s [-s SECONDS] [-v VCPUS]", argv[0]);
+			TEST_FAIL("usage: %s [-s SECONDS] [-v VCPUS] [-b LABEL [-r RATE]]", argv[0]);
 		}
 	}
+	TEST_ASSERT(bench_rate > 0, "-r: want > 0 operations a second");
 	TEST_ASSERT(seconds > 0 && nr_vcpus > 0 && nr_vcpus <= MAX_VCPUS,
 		    "%d s, %d vCPUs: want > 0 s and 1..%d vCPUs", seconds, nr_vcpus, MAX_VCPUS);
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
