@@ -40,9 +40,14 @@ def parse(path):
             kv = dict(w.split("=", 1) for w in line.split()[1:])
             key = (kv["workload"], int(kv["mib"]), kv["backend"])
             is_rate = "rate" in kv
-            runs[key].append(float(kv["rate"] if is_rate else kv["ms"]))
+            value = float(kv["rate"] if is_rate else kv["ms"])
+            u = "/s" if is_rate else "ms"
+            # Times of one operation, given in ms, read better in us.
+            if kv["workload"].endswith("-us"):
+                value, u = value * 1000, "us"
+            runs[key].append(value)
             leaked[key] = max(leaked[key], int(kv["leaked_kb"]))
-            unit[key[:2]] = "/s" if is_rate else "ms"
+            unit[key[:2]] = u
     return runs, leaked, unit
 
 
@@ -84,7 +89,12 @@ def main():
         out.append((w, mib, unit[(w, mib)], cells, lk, n, ni))
 
     def num(x, prec=1):
-        return "-" if x is None else "%.*f" % (prec, x)
+        if x is None:
+            return "-"
+        # Three significant digits at least: small times (us) and ratios alike.
+        if prec == 1 and abs(x) < 10:
+            prec = 3 if abs(x) < 1 else 2
+        return "%.*f" % (prec, x)
 
     def cells_txt(cells):
         txt = []
@@ -104,7 +114,7 @@ def main():
         print(" ".join("%*s" % (-wd if i == 0 else wd, h) for i, (h, wd) in
                        enumerate(zip(head, widths))))
     for w, mib, u, cells, lk, n, ni in out:
-        row = [w, str(mib), u] + cells_txt(cells) + [str(lk)]
+        row = [w, str(mib) if mib else "-", u] + cells_txt(cells) + [str(lk)]
         if markdown:
             print("| " + " | ".join(row) + " |")
         else:

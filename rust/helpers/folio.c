@@ -98,8 +98,16 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 	return index;
 }
 
-/* folio->mapping as stored (no anon/KSM decoding): for an identity check. */
-struct address_space *rust_helper_folio_mapping_raw(struct folio *folio)
+/*
+ * Where a folio is, in one call (Rust cannot inline helpers, and faults read
+ * all of it). The mapping as stored, with no anon/KSM decoding: for an
+ * identity check.
+ */
+void rust_helper_folio_span(struct folio *folio, struct address_space **mapping,
+			    pgoff_t *index, unsigned int *order, unsigned long *pfn)
 {
-	return folio->mapping;
+	*mapping = folio->mapping;
+	*index = folio->index;
+	*order = folio_order(folio);
+	*pfn = folio_pfn(folio);
 }

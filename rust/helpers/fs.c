@@ -8,11 +8,6 @@ struct file *rust_helper_get_file(struct file *f)
 	return get_file(f);
 }
 
-struct inode *rust_helper_file_inode(const struct file *f)
-{
-	return file_inode(f);
-}
-
 loff_t rust_helper_i_size_read(const struct inode *inode)
 {
 	return i_size_read(inode);

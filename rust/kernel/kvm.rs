@@ -29,7 +29,10 @@ use crate::{
         flags::O_RDWR,
         File, FileDescriptorReservation, Inode, NotThreadSafe,
     },
-    mm::{folio::LockedFolio, page_aligned},
+    mm::{
+        folio::{FolioSpan, LockedFolio},
+        page_aligned,
+    },
     new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
@@ -460,11 +463,12 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
     }
 }
 
-/// Whether `folio` holds page `index` of `file`; a backend's folio that does not is a bug,
-/// refused before its pfn reaches KVM or the arch.
-fn check_folio(file: &File, folio: &LockedFolio, index: u64) -> Result {
-    if folio.holds(file.inode().mapping(), index) {
-        return Ok(());
+/// Where `folio` is, if it holds page `index` of `file`; a backend's folio that does not is a
+/// bug, refused before its pfn reaches KVM or the arch.
+fn check_folio(file: &File, folio: &LockedFolio, index: u64) -> Result<FolioSpan> {
+    let span = folio.span();
+    if span.holds(file.inode().mapping(), index) {
+        return Ok(span);
     }
     crate::pr_warn!("kvm: guest_memfd backend returned a folio of another page\n");
     Err(EFAULT)
@@ -492,16 +496,22 @@ impl GmemFault<'_> {
     /// Runs the arch hook that prepares memory for the guest (on SEV-SNP, assigns it in the
     /// RMP) on `folio`, which holds the faulting page, before its first use.
     pub fn prepare(&self, folio: &LockedFolio) -> Result {
-        check_folio(self.file, folio, self.index)?;
-        let gfn = self.gfn - (self.index - folio.index());
+        // Without the hook there is nothing to do, and the fault's folio is checked again
+        // before KVM gets its pfn: two out-of-line calls per first fault saved, as C's
+        // `#ifdef` saves them.
+        if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) {
+            return Ok(());
+        }
+        let span = check_folio(self.file, folio, self.index)?;
+        let gfn = self.gfn - (self.index - span.index);
         // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
         // mapped by this VM's memslot at `gfn`.
         to_result(unsafe {
             bindings::kvm_gmem_arch_prepare(
                 self.kvm.as_raw(),
                 gfn,
-                folio.pfn(),
-                folio.order() as i32,
+                span.pfn,
+                span.order as i32,
             )
         })
     }
@@ -544,7 +554,7 @@ impl GmemPopulate<'_> {
             return Err(EINVAL);
         }
         let index = self.index(i);
-        check_folio(self.file, folio, index)?;
+        let span = check_folio(self.file, folio, index)?;
         let gfn = self.gfn + i;
         if !self.kvm.range_is_private(gfn, gfn + 1) {
             return Err(EINVAL);
@@ -554,7 +564,7 @@ impl GmemPopulate<'_> {
         } else {
             0
         };
-        let pfn = folio.pfn() + (index - folio.index());
+        let pfn = span.pfn + (index - span.index);
         let Some(f) = self.f else { return Err(EINVAL) };
         // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
         // this object lives in; the VM is valid; the pfn is the page of the file at `gfn`,
@@ -731,20 +741,20 @@ impl<T: GmemBackend> BackendVtable<T> {
                 index,
             };
             let (folio, order) = T::get_pfn(&gmem, &fault)?;
-            check_folio(&file, &folio, index)?;
+            let span = check_folio(&file, &folio, index)?;
             // The `1 << order` pages around the gfn that KVM may map with one entry must be
             // pages of the folio, at the same offsets in the file as in the slot.
-            let nr = 1u64 << order.min(folio.order());
+            let nr = 1u64 << order.min(span.order);
             let first = index & !(nr - 1);
-            if order > folio.order()
-                || first < folio.index()
-                || first + nr > folio.index() + (1u64 << folio.order())
+            if order > span.order
+                || first < span.index
+                || first + nr > span.index + (1u64 << span.order)
                 || (gfn ^ index) & (nr - 1) != 0
             {
                 crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
                 return Err(EFAULT);
             }
-            let p = crate::mm::folio::Folio::into_page_pfn(folio.unlock(), index);
+            let p = folio.into_page_pfn(&span, index);
             // SAFETY: Per the function's safety requirement; KVM now owns the page reference.
             unsafe {
                 *pfn = p;

@@ -18,7 +18,7 @@ use crate::{
     bindings, c_str,
     error::{code::*, Result},
     fs::File,
-    mm::folio::{Folio, LockedFolio},
+    mm::folio::LockedFolio,
     prelude::*,
     static_lock_class,
     str::CStr,
@@ -563,12 +563,13 @@ impl<T: BackingStore> StoreVtable<T> {
             Ok(folio) => folio,
             Err(e) => return e.to_errno(),
         };
-        if !folio.holds(file.inode().mapping(), index) {
+        let span = folio.span();
+        if !span.holds(file.inode().mapping(), index) {
             crate::pr_warn!("memfile: backing store returned a folio of another page\n");
             return EFAULT.to_errno();
         }
-        let o = folio.order();
-        let p = Folio::into_page_pfn(folio.unlock(), index);
+        let o = span.order;
+        let p = folio.into_page_pfn(&span, index);
         // SAFETY: Per the function's safety requirement.
         unsafe {
             *pfn = p as c_ulong;

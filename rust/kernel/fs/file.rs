@@ -74,8 +74,10 @@ impl File {
     /// The file's inode.
     #[inline]
     pub fn inode(&self) -> &Inode {
-        // SAFETY: A file holds its inode alive for as long as the file lives.
-        unsafe { Inode::from_raw(bindings::file_inode(self.as_raw())) }
+        // SAFETY: A file holds its inode alive for as long as the file lives, and `f_inode` is
+        // set before the file is visible and never changes (`file_inode()` reads it, but is a
+        // helper call from Rust).
+        unsafe { Inode::from_raw((*self.as_raw()).f_inode) }
     }
 
     /// `file->private_data`.

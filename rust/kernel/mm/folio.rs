@@ -83,22 +83,36 @@ impl Folio {
         unsafe { bindings::folio_test_uptodate(self.as_raw()) }
     }
 
-    /// The pfn of page `index` of the file, which this folio holds, handing the reference to
-    /// whoever receives the pfn (KVM releases it with `kvm_release_pfn_clean`). Crate-private:
-    /// only the trampolines that checked the folio against its file hand pfns out.
-    #[inline]
-    pub(crate) fn into_page_pfn(folio: ARef<Folio>, index: u64) -> u64 {
-        let pfn = folio.pfn() + (index - folio.index());
-        // The reference now belongs to the pfn's receiver.
-        let _ = ARef::into_raw(folio);
-        pfn
-    }
 
     /// Whether a memory error was found in it.
     #[inline]
     pub fn test_hwpoison(&self) -> bool {
         // SAFETY: The folio is valid.
         unsafe { bindings::folio_test_hwpoison(self.as_raw()) }
+    }
+}
+
+/// Where a locked folio is, read in one call ([`LockedFolio::span`]): its mapping, its first
+/// page's index in it, its order and its first pfn. Stable while the folio stays locked.
+#[derive(Clone, Copy)]
+pub struct FolioSpan {
+    folio: *mut bindings::folio,
+    mapping: *mut bindings::address_space,
+    /// The index of its first page in its file.
+    pub index: u64,
+    /// Its order: it spans `1 << order` pages.
+    pub order: u32,
+    /// The pfn of its first page.
+    pub pfn: u64,
+}
+
+impl FolioSpan {
+    /// Whether the folio belongs to `mapping` and holds page `index` of it.
+    #[inline]
+    pub fn holds(&self, mapping: &AddressSpace, index: u64) -> bool {
+        self.mapping == mapping.as_raw()
+            && self.index <= index
+            && index - self.index < 1 << self.order
     }
 }
 
@@ -130,14 +144,54 @@ impl LockedFolio {
         }
     }
 
-    /// Whether the folio belongs to `mapping` and holds page `index` of it. Stable while the
-    /// folio is locked: truncation takes the lock to remove it.
+    /// Where the folio is. Stable while it is locked: truncation takes the lock to remove it,
+    /// and a split to change it.
+    #[inline]
+    pub fn span(&self) -> FolioSpan {
+        let mut span = FolioSpan {
+            folio: self.as_raw(),
+            mapping: core::ptr::null_mut(),
+            index: 0,
+            order: 0,
+            pfn: 0,
+        };
+        let (mut index, mut pfn) = (0, 0);
+        // SAFETY: The folio is locked and referenced; the pointers are to locals.
+        unsafe {
+            bindings::folio_span(
+                self.as_raw(),
+                &mut span.mapping,
+                &mut index,
+                &mut span.order,
+                &mut pfn,
+            )
+        };
+        span.index = index as u64;
+        span.pfn = pfn as u64;
+        span
+    }
+
+    /// Whether the folio belongs to `mapping` and holds page `index` of it.
     #[inline]
     pub fn holds(&self, mapping: &AddressSpace, index: u64) -> bool {
-        // SAFETY: The folio is locked and referenced.
-        let own = unsafe { bindings::folio_mapping_raw(self.as_raw()) };
-        let first = self.index();
-        own == mapping.as_raw() && first <= index && index - first < 1 << self.order()
+        self.span().holds(mapping, index)
+    }
+
+    /// Unlocks the folio and hands its reference to whoever receives the pfn of page `index`
+    /// of its file (KVM releases it with `kvm_release_pfn_clean`), which the folio holds.
+    /// `span` is the folio's, read earlier (another folio's is not used). Crate-private: only
+    /// the trampolines that checked the folio against its file hand pfns out.
+    #[inline]
+    pub(crate) fn into_page_pfn(self, span: &FolioSpan, index: u64) -> u64 {
+        let span = if span.folio == self.as_raw() {
+            *span
+        } else {
+            self.span()
+        };
+        let pfn = span.pfn + (index - span.index);
+        // The reference now belongs to the pfn's receiver.
+        let _ = ARef::into_raw(self.unlock());
+        pfn
     }
 
     /// Fills the folio with zeros, before its first use: `EEXIST` if it is uptodate, as its

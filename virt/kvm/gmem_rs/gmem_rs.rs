@@ -51,6 +51,8 @@ module! {
 }
 
 const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
+/// Folios that `fallocate()` allocates between two checks for signals and rescheduling.
+const RESCHED_EVERY: u32 = 8;
 
 /// A file of this backend.
 type Gmem = GmemFile<GmemRs>;
@@ -86,12 +88,19 @@ fn allocate(cache: &PageCache<GmemAops>, size: i64, offset: u64, len: u64) -> Re
     // Once, not per page: reading `current` is an out-of-line helper call (3% of the profile
     // when it was in the loop).
     let task = kernel::current!();
+    // Signals and rescheduling every few folios: each check is a helper call from Rust, and
+    // per 4 KiB folio the two made allocation 3% slower than C (counted under QEMU -icount).
+    // A signal still stops the loop within 8 folios.
+    let mut folios = 0u32;
     while index < end {
-        if task.signal_pending() {
-            return Err(EINTR);
+        if folios % RESCHED_EVERY == 0 {
+            if task.signal_pending() {
+                return Err(EINTR);
+            }
+            mm::cond_resched();
         }
         index = cache.populate_folio(index)?;
-        mm::cond_resched();
+        folios = folios.wrapping_add(1);
     }
     Ok(())
 }

@@ -151,8 +151,8 @@ static struct kvm_vm *touch_vm_n(struct kvm_vcpu **vcpus, int nr, uint64_t bytes
 	uint64_t npages = bytes / PAGE_SIZE, share = bytes / nr;
 	struct kvm_vm *vm;
 
-	/* Page tables for the range come out of slot 0. */
-	vm = __vm_create_with_vcpus(shape, nr, npages / 512 + 64, guest_touch, vcpus);
+	/* Slot 0 gets room for the page tables that map the range. */
+	vm = __vm_create_with_vcpus(shape, nr, npages, guest_touch, vcpus);
 	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, BENCH_GPA, BENCH_SLOT, npages,
 		   private ? KVM_MEM_GUEST_MEMFD : 0, memfd, 0);
 	virt_map(vm, BENCH_GPA, BENCH_GPA, npages);
