@@ -83,7 +83,6 @@ impl Folio {
         unsafe { bindings::folio_test_uptodate(self.as_raw()) }
     }
 
-
     /// Whether a memory error was found in it.
     #[inline]
     pub fn test_hwpoison(&self) -> bool {

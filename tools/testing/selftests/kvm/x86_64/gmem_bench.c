@@ -235,7 +235,8 @@ static void bench_floor_allocate(void)
 
 		TEST_ASSERT(!ioctl(fd, GMEM_BENCH_FLOOR, &args), "GMEM_BENCH_FLOOR: errno %d",
 			    errno);
-		report(zero ? "floor-allocate-zero" : "floor-allocate", bytes, args.ns / 1e6, before);
+		report(zero ? "floor-allocate-zero" : "floor-allocate", bytes, args.ns / 1e6,
+		       before);
 	}
 	close(fd);
 }

@@ -684,8 +684,8 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	}
 	if (!emulator)
 		TEST_ASSERT(r->punches && r->allocations && r->conversions &&
-			    (bench_label ||
-			     (r->slot_churns && r->second_binds && (!r->module || r->unload_refusals))),
+			    (bench_label || (r->slot_churns && r->second_binds &&
+					     (!r->module || r->unload_refusals))),
 			    "a host thread did nothing");
 
 	/* The slot's own reference (a dup) keeps the file until the VM goes. */
@@ -760,7 +760,8 @@ int main(int argc, char *argv[])
 			nr_vcpus = atoi(optarg);
 			break;
 		default:
-			TEST_FAIL("usage: %s [-s SECONDS] [-v VCPUS] [-b LABEL [-r RATE]]", argv[0]);
+			TEST_FAIL("usage: %s [-s SECONDS] [-v VCPUS] [-b LABEL [-r RATE]]",
+				  argv[0]);
 		}
 	}
 	TEST_ASSERT(bench_rate > 0, "-r: want > 0 operations a second");
