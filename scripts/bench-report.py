@@ -131,6 +131,9 @@ def main():
                       "%.3f" % ratio if ratio else "-", "%.3f" % ratio_i if ratio_i else "-",
                       lk))
 
+    # SCALING and FLOOR lines from the -icount pass when there is one: it repeats.
+    src, src_name = (icount, "icount") if icount else (wall, "wall clock")
+
     # Cost per 4 KiB page across sizes: flat when the cost is linear.
     for w in SCALING:
         sizes = sorted(m for (x, m) in unit if x == w)
@@ -140,24 +143,25 @@ def main():
         for mib in sizes:
             per = []
             for b in ("c", "rust"):
-                s = stats(wall.get((w, mib, b), []))
+                s = stats(src.get((w, mib, b), []))
                 per.append("%.2f" % (s[0] * 1000 / (mib * 256)) if s else "-")
             parts.append("%d MiB %s/%s" % (mib, per[0], per[1]))
-        line = "%s, us per page C/Rust: %s" % (w, ", ".join(parts))
+        line = "%s, us per page C/Rust (%s): %s" % (w, src_name, ", ".join(parts))
         print(("- " + line) if markdown else ("SCALING " + line))
 
     # Each backend's median over the floor's (both backends' rounds: a floor
     # runs the same code in each).
     for w, floor in FLOORS:
         for mib in sorted(m for (x, m) in unit if x == w):
-            f = stats(wall.get((floor, mib, "c"), []) + wall.get((floor, mib, "rust"), []))
+            f = stats(src.get((floor, mib, "c"), []) + src.get((floor, mib, "rust"), []))
             parts = []
             for b in ("c", "rust"):
-                m = stats(wall.get((w, mib, b), []))
+                m = stats(src.get((w, mib, b), []))
                 if m and f:
                     parts.append("%s %.1f / %.1f ms = %.2f" % (b, m[0], f[0], m[0] / f[0]))
             if parts:
-                line = "%s %d MiB against %s: %s" % (w, mib, floor, "; ".join(parts))
+                line = "%s %d MiB against %s (%s): %s" % (w, mib, floor, src_name,
+                                                         "; ".join(parts))
                 print(("- " + line) if markdown else ("FLOOR " + line))
     return 0 if out else 1
 
