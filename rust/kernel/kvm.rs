@@ -503,11 +503,11 @@ impl GmemFault<'_> {
             return Ok(());
         }
         let span = check_folio(self.file, folio, self.index)?;
-        let gfn = self.gfn - (self.index - span.index);
+        let gfn = self.gfn - (self.index - span.index());
         // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
         // mapped by this VM's memslot at `gfn`.
         to_result(unsafe {
-            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, span.pfn, span.order as i32)
+            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, span.pfn(), span.order() as i32)
         })
     }
 }
@@ -559,7 +559,7 @@ impl GmemPopulate<'_> {
         } else {
             0
         };
-        let pfn = span.pfn + (index - span.index);
+        let pfn = span.pfn() + (index - span.index());
         let Some(f) = self.f else { return Err(EINVAL) };
         // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
         // this object lives in; the VM is valid; the pfn is the page of the file at `gfn`,
@@ -739,17 +739,17 @@ impl<T: GmemBackend> BackendVtable<T> {
             let span = check_folio(&file, &folio, index)?;
             // The `1 << order` pages around the gfn that KVM may map with one entry must be
             // pages of the folio, at the same offsets in the file as in the slot.
-            let nr = 1u64 << order.min(span.order);
+            let nr = 1u64 << order.min(span.order());
             let first = index & !(nr - 1);
-            if order > span.order
-                || first < span.index
-                || first + nr > span.index + (1u64 << span.order)
+            if order > span.order()
+                || first < span.index()
+                || first + nr > span.index() + (1u64 << span.order())
                 || (gfn ^ index) & (nr - 1) != 0
             {
                 crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
                 return Err(EFAULT);
             }
-            let p = folio.into_page_pfn(&span, index);
+            let p = folio.into_page_pfn(index)?;
             // SAFETY: Per the function's safety requirement; KVM now owns the page reference.
             unsafe {
                 *pfn = p;

@@ -568,8 +568,11 @@ impl<T: BackingStore> StoreVtable<T> {
             crate::pr_warn!("memfile: backing store returned a folio of another page\n");
             return EFAULT.to_errno();
         }
-        let o = span.order;
-        let p = folio.into_page_pfn(&span, index);
+        let o = span.order();
+        let p = match folio.into_page_pfn(index) {
+            Ok(p) => p,
+            Err(e) => return e.to_errno(),
+        };
         // SAFETY: Per the function's safety requirement.
         unsafe {
             *pfn = p as c_ulong;

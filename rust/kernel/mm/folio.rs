@@ -92,26 +92,44 @@ impl Folio {
 }
 
 /// Where a locked folio is, read in one call ([`LockedFolio::span`]): its mapping, its first
-/// page's index in it, its order and its first pfn. Stable while the folio stays locked.
-#[derive(Clone, Copy)]
+/// page's index in it, its order and its first pfn. A copy: true while the folio stays locked,
+/// and nothing hands out a pfn on its word alone ([`LockedFolio::into_page_pfn`] reads its own).
 pub struct FolioSpan {
-    folio: *mut bindings::folio,
     mapping: *mut bindings::address_space,
-    /// The index of its first page in its file.
-    pub index: u64,
-    /// Its order: it spans `1 << order` pages.
-    pub order: u32,
-    /// The pfn of its first page.
-    pub pfn: u64,
+    index: u64,
+    order: u32,
+    pfn: u64,
 }
 
 impl FolioSpan {
+    /// The index of its first page in its file.
+    #[inline]
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Its order: it spans `1 << order` pages.
+    #[inline]
+    pub fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// The pfn of its first page.
+    #[inline]
+    pub fn pfn(&self) -> u64 {
+        self.pfn
+    }
+
+    /// Whether the folio holds page `index` of its file.
+    #[inline]
+    fn covers(&self, index: u64) -> bool {
+        self.index <= index && index - self.index < 1 << self.order
+    }
+
     /// Whether the folio belongs to `mapping` and holds page `index` of it.
     #[inline]
     pub fn holds(&self, mapping: &AddressSpace, index: u64) -> bool {
-        self.mapping == mapping.as_raw()
-            && self.index <= index
-            && index - self.index < 1 << self.order
+        self.mapping == mapping.as_raw() && self.covers(index)
     }
 }
 
@@ -148,7 +166,6 @@ impl LockedFolio {
     #[inline]
     pub fn span(&self) -> FolioSpan {
         let mut span = FolioSpan {
-            folio: self.as_raw(),
             mapping: core::ptr::null_mut(),
             index: 0,
             order: 0,
@@ -177,20 +194,20 @@ impl LockedFolio {
     }
 
     /// Unlocks the folio and hands its reference to whoever receives the pfn of page `index`
-    /// of its file (KVM releases it with `kvm_release_pfn_clean`), which the folio holds.
-    /// `span` is the folio's, read earlier (another folio's is not used). Crate-private: only
-    /// the trampolines that checked the folio against its file hand pfns out.
+    /// of its file (KVM releases it with `kvm_release_pfn_clean`); `EFAULT`, and the folio
+    /// unlocked and put, if the folio does not hold that page. Crate-private: only the
+    /// trampolines that checked the folio against its file hand pfns out.
     #[inline]
-    pub(crate) fn into_page_pfn(self, span: &FolioSpan, index: u64) -> u64 {
-        let span = if span.folio == self.as_raw() {
-            *span
-        } else {
-            self.span()
-        };
+    pub(crate) fn into_page_pfn(self, index: u64) -> crate::error::Result<u64> {
+        // Read now, under the lock, not taken from the caller: the pfn comes from the folio.
+        let span = self.span();
+        if !span.covers(index) {
+            return Err(crate::error::code::EFAULT);
+        }
         let pfn = span.pfn + (index - span.index);
         // The reference now belongs to the pfn's receiver.
         let _ = ARef::into_raw(self.unlock());
-        pfn
+        Ok(pfn)
     }
 
     /// Fills the folio with zeros, before its first use: `EEXIST` if it is uptodate, as its

@@ -43,7 +43,8 @@
  *   BENCH backend=LABEL workload=contended-STORE-vN:WHAT mib=0 rate=R leaked_kb=K
  * with WHAT touches (pages the vCPUs checked and wrote), punches or
  * conversions, R per second; and with WHAT punch-us or convert-us, the mean
- * time of one (a punch with its re-allocation), in ms=.
+ * time of one (a punch, with the re-allocation that follows half of them),
+ * in ms=.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -124,7 +125,7 @@ static const char *const store_tag[] = { "gmem", "mfd" };
 
 /* -b: the benchmark's label; NULL in the test. */
 static const char *bench_label;
-static unsigned int bench_rate = 400;	/* -r: operations a second per host thread */
+static unsigned long bench_rate = 400;	/* -r: operations a second per host thread */
 
 struct round;
 
@@ -653,7 +654,9 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 		sleep_ms(200);
 		for (int i = 0; i < nr_vcpus && !hung; i++) {
 			struct vcpu_info *s = &r->vcpus[i];
-			uint64_t gap = now_ms() - READ_ONCE(s->last_pass_ms);
+			/* The pass time first: a pass after now_ms() must not wrap the gap. */
+			uint64_t last = READ_ONCE(s->last_pass_ms), now = now_ms();
+			uint64_t gap = now > last ? now - last : 0;
 
 			if (READ_ONCE(s->shutdown) || gap > HANG_MS)
 				hung = s;
@@ -751,7 +754,7 @@ int main(int argc, char *argv[])
 			bench_label = optarg;
 			break;
 		case 'r':
-			bench_rate = atoi(optarg);
+			bench_rate = strtoul(optarg, NULL, 0);
 			break;
 		case 's':
 			seconds = atoi(optarg);
@@ -764,7 +767,8 @@ int main(int argc, char *argv[])
 				  argv[0]);
 		}
 	}
-	TEST_ASSERT(bench_rate > 0, "-r: want > 0 operations a second");
+	TEST_ASSERT(bench_rate >= 1 && bench_rate <= 1000000,
+		    "-r %lu: want 1..1000000 operations a second", bench_rate);
 	TEST_ASSERT(seconds > 0 && nr_vcpus > 0 && nr_vcpus <= MAX_VCPUS,
 		    "%d s, %d vCPUs: want > 0 s and 1..%d vCPUs", seconds, nr_vcpus, MAX_VCPUS);
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
