@@ -187,12 +187,6 @@ impl LockedFolio {
         span
     }
 
-    /// Whether the folio belongs to `mapping` and holds page `index` of it.
-    #[inline]
-    pub fn holds(&self, mapping: &AddressSpace, index: u64) -> bool {
-        self.span().holds(mapping, index)
-    }
-
     /// Unlocks the folio and hands its reference to whoever receives the pfn of page `index`
     /// of its file (KVM releases it with `kvm_release_pfn_clean`); `EFAULT`, and the folio
     /// unlocked and put, if the folio does not hold that page. Crate-private: only the
