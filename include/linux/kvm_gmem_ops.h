@@ -65,6 +65,14 @@ void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
 			    unsigned long pgoff);
 /* A reference on the slot's file, or NULL if it is closed or closing. */
 struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);
+/*
+ * For a fault: a reference on the slot's file and, in *@index, the page of
+ * it that @gfn is bound to; ERR_PTR(-EFAULT) if the file is closed or
+ * closing, ERR_PTR(-EIO) if @gfn is outside the slot. One call where a
+ * module would otherwise make four.
+ */
+struct file *kvm_gmem_slot_get_file_index(struct kvm_memory_slot *slot,
+					  u64 gfn, unsigned long *index);
 /* The slot's file, without a reference: for unbind, under kvm->slots_lock. */
 struct file *kvm_gmem_slot_file(struct kvm_memory_slot *slot);
 

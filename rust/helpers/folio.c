@@ -45,21 +45,6 @@ pgoff_t rust_helper_folio_index(const struct folio *folio)
 	return folio->index;
 }
 
-bool rust_helper_folio_test_uptodate(const struct folio *folio)
-{
-	return folio_test_uptodate(folio);
-}
-
-void rust_helper_folio_mark_uptodate(struct folio *folio)
-{
-	folio_mark_uptodate(folio);
-}
-
-bool rust_helper_folio_test_hwpoison(const struct folio *folio)
-{
-	return folio_test_hwpoison(folio);
-}
-
 bool rust_helper_folio_contain_hwpoisoned_page(struct folio *folio)
 {
 	return folio_contain_hwpoisoned_page(folio);

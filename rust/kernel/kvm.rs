@@ -211,13 +211,21 @@ impl MemorySlot {
         gfn - self.base_gfn() + self.pgoff()
     }
 
-    /// The page of `file` that `gfn` is bound to, given that `file` was read from this slot;
-    /// `None` if the gfn is outside the slot. No lock: while the slot's file is `file`, its
-    /// binding is in `file`'s table ([`GmemFile`] invariant), with the slot's own range.
+    /// A reference on the slot's file and the page of it that `gfn` is bound to, in one call:
+    /// `EFAULT` if the file is closed or closing, `EIO` if the gfn is outside the slot. No
+    /// lock: while the slot's file is this file, its binding is in the file's table
+    /// ([`GmemFile`] invariant), with the slot's own range.
     #[inline]
-    fn bound_index(&self, gfn: u64) -> Option<u64> {
-        let offset = gfn.checked_sub(self.base_gfn())?;
-        (offset < self.npages()).then(|| self.pgoff() + offset)
+    fn get_file_index(&self, gfn: u64) -> Result<(ARef<File>, u64)> {
+        let mut index = 0;
+        // SAFETY: The slot is valid and `index` is a local; the result is an error pointer or
+        // a new file reference.
+        let file = crate::error::from_err_ptr(unsafe {
+            bindings::kvm_gmem_slot_get_file_index(self.as_raw(), gfn, &mut index)
+        })?;
+        // SAFETY: A non-error result is a file reference we now own, never NULL.
+        let file = unsafe { File::from_raw_owned(NonNull::new_unchecked(file)) };
+        Ok((file, index as u64))
     }
 
     /// Publishes the slot's binding to `file` at page offset `pgoff`. Private: the slot does
@@ -334,7 +342,7 @@ impl<T: GmemBackend> GmemFile<T> {
     }
 
     /// Whether page `index` of the file is bound to `slot`, read from the table. Faults use
-    /// [`MemorySlot::bound_index`] instead, which takes no lock.
+    /// [`MemorySlot::get_file_index`] instead, which takes no lock.
     fn is_bound(&self, slot: &MemorySlot, index: u64) -> bool {
         overlapping(&self.bindings.lock(), index, index + 1)
             .any(|b| b.slot.as_ptr() == slot.as_raw())
@@ -722,13 +730,12 @@ impl<T: GmemBackend> BackendVtable<T> {
         // SAFETY: Per the function's safety requirement.
         let (kvm, slot) = unsafe { (Kvm::from_raw(kvm), MemorySlot::from_raw(slot)) };
         from_result(|| {
-            let file = slot.get_file().ok_or(EFAULT)?;
+            // The file comes from the slot, so the slot is bound to it: no lock is shared
+            // with punch-hole or conversions on the way to the folio.
+            let (file, index) = slot.get_file_index(gfn)?;
             // SAFETY: A slot's file is one that `bind` gave it, a file of `T`'s; we hold a
             // reference.
             let gmem = unsafe { Self::data(&file) };
-            // The file came from the slot, so the slot is bound to it: no lock is shared
-            // with punch-hole or conversions on the way to the folio.
-            let index = slot.bound_index(gfn).ok_or(EIO)?;
             let fault = GmemFault {
                 kvm,
                 file: &file,

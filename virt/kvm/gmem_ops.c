@@ -94,6 +94,22 @@ struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_slot_get_file);
 
+struct file *kvm_gmem_slot_get_file_index(struct kvm_memory_slot *slot,
+					  u64 gfn, unsigned long *index)
+{
+	struct file *file = get_file_active(&slot->gmem.file);
+
+	if (!file)
+		return ERR_PTR(-EFAULT);
+	if (gfn < slot->base_gfn || gfn - slot->base_gfn >= slot->npages) {
+		fput(file);
+		return ERR_PTR(-EIO);
+	}
+	*index = gfn - slot->base_gfn + slot->gmem.pgoff;
+	return file;
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_slot_get_file_index);
+
 struct file *kvm_gmem_slot_file(struct kvm_memory_slot *slot)
 {
 	return READ_ONCE(slot->gmem.file);

@@ -7,7 +7,12 @@ use crate::{
     mm::filemap::AddressSpace,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
-use core::{ops::Deref, ptr::NonNull};
+use core::{
+    cell::Cell,
+    ops::Deref,
+    ptr::{addr_of_mut, NonNull},
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 /// A `struct folio`.
 ///
@@ -76,24 +81,44 @@ impl Folio {
         unsafe { bindings::folio_index(self.as_raw()) as u64 }
     }
 
+    /// Its flags word, as an atomic: read here rather than through a C helper, because the
+    /// fault path tests it on every fault.
+    #[inline]
+    fn flags(&self) -> &AtomicUsize {
+        // SAFETY: The folio is valid while `&self` is, and its first word is its head page's
+        // `flags`, which the kernel only changes with atomic bit operations.
+        unsafe {
+            AtomicUsize::from_ptr(addr_of_mut!((*self.as_raw()).__bindgen_anon_1.page.flags).cast())
+        }
+    }
+
+    /// Whether flag `bit` is set; acquire, so that what was written before it was set (the
+    /// contents, for `PG_uptodate`) is visible after, as `smp_rmb()` does in C.
+    #[inline]
+    fn test_flag(&self, bit: bindings::pageflags) -> bool {
+        self.flags().load(Ordering::Acquire) & (1 << bit) != 0
+    }
+
     /// Whether its contents are valid (for guest memory: prepared for the guest).
     #[inline]
     pub fn test_uptodate(&self) -> bool {
-        // SAFETY: The folio is valid.
-        unsafe { bindings::folio_test_uptodate(self.as_raw()) }
+        self.test_flag(bindings::pageflags_PG_uptodate)
     }
 
     /// Whether a memory error was found in it.
     #[inline]
     pub fn test_hwpoison(&self) -> bool {
-        // SAFETY: The folio is valid.
-        unsafe { bindings::folio_test_hwpoison(self.as_raw()) }
+        #[cfg(CONFIG_MEMORY_FAILURE)]
+        return self.test_flag(bindings::pageflags_PG_hwpoison);
+        #[cfg(not(CONFIG_MEMORY_FAILURE))]
+        return false;
     }
 }
 
 /// Where a locked folio is, read in one call ([`LockedFolio::span`]): its mapping, its first
 /// page's index in it, its order and its first pfn. A copy: true while the folio stays locked,
 /// and nothing hands out a pfn on its word alone ([`LockedFolio::into_page_pfn`] reads its own).
+#[derive(Clone, Copy)]
 pub struct FolioSpan {
     mapping: *mut bindings::address_space,
     index: u64,
@@ -137,10 +162,12 @@ impl FolioSpan {
 ///
 /// # Invariants
 ///
-/// `folio` is locked by this guard and a reference on it is owned by it.
+/// `folio` is locked by this guard and a reference on it is owned by it. `span`, once set, is
+/// the folio's span, read under this guard's lock (and so still true).
 #[must_use = "the folio is unlocked when the guard is dropped"]
 pub struct LockedFolio {
     folio: ARef<Folio>,
+    span: Cell<Option<FolioSpan>>,
     _not_send: crate::fs::NotThreadSafe,
 }
 
@@ -157,14 +184,18 @@ impl LockedFolio {
         // INVARIANT: The caller transfers the lock and the reference.
         Self {
             folio,
+            span: Cell::new(None),
             _not_send: crate::fs::NotThreadSafe::default(),
         }
     }
 
     /// Where the folio is. Stable while it is locked: truncation takes the lock to remove it,
-    /// and a split to change it.
+    /// and a split to change it; so it is read once per guard.
     #[inline]
     pub fn span(&self) -> FolioSpan {
+        if let Some(span) = self.span.get() {
+            return span;
+        }
         let mut span = FolioSpan {
             mapping: core::ptr::null_mut(),
             index: 0,
@@ -184,6 +215,8 @@ impl LockedFolio {
         };
         span.index = index as u64;
         span.pfn = pfn as u64;
+        // INVARIANT: Read under the guard's lock.
+        self.span.set(Some(span));
         span
     }
 
@@ -193,7 +226,7 @@ impl LockedFolio {
     /// trampolines that checked the folio against its file hand pfns out.
     #[inline]
     pub(crate) fn into_page_pfn(self, index: u64) -> crate::error::Result<u64> {
-        // Read now, under the lock, not taken from the caller: the pfn comes from the folio.
+        // The guard's own span, not the caller's: the pfn comes from the folio.
         let span = self.span();
         if !span.covers(index) {
             return Err(crate::error::code::EFAULT);
@@ -219,11 +252,13 @@ impl LockedFolio {
         Ok(())
     }
 
-    /// Marks its contents valid.
+    /// Marks its contents valid. Release, so that its contents are written before the flag is
+    /// seen, as `smp_wmb()` does in C's `folio_mark_uptodate()`.
     #[inline]
     pub fn mark_uptodate(&self) {
-        // SAFETY: The folio is locked, as `folio_mark_uptodate` requires.
-        unsafe { bindings::folio_mark_uptodate(self.as_raw()) };
+        // The folio is locked, as marking it requires.
+        self.flags()
+            .fetch_or(1 << bindings::pageflags_PG_uptodate, Ordering::Release);
     }
 
     /// Whether any page of it has a memory error (a large folio that could not be split keeps
