@@ -16,6 +16,7 @@
 
 #include <linux/fs.h>
 #include <linux/types.h>
+#include <uapi/linux/kvm.h>
 
 struct file;
 struct kvm;
@@ -34,6 +35,11 @@ struct kvm_gmem_ops {
 	 */
 	const struct file_operations fops;
 
+	/*
+	 * KVM_CAP_GUEST_MEMFD_FLAGS: the GUEST_MEMFD_FLAG_* that create
+	 * accepts for @kvm (NULL: for some VM). NULL: none.
+	 */
+	u64 (*supported_flags)(struct kvm *kvm);
 	/* KVM_CREATE_GUEST_MEMFD: return a new fd, or -errno. */
 	int (*create)(struct kvm *kvm, u64 size, u64 flags);
 	/*
@@ -60,9 +66,15 @@ void kvm_gmem_unregister_ops(const struct kvm_gmem_ops *ops);
 u64 kvm_gmem_slot_base_gfn(const struct kvm_memory_slot *slot);
 unsigned long kvm_gmem_slot_npages(const struct kvm_memory_slot *slot);
 unsigned long kvm_gmem_slot_pgoff(const struct kvm_memory_slot *slot);
-/* Publish (@file non-NULL) or clear the slot's guest_memfd binding. */
+/*
+ * Publish (@file non-NULL) or clear the slot's guest_memfd binding; on
+ * publishing a new slot, @gmem_only (@file has GUEST_MEMFD_FLAG_MMAP) makes
+ * KVM serve all its faults, shared ones too, from the file.
+ */
 void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
-			    unsigned long pgoff);
+			    unsigned long pgoff, bool gmem_only);
+/* KVM_CAP_GUEST_MEMFD_FLAGS's rule: whether @kvm has private memory. */
+bool kvm_gmem_vm_has_private_mem(struct kvm *kvm);
 /* A reference on the slot's file, or NULL if it is closed or closing. */
 struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);
 /*

@@ -50,6 +50,11 @@ bool rust_helper_folio_contain_hwpoisoned_page(struct folio *folio)
 	return folio_contain_hwpoisoned_page(folio);
 }
 
+struct page *rust_helper_folio_page(struct folio *folio, unsigned long n)
+{
+	return folio_page(folio, n);
+}
+
 void rust_helper_folio_zero(struct folio *folio)
 {
 	long i, nr = folio_nr_pages(folio);

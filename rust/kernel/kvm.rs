@@ -32,6 +32,7 @@ use crate::{
     mm::{
         folio::{FolioSpan, LockedFolio},
         page_aligned,
+        virt::{VmFault, VmOperations, VmaNew},
     },
     new_mutex,
     prelude::*,
@@ -106,7 +107,22 @@ impl Kvm {
         // SAFETY: The VM is valid.
         unsafe { bindings::kvm_gmem_range_is_private(self.as_raw(), start, end) }
     }
+
+    /// Whether the VM has private memory (on x86, `KVM_X86_SW_PROTECTED_VM` and the
+    /// confidential types): its guest_memfd memory cannot start shared.
+    #[inline]
+    pub fn has_private_mem(&self) -> bool {
+        // SAFETY: The VM is valid.
+        unsafe { bindings::kvm_gmem_vm_has_private_mem(self.as_raw()) }
+    }
 }
+
+/// `GUEST_MEMFD_FLAG_MMAP`: the VMM may `mmap()` the file, and memslots bound to it are
+/// guest_memfd-only (KVM serves their shared faults from the file too).
+pub const GUEST_MEMFD_FLAG_MMAP: u64 = bindings::GUEST_MEMFD_FLAG_MMAP as u64;
+/// `GUEST_MEMFD_FLAG_INIT_SHARED`: the file's memory is shared, so the VMM's mapping may fault
+/// it in; only for VMs without private memory.
+pub const GUEST_MEMFD_FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SHARED as u64;
 
 /// The arch hook for memory leaving guest_memfd: the pages of `folio`, which a guest_memfd's
 /// page cache is freeing (on SEV-SNP, they go back to the host in the RMP).
@@ -228,22 +244,26 @@ impl MemorySlot {
         Ok((file, index as u64))
     }
 
-    /// Publishes the slot's binding to `file` at page offset `pgoff`. Private: the slot does
-    /// not keep a reference to the file (the file pins the VM, not the other way round), so
-    /// only [`GmemFile`], which clears it in the file's release, may.
+    /// Publishes the binding of the new slot to `file` at page offset `pgoff`, guest_memfd-only
+    /// if `gmem_only`. Private: the slot does not keep a reference to the file (the file pins
+    /// the VM, not the other way round), so only [`GmemFile`], which clears it in the file's
+    /// release, may.
     #[inline]
-    fn set_file(&self, file: &File, pgoff: u64) {
-        // SAFETY: The slot and the file are valid. The pointer outlives neither: `GmemFile`
-        // (the only caller) clears it in the file's release (`unbind_all`), before the file is
-        // freed, and in `unbind`, before KVM frees the slot.
-        unsafe { bindings::kvm_gmem_slot_set_file(self.as_raw(), file.as_raw(), pgoff as _) };
+    fn set_file(&self, file: &File, pgoff: u64, gmem_only: bool) {
+        // SAFETY: The slot and the file are valid; the slot is not visible yet (`bind`), so its
+        // flags may change. The pointer outlives neither: `GmemFile` (the only caller) clears
+        // it in the file's release (`unbind_all`), before the file is freed, and in `unbind`,
+        // before KVM frees the slot.
+        unsafe {
+            bindings::kvm_gmem_slot_set_file(self.as_raw(), file.as_raw(), pgoff as _, gmem_only)
+        };
     }
 
     /// Clears the slot's file: faults on it fail from now on.
     #[inline]
     fn clear_file(&self) {
         // SAFETY: The slot is valid.
-        unsafe { bindings::kvm_gmem_slot_set_file(self.as_raw(), core::ptr::null_mut(), 0) };
+        unsafe { bindings::kvm_gmem_slot_set_file(self.as_raw(), core::ptr::null_mut(), 0, false) };
     }
 
     /// A reference on the slot's file, unless it is closed or being closed.
@@ -301,6 +321,8 @@ fn overlapping(bindings: &Bindings, start: u64, end: u64) -> impl Iterator<Item 
 #[pin_data]
 pub struct GmemFile<T: GmemBackend> {
     kvm: ARef<Kvm>,
+    /// Its `GUEST_MEMFD_FLAG_*`, fixed at creation.
+    flags: u64,
     /// Changed under the mapping's exclusive `invalidate_lock` and `kvm->slots_lock`, or
     /// under `slots_lock` alone when the file is being released; this mutex lets faults and
     /// invalidations read it without those locks.
@@ -310,18 +332,25 @@ pub struct GmemFile<T: GmemBackend> {
 }
 
 impl<T: GmemBackend> GmemFile<T> {
-    /// Creates a guest_memfd file of `size` bytes, fixed, for `kvm`, lets `setup` set up its
-    /// page cache while nobody else sees it, and gives it a file descriptor, which is returned.
+    /// Creates a guest_memfd file of `size` bytes, fixed, with `flags`, for `kvm`, lets
+    /// `setup` set up its page cache while nobody else sees it, and gives it a file
+    /// descriptor, which is returned. A flag the backend does not support for `kvm`
+    /// ([`GmemBackend::supported_flags`]) is `EINVAL`.
     pub fn create(
         kvm: &Kvm,
         size: u64,
+        flags: u64,
         setup: impl FnOnce(&mut NewFile<GmemFops<T>>, &Arc<Self>) -> Result,
     ) -> Result<u32> {
+        if flags & !T::supported_flags(Some(kvm)) != 0 {
+            return Err(EINVAL);
+        }
         let size = i64::try_from(size).map_err(|_| EINVAL)?;
         let fd = FileDescriptorReservation::get_unused_fd_flags(0)?;
         let gmem = Arc::pin_init(
             pin_init!(Self {
                 kvm: ARef::from(kvm),
+                flags,
                 bindings <- new_mutex!(RBTree::new(), "kvm::GmemFile::bindings"),
                 _p: PhantomData,
             }),
@@ -339,6 +368,11 @@ impl<T: GmemBackend> GmemFile<T> {
     /// The VM the file belongs to.
     pub fn kvm(&self) -> &Kvm {
         &self.kvm
+    }
+
+    /// Its `GUEST_MEMFD_FLAG_*`.
+    pub fn flags(&self) -> u64 {
+        self.flags
     }
 
     /// Whether page `index` of the file is bound to `slot`, read from the table. Faults use
@@ -406,7 +440,7 @@ impl<T: GmemBackend> GmemFile<T> {
             return Err(EINVAL);
         }
         // The slot is not visible to the guest yet, so faults see the file once it is.
-        memslot.set_file(file, start);
+        memslot.set_file(file, start, self.flags & GUEST_MEMFD_FLAG_MMAP != 0);
         // INVARIANT: KVM keeps the slot allocated until unbind, which removes the binding.
         let slot = NonNull::from(memslot).cast();
         bindings.insert(node.into_node(start, Binding { end, slot }));
@@ -468,6 +502,33 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
         len: i64,
     ) -> Result {
         T::fallocate(&gmem, file, mode, offset, len)
+    }
+
+    fn mmap(gmem: ArcBorrow<'_, GmemFile<T>>, _file: &File, vma: &VmaNew<Self>) -> Result {
+        if gmem.flags & GUEST_MEMFD_FLAG_MMAP == 0 {
+            return Err(ENODEV);
+        }
+        // The guest's memory has one copy: no copy-on-write mappings.
+        if !vma.is_shared() {
+            return Err(EINVAL);
+        }
+        vma.set_vm_ops();
+        Ok(())
+    }
+}
+
+impl<T: GmemBackend> VmOperations for GmemFops<T> {
+    fn fault(
+        gmem: ArcBorrow<'_, GmemFile<T>>,
+        file: &File,
+        pgoff: u64,
+    ) -> core::result::Result<LockedFolio, VmFault> {
+        // Past the end, or in a file whose memory is private, the host may see nothing.
+        let size = file.inode().size() as u64;
+        if pgoff >= size >> PAGE_SHIFT || gmem.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0 {
+            return Err(VmFault::SigBus);
+        }
+        T::fault_user(&gmem, file, pgoff)
     }
 }
 
@@ -587,9 +648,26 @@ pub trait GmemBackend: Sized + 'static {
     /// The backend's table (`static TABLE: BackendTable<Self> = BackendTable::new();`).
     fn table() -> &'static BackendTable<Self>;
 
-    /// `KVM_CREATE_GUEST_MEMFD`: checks `size` and `flags`, creates the file with
-    /// [`GmemFile::create`] and returns its descriptor.
+    /// `KVM_CREATE_GUEST_MEMFD`: checks `size`, creates the file with [`GmemFile::create`]
+    /// (which checks `flags`) and returns its descriptor.
     fn create(kvm: &Kvm, size: u64, flags: u64) -> Result<u32>;
+
+    /// The `GUEST_MEMFD_FLAG_*` the backend supports for `kvm` (`None`: for some VM), which
+    /// `KVM_CAP_GUEST_MEMFD_FLAGS` reports while the backend is registered. None by default.
+    fn supported_flags(_kvm: Option<&Kvm>) -> u64 {
+        0
+    }
+
+    /// A fault of the VMM's mapping of a shared file (`GUEST_MEMFD_FLAG_MMAP` and
+    /// `GUEST_MEMFD_FLAG_INIT_SHARED`) at page `index`, inside the file: the locked folio that
+    /// holds it, zeroed on first use, the one the guest gets. `SIGBUS` by default.
+    fn fault_user(
+        _gmem: &GmemFile<Self>,
+        _file: &File,
+        _index: u64,
+    ) -> core::result::Result<LockedFolio, VmFault> {
+        Err(VmFault::SigBus)
+    }
 
     /// `fallocate(2)` on the file.
     fn fallocate(gmem: &GmemFile<Self>, file: &File, mode: i32, offset: i64, len: i64) -> Result;
@@ -625,6 +703,7 @@ impl<T: GmemBackend> BackendTable<T> {
             bindings::kvm_gmem_ops {
                 owner: T::OWNER.as_ptr(),
                 fops: FopsVtable::<GmemFops<T>>::VTABLE,
+                supported_flags: Some(BackendVtable::<T>::supported_flags),
                 create: Some(BackendVtable::<T>::create),
                 bind: Some(BackendVtable::<T>::bind),
                 unbind: Some(BackendVtable::<T>::unbind),
@@ -655,6 +734,15 @@ impl<T: GmemBackend> BackendVtable<T> {
         // stores an `Arc<GmemFile<T>>` from `into_foreign`; it is given back in release only,
         // which cannot begin while a reference is held.
         unsafe { <Arc<GmemFile<T>> as ForeignOwnable>::borrow(file.private_data()) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with NULL or a VM it holds a reference on, for the call.
+    unsafe extern "C" fn supported_flags(kvm: *mut bindings::kvm) -> u64 {
+        // SAFETY: Per the function's safety requirement.
+        let kvm = (!kvm.is_null()).then(|| unsafe { Kvm::from_raw(kvm) });
+        T::supported_flags(kvm)
     }
 
     /// # Safety

@@ -8,6 +8,8 @@
 set -eu
 OUT=$1 STDIR=$2 MODDIR=$3 WORKLOAD=$4
 shift 4
+# gmem_bench's extra arguments, kept apart: "set --" below replaces "$@".
+EXTRA=("$@")
 insmod "$MODDIR/mm/memfd_inaccessible.ko"
 mkdir -p "$OUT"
 : >"$OUT/profile.txt"
@@ -16,7 +18,7 @@ for b in c rust; do
 	if [ "$WORKLOAD" = contended ]; then
 		set -- "$STDIR/kvm/x86_64/gmem_stress_test" -b "$b" -s 10 -v 2
 	else
-		set -- "$STDIR/kvm/x86_64/gmem_bench" -b "$b" -w "$WORKLOAD" "$@"
+		set -- "$STDIR/kvm/x86_64/gmem_bench" -b "$b" -w "$WORKLOAD" ${EXTRA[@]+"${EXTRA[@]}"}
 	fi
 	perf record -q -e cpu-clock -F 4000 -o "$OUT/perf-$b.data" -- "$@" \
 		>>"$OUT/profile.txt" 2>&1

@@ -89,7 +89,7 @@ static void kvm_memfile_unbind(struct kvm_memory_slot *slot)
 		return;
 	/* Waits out a punch in flight, which may still zap this slot. */
 	memfile_unregister_notifier(&b->notifier);
-	kvm_gmem_slot_set_file(slot, NULL, 0);
+	kvm_gmem_slot_set_file(slot, NULL, 0, false);
 	slot->gmem.priv = NULL;
 	fput(file);
 	kfree(b);
@@ -168,7 +168,7 @@ int kvm_memfile_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 	get_file(file);
 	slot->gmem.priv = b;
 	slot->gmem.ops = &kvm_memfile_gmem_ops;
-	kvm_gmem_slot_set_file(slot, file, pgoff);
+	kvm_gmem_slot_set_file(slot, file, pgoff, false);
 	return 0;
 }
 

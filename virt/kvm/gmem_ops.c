@@ -80,10 +80,14 @@ unsigned long kvm_gmem_slot_pgoff(const struct kvm_memory_slot *slot)
 EXPORT_SYMBOL_GPL(kvm_gmem_slot_pgoff);
 
 void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
-			    unsigned long pgoff)
+			    unsigned long pgoff, bool gmem_only)
 {
-	if (file)
+	if (file) {
 		slot->gmem.pgoff = pgoff;
+		/* The slot is not visible yet: nothing reads its flags. */
+		if (gmem_only)
+			slot->flags |= KVM_MEMSLOT_GMEM_ONLY;
+	}
 	WRITE_ONCE(slot->gmem.file, file);
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_slot_set_file);
@@ -128,6 +132,12 @@ void kvm_gmem_slots_unlock(struct kvm *kvm)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_slots_unlock);
 
+bool kvm_gmem_vm_has_private_mem(struct kvm *kvm)
+{
+	return kvm_arch_has_private_mem(kvm);
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_vm_has_private_mem);
+
 bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
 {
 	return kvm_range_has_memory_attributes(kvm, start_gfn, end_gfn,
@@ -136,7 +146,11 @@ bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_range_is_private);
 
-/* Zaps the private mappings of pgoffs [start, end) of @slot; mmu_lock held. */
+/*
+ * Zaps the mappings of pgoffs [start, end) of @slot that come from its file:
+ * the private ones, and the shared ones too if the slot is guest_memfd-only;
+ * mmu_lock held.
+ */
 static bool kvm_gmem_zap_slot(struct kvm *kvm, struct kvm_memory_slot *slot,
 			      unsigned long start, unsigned long end)
 {
@@ -146,7 +160,9 @@ static bool kvm_gmem_zap_slot(struct kvm *kvm, struct kvm_memory_slot *slot,
 		.end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,
 		.slot = slot,
 		.may_block = true,
-		.attr_filter = KVM_FILTER_PRIVATE,
+		.attr_filter = kvm_memslot_is_gmem_only(slot) ?
+			       KVM_FILTER_SHARED | KVM_FILTER_PRIVATE :
+			       KVM_FILTER_PRIVATE,
 	};
 
 	if (WARN_ON_ONCE(range.start >= range.end))

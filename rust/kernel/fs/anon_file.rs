@@ -10,7 +10,10 @@ use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, Result},
     fs::{File, Inode},
-    mm::filemap::{AddressSpaceOperations, Gfp},
+    mm::{
+        filemap::{AddressSpaceOperations, Gfp},
+        virt::VmaNew,
+    },
     prelude::*,
     str::CStr,
     types::{ARef, ForeignOwnable},
@@ -34,6 +37,16 @@ pub trait FileOperations: Sized + 'static {
     /// new reference to it may be taken. After this, the page cache is emptied (an inode can
     /// outlive its file and its module: no folio may reach the module's operations then).
     fn release(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, inode: &Inode);
+
+    /// `mmap(2)`: checks the new mapping and sets it up ([`VmaNew::set_vm_ops`]). Without
+    /// it, `mmap` fails with `ENODEV`.
+    fn mmap(
+        _data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _vma: &VmaNew<Self>,
+    ) -> Result {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
 
     /// `fallocate(2)`.
     fn fallocate(
@@ -93,10 +106,31 @@ impl<T: FileOperations> FopsVtable<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by the VFS with a file created by [`NewFile::create::<T>`] and a VMA it is
+    /// setting up for it.
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> crate::ffi::c_int {
+        from_result(|| {
+            // SAFETY: The VFS holds a reference on the file for the duration of the call.
+            let file = unsafe { File::from_raw(file) };
+            // SAFETY: As in `fallocate`.
+            let data = unsafe { T::Data::borrow(file.private_data()) };
+            // SAFETY: The VMA is being set up for this file, one of `T`'s, by `mmap`.
+            let vma = unsafe { VmaNew::<T>::from_raw(vma) };
+            T::mmap(data, file, vma)?;
+            Ok(0)
+        })
+    }
+
     pub(crate) const VTABLE: bindings::file_operations = bindings::file_operations {
         owner: T::OWNER.as_ptr(),
         open: Some(bindings::generic_file_open),
         release: Some(Self::release),
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         fallocate: if T::HAS_FALLOCATE {
             Some(Self::fallocate)
         } else {

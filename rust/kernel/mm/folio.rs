@@ -237,6 +237,29 @@ impl LockedFolio {
         Ok(pfn)
     }
 
+    /// Hands the lock and the reference to the MM, as a fault handler's
+    /// `VM_FAULT_LOCKED` page: the page of `mapping` at `index`, or `None` (and the folio
+    /// unlocked and put) if the folio does not hold it. Crate-private: for [`VmOperations`]'s
+    /// trampoline, which checks against the faulting file.
+    ///
+    /// [`VmOperations`]: crate::mm::virt::VmOperations
+    #[inline]
+    pub(crate) fn into_locked_page(
+        self,
+        mapping: &AddressSpace,
+        index: u64,
+    ) -> Option<*mut bindings::page> {
+        let span = self.span();
+        if !span.holds(mapping, index) {
+            return None;
+        }
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: The folio is referenced and holds the page `index - span.index` pages into
+        // it. The lock and the reference pass to the caller with the page: `this` is never
+        // dropped.
+        Some(unsafe { bindings::folio_page(this.as_raw(), (index - span.index) as usize) })
+    }
+
     /// Fills the folio with zeros, before its first use: `EEXIST` if it is uptodate, as its
     /// contents may then be a guest's, which the host must not write (on SEV-SNP, a write to a
     /// guest-owned page faults).

@@ -28,7 +28,10 @@ use kernel::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
         File, Inode,
     },
-    kvm::{BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration},
+    kvm::{
+        BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration,
+        GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP,
+    },
     mm::{
         self,
         filemap::{
@@ -37,6 +40,7 @@ use kernel::{
         },
         folio::{Folio, LockedFolio},
         page_aligned,
+        virt::VmFault,
     },
     prelude::*,
     sync::{Arc, ArcBorrow},
@@ -148,12 +152,21 @@ impl GmemBackend for GmemRs {
         &TABLE
     }
 
+    fn supported_flags(kvm: Option<&Kvm>) -> u64 {
+        // As the built-in backend: memory can start shared only where the VM has no private
+        // memory, whose state lives in the VM's attributes, not in the file.
+        match kvm {
+            Some(kvm) if kvm.has_private_mem() => GUEST_MEMFD_FLAG_MMAP,
+            _ => GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+        }
+    }
+
     fn create(kvm: &Kvm, size: u64, flags: u64) -> Result<u32> {
-        // No flags are defined in 6.12; the size is a positive loff_t in whole pages.
-        if flags != 0 || size == 0 || size > i64::MAX as u64 || !page_aligned(size) {
+        // The size is a positive loff_t in whole pages; `GmemFile::create` checks the flags.
+        if size == 0 || size > i64::MAX as u64 || !page_aligned(size) {
             return Err(EINVAL);
         }
-        GmemFile::create(kvm, size, |file, gmem| {
+        GmemFile::create(kvm, size, flags, |file, gmem| {
             file.set_aops::<GmemAops>(gmem.clone())?;
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();
@@ -194,6 +207,24 @@ impl GmemBackend for GmemRs {
         if let Some(cache) = inode.mapping().page_cache::<GmemAops>() {
             drop(cache.lock_for_truncate().take_aops_private());
         }
+    }
+
+    fn fault_user(
+        _gmem: &Gmem,
+        file: &File,
+        index: u64,
+    ) -> core::result::Result<LockedFolio, VmFault> {
+        let folio = page_cache(file)?.grab_folio(index)?;
+        if folio.test_hwpoison() {
+            return Err(VmFault::HwPoison);
+        }
+        if !folio.test_uptodate() {
+            // First use: the host must never see stale data. Shared files belong to VMs
+            // without private memory: there is nothing to prepare for the guest.
+            folio.zero()?;
+            folio.mark_uptodate();
+        }
+        Ok(folio)
     }
 
     fn get_pfn(_gmem: &Gmem, fault: &GmemFault<'_>) -> Result<(LockedFolio, u32)> {

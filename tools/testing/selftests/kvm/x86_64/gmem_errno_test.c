@@ -3,8 +3,9 @@
  * gmem_errno_test: 6.12's guest_memfd errno contract, as a table.
  *
  * Each row is one bad (or edge) input and the errno 6.12's built-in
- * guest_memfd gives it; the table runs against whichever backend creates
- * guest_memfds (Documentation/virt/kvm/gmem_rs.rst has the same table).
+ * guest_memfd gives it (creation flags: EINVAL unless the VM's
+ * KVM_CAP_GUEST_MEMFD_FLAGS lists them); the table runs against whichever
+ * backend creates guest_memfds (Documentation/virt/kvm/gmem_rs.rst has the same table).
  * Bad input must also change nothing: after the table, the file still has
  * its size and still allocates and binds.
  */
@@ -36,6 +37,15 @@ static int create(uint64_t size, uint64_t flags)
 	return __vm_create_guest_memfd(vm, size, flags);
 }
 
+/* A creation that succeeds gives an fd: closed, and reported as 0. */
+static int created(int fd)
+{
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
 static int bind(uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		int fd, uint64_t offset)
 {
@@ -52,6 +62,7 @@ struct row {
 	const char *what;
 	int (*op)(void);
 	int err;	/* 0: must succeed */
+	uint64_t flag;	/* a GUEST_MEMFD_FLAG_*: succeeds if the VM's capability has it */
 };
 
 /* One operation of the table; its expected errno is in rows[] below. */
@@ -64,9 +75,9 @@ OP(size_zero, create(0, 0))
 OP(size_unaligned, create(PAGE_SIZE + 1, 0))
 OP(size_sub_page, create(PAGE_SIZE - 1, 0))
 OP(size_negative, create(-PAGE_SIZE, 0))
-OP(flags_bit0, create(SIZE, 1ull << 0))
-OP(flags_bit1, create(SIZE, 1ull << 1))
-OP(flags_bit63, create(SIZE, 1ull << 63))
+OP(flags_bit0, created(create(SIZE, 1ull << 0)))
+OP(flags_bit1, created(create(SIZE, 1ull << 1)))
+OP(flags_bit63, created(create(SIZE, 1ull << 63)))
 /* File operations. */
 OP(read, ({ char b[8]; (int)read(gmem, b, sizeof(b)); }))
 OP(write, ({ char b[8] = {}; (int)write(gmem, b, sizeof(b)); }))
@@ -110,9 +121,11 @@ OP(bind_overlap, bind(2, 0, GPA + SIZE, SIZE / 2, gmem, PAGE_SIZE))
 OP(bind_second_half, bind(2, 0, GPA + SIZE, SIZE / 2, gmem, SIZE / 2))
 
 #define R(name, err) { #name, op_##name, err }
+#define RF(name, flag) { #name, op_##name, EINVAL, flag }
 static const struct row rows[] = {
 	R(size_zero, EINVAL), R(size_unaligned, EINVAL), R(size_sub_page, EINVAL),
-	R(size_negative, EINVAL), R(flags_bit0, EINVAL), R(flags_bit1, EINVAL),
+	R(size_negative, EINVAL), RF(flags_bit0, GUEST_MEMFD_FLAG_MMAP),
+	RF(flags_bit1, GUEST_MEMFD_FLAG_INIT_SHARED),
 	R(flags_bit63, EINVAL),
 	R(read, EINVAL), R(write, EINVAL), R(pread, ESPIPE), R(pwrite, ESPIPE),
 	R(lseek, ESPIPE), R(mmap, ENODEV), R(ftruncate, EINVAL),
@@ -134,6 +147,7 @@ static const struct row rows[] = {
 
 int main(int argc, char *argv[])
 {
+	uint64_t valid;
 	struct stat st;
 	unsigned int i;
 
@@ -148,21 +162,25 @@ int main(int argc, char *argv[])
 	mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	TEST_ASSERT(mem != MAP_FAILED, "mmap");
 
+	/* The flags rows follow KVM_CAP_GUEST_MEMFD_FLAGS (gmem_mmap_test checks its value). */
+	valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
+
 	ksft_print_header();
 	ksft_set_plan(ARRAY_SIZE(rows) + 1);
 	for (i = 0; i < ARRAY_SIZE(rows); i++) {
+		int want = rows[i].flag & valid ? 0 : rows[i].err;
 		int r, e;
 
 		errno = 0;
 		r = rows[i].op();
 		e = errno;
-		if (rows[i].err ? (r == -1 && e == rows[i].err) : r == 0)
+		if (want ? (r == -1 && e == want) : r == 0)
 			ksft_test_result_pass("%s: %s\n", rows[i].what,
-					      rows[i].err ? strerror(rows[i].err) : "ok");
+					      want ? strerror(want) : "ok");
 		else
 			ksft_test_result_fail("%s: got %d, errno %d (%s); want %s\n",
 					      rows[i].what, r, e, strerror(e),
-					      rows[i].err ? strerror(rows[i].err) : "success");
+					      want ? strerror(want) : "success");
 	}
 
 	/* Nothing above changed the file: same size, still allocates. */
