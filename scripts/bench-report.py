@@ -14,14 +14,16 @@ import sys
 from collections import defaultdict
 
 ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault-in-v2", "punch-4k", "convert-4k",
-         "convert-large", "floor", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
+         "convert-large", "floor", "host-write", "shmem-host-write", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
          "mfd-punch-4k", "shmem-punch-4k"]
 # Rows and their floors: guest_memfd allocation against the page allocator
 # alone; fault-in against allocating and zeroing (6.12 zeroes a page at its
-# first fault, not at fallocate);
+# first fault, not at fallocate); the VMM's first touch of a mapped guest_memfd
+# against a plain shmem memfd's;
 # MFD_INACCESSIBLE workloads against plain shmem (the memfd rows run the same
 # code in C and Rust rounds: their Rust/C ratio is the noise).
 FLOORS = [("allocate", "floor-allocate"), ("fault-in", "floor-allocate-zero"),
+          ("host-write", "shmem-host-write"),
           ("mfd-allocate", "shmem-allocate"), ("mfd-punch-4k", "shmem-punch-4k")]
 # Rows whose cost per 4 KiB page is shown across sizes.
 SCALING = ["allocate", "fault-in", "punch-4k"]

@@ -3,7 +3,7 @@
  * gmem_bench: time guest_memfd workloads against whichever backend
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
- *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling]
+ *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -28,6 +28,10 @@
  *                  part of fault-in's cost (6.12's fallocate does not zero)
  *   fault-in-vN    fault-in with N vCPUs (2, and the CPU count if more),
  *                  each touching its own 1/N of the range
+ *   host-write     the VMM writes every page of a mapped guest_memfd of -s
+ *                  MiB (GUEST_MEMFD_FLAG_MMAP | _INIT_SHARED) for the first
+ *                  time: the host's first-touch fault;
+ *   shmem-host-write  the same on a plain shmem memfd: its floor
  *
  * -w scaling: allocate at -a/8, -a/4 and -a/2, fault-in and punch-4k at
  * -s/4, -s/2 and 2*-s (with the default sizes, the rows at -a and -s make
@@ -352,6 +356,48 @@ static void bench_convert(void)
 	report("convert-large", size, tl, before);
 }
 
+/* Writes every page of @fd's first @bytes through a shared mapping, once. */
+static double time_host_write(int fd, uint64_t bytes)
+{
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	double t;
+
+	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
+	t = now_ms();
+	for (uint64_t off = 0; off < bytes; off += PAGE_SIZE)
+		WRITE_ONCE(*(uint64_t *)(p + off), off);
+	t = now_ms() - t;
+	TEST_ASSERT(!munmap(p, bytes), "munmap: errno %d", errno);
+	return t;
+}
+
+/* The VMM's first touch of a shared guest_memfd, against shmem's. */
+static void bench_host_write(void)
+{
+	uint64_t flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+	long before = used_kb();
+	struct kvm_vm *vm;
+	double t;
+	int fd;
+
+	if ((kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & flags) != flags) {
+		printf("# host-write: the backend does not take MMAP | INIT_SHARED\n");
+		return;
+	}
+	vm = vm_create_barebones();
+	fd = vm_create_guest_memfd(vm, size, flags);
+	t = time_host_write(fd, size);
+	close(fd);
+	kvm_vm_free(vm);
+	report("host-write", size, t, before);
+
+	before = used_kb();
+	fd = bench_memfd(size, false);
+	t = time_host_write(fd, size);
+	close(fd);
+	report("shmem-host-write", size, t, before);
+}
+
 static void bench_floor(void)
 {
 	long before = used_kb();
@@ -387,7 +433,7 @@ int main(int argc, char *argv[])
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling]\n",
+				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap]\n",
 				argv[0]);
 			return 1;
 		}
@@ -401,6 +447,10 @@ int main(int argc, char *argv[])
 	}
 	if (only && !strcmp(only, "fault")) {
 		bench_fault_punch(false);
+		return 0;
+	}
+	if (only && !strcmp(only, "mmap")) {
+		bench_host_write();
 		return 0;
 	}
 	if (only && !strcmp(only, "scaling")) {
@@ -418,6 +468,7 @@ int main(int argc, char *argv[])
 			bench_fault_vcpus(ncpus);
 		bench_convert();
 		bench_floor();
+		bench_host_write();
 	}
 	bench_allocate("mfd");
 	bench_allocate("shmem");

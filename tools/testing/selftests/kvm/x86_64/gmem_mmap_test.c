@@ -10,7 +10,8 @@
  * SIGBUS past the end and on private files, memory errors, THP collapse),
  * the file calls that still fail, and guests whose memslot is the file:
  * a default VM that shares data with the VMM through the mapping, and a
- * software-protected VM that converts the same memory private and back.
+ * software-protected VM that converts the same memory private and back,
+ * and a default VM whose whole memory is one guest_memfd.
  * A backend that supports no flag passes the table and skips the rest.
  */
 #include <errno.h>
@@ -445,6 +446,65 @@ static void test_protected_conversions(void)
 	kvm_vm_free(vm);
 }
 
+static uint64_t whole_ram_value;
+
+static void guest_whole_ram(void)
+{
+	GUEST_ASSERT_EQ(READ_ONCE(whole_ram_value), 0x1234);
+	WRITE_ONCE(whole_ram_value, 0x5678);
+	GUEST_DONE();
+}
+
+/*
+ * A default VM whose whole memory, code, page tables and stack included, is
+ * one MMAP | INIT_SHARED guest_memfd: slot 0 is bound to it, and the
+ * library's view of slot 0 is the file's mapping, replacing the anonymous
+ * memory vm_mem_add() maps before anything is written there. The guest runs,
+ * reads the VMM's write and writes back; a second mapping of the file sees
+ * the guest's write at its guest-physical offset.
+ */
+static void test_whole_ram(void)
+{
+	const uint64_t npages = 1024, bytes = npages * PAGE_SIZE;
+	struct userspace_mem_region *slot0;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = ____vm_create(VM_SHAPE_DEFAULT);
+	int fd = vm_create_guest_memfd(vm, bytes, MMAP | SHARED);
+	uint64_t gpa, seen;
+	char *view;
+	int i;
+
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, npages, KVM_MEM_GUEST_MEMFD, fd, 0);
+	slot0 = memslot2region(vm, 0);
+	TEST_ASSERT(mmap(slot0->host_mem, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 fd, 0) == slot0->host_mem, "mmap over slot 0: errno %d", errno);
+	/* What __vm_create() does after adding slot 0. */
+	for (i = 0; i < NR_MEM_REGIONS; i++)
+		vm->memslots[i] = 0;
+	kvm_vm_elf_load(vm, program_invocation_name);
+	ucall_init(vm, bytes);
+	guest_rng = new_guest_random_state(guest_random_seed);
+	sync_global_to_guest(vm, guest_rng);
+	kvm_arch_vm_post_create(vm);
+	vcpu = vm_vcpu_add(vm, 0, guest_whole_ram);
+
+	whole_ram_value = 0x1234;
+	sync_global_to_guest(vm, whole_ram_value);
+	gmem_run_to_done(vcpu);
+	sync_global_from_guest(vm, whole_ram_value);
+	gpa = addr_gva2gpa(vm, (vm_vaddr_t)&whole_ram_value);
+	view = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+	TEST_ASSERT(view != MAP_FAILED, "mmap: errno %d", errno);
+	seen = *(uint64_t *)(view + gpa);
+	result(whole_ram_value == 0x5678 && seen == 0x5678,
+	       "default VM with all its memory in one guest_memfd",
+	       "guest wrote 0x%lx, the file holds 0x%lx at gpa 0x%lx", whole_ram_value, seen,
+	       gpa);
+	munmap(view, bytes);
+	close(fd);
+	kvm_vm_free(vm);
+}
+
 int main(int argc, char *argv[])
 {
 	struct kvm_vm *vm, *protected_vm;
@@ -455,7 +515,7 @@ int main(int argc, char *argv[])
 	sys_flags = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
 
 	ksft_print_header();
-	ksft_set_plan(sys_flags & MMAP ? 14 : 2);
+	ksft_set_plan(sys_flags & MMAP ? 15 : 2);
 	test_flags_table(VM_TYPE_DEFAULT, sys_flags);
 	test_flags_table(KVM_X86_SW_PROTECTED_VM, sys_flags);
 	if (!(sys_flags & MMAP))
@@ -475,5 +535,6 @@ int main(int argc, char *argv[])
 	kvm_vm_free(vm);
 	test_guest_round_trip();
 	test_protected_conversions();
+	test_whole_ram();
 	ksft_finished();
 }
