@@ -124,6 +124,18 @@ pub const GUEST_MEMFD_FLAG_MMAP: u64 = bindings::GUEST_MEMFD_FLAG_MMAP as u64;
 /// it in; only for VMs without private memory.
 pub const GUEST_MEMFD_FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SHARED as u64;
 
+/// The flags `T`'s files take for `kvm` (`None`: for some VM): what the backend says, within
+/// what KVM allows. A VM with private memory keeps its private/shared state in its memory
+/// attributes, so its memory cannot start shared, whatever a backend says: host faults would
+/// otherwise reach folios the guest owns.
+fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
+    let mut allowed = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+    if kvm.is_some_and(|kvm| kvm.has_private_mem()) {
+        allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
+    }
+    T::supported_flags(kvm) & allowed
+}
+
 /// The arch hook for memory leaving guest_memfd: the pages of `folio`, which a guest_memfd's
 /// page cache is freeing (on SEV-SNP, they go back to the host in the RMP).
 #[inline]
@@ -342,7 +354,7 @@ impl<T: GmemBackend> GmemFile<T> {
         flags: u64,
         setup: impl FnOnce(&mut NewFile<GmemFops<T>>, &Arc<Self>) -> Result,
     ) -> Result<u32> {
-        if flags & !T::supported_flags(Some(kvm)) != 0 {
+        if flags & !allowed_flags::<T>(Some(kvm)) != 0 {
             return Err(EINVAL);
         }
         let size = i64::try_from(size).map_err(|_| EINVAL)?;
@@ -653,7 +665,8 @@ pub trait GmemBackend: Sized + 'static {
     fn create(kvm: &Kvm, size: u64, flags: u64) -> Result<u32>;
 
     /// The `GUEST_MEMFD_FLAG_*` the backend supports for `kvm` (`None`: for some VM), which
-    /// `KVM_CAP_GUEST_MEMFD_FLAGS` reports while the backend is registered. None by default.
+    /// `KVM_CAP_GUEST_MEMFD_FLAGS` reports while the backend is registered, less what KVM does
+    /// not allow (`INIT_SHARED` on a VM with private memory). None by default.
     fn supported_flags(_kvm: Option<&Kvm>) -> u64 {
         0
     }
@@ -742,7 +755,7 @@ impl<T: GmemBackend> BackendVtable<T> {
     unsafe extern "C" fn supported_flags(kvm: *mut bindings::kvm) -> u64 {
         // SAFETY: Per the function's safety requirement.
         let kvm = (!kvm.is_null()).then(|| unsafe { Kvm::from_raw(kvm) });
-        T::supported_flags(kvm)
+        allowed_flags::<T>(kvm)
     }
 
     /// # Safety

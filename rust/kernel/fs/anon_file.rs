@@ -119,6 +119,12 @@ impl<T: FileOperations> FopsVtable<T> {
             let file = unsafe { File::from_raw(file) };
             // SAFETY: As in `fallocate`.
             let data = unsafe { T::Data::borrow(file.private_data()) };
+            // The VMA's faults find the file's data through `vm_file`: it must be this file
+            // (6.12's `mmap_region()` sets it before calling us; checked, not assumed).
+            // SAFETY: The VMA is valid and being set up by `mmap`.
+            if unsafe { (*vma).vm_file } != file.as_raw() {
+                return Err(EINVAL);
+            }
             // SAFETY: The VMA is being set up for this file, one of `T`'s, by `mmap`.
             let vma = unsafe { VmaNew::<T>::from_raw(vma) };
             T::mmap(data, file, vma)?;

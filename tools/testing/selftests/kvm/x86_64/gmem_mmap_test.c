@@ -136,6 +136,12 @@ static void test_flags_table(unsigned long type, uint64_t sys_flags)
 	/* A backend with no flags reports none; one with them, the whole contract. */
 	if (sys_flags && valid != expected_flags(type))
 		result(false, what, "capability 0x%lx, want 0x%lx", valid, expected_flags(type));
+	else if (sys_flags && sys_flags != (MMAP | SHARED))
+		result(false, what, "system-wide capability 0x%lx, want 0x%llx", sys_flags,
+		       MMAP | SHARED);
+	else if (vm_check_cap(vm, KVM_CAP_GUEST_MEMFD) != 1)
+		result(false, what, "KVM_CAP_GUEST_MEMFD %d on this VM, want 1",
+		       vm_check_cap(vm, KVM_CAP_GUEST_MEMFD));
 	else
 		result(bad < 0, what, "bit %d: errno %d against capability 0x%lx", bad, e, valid);
 	kvm_vm_free(vm);
@@ -271,13 +277,37 @@ static void test_fallocate(struct kvm_vm *vm)
 	close(fd);
 }
 
-/* THP must not replace the file's folios: MADV_COLLAPSE fails, the data stays. */
+/* The THPeligible line of /proc/self/smaps for the mapping at @p; -1 if none. */
+static int thp_eligible(void *p)
+{
+	unsigned long start, end;
+	bool in = false;
+	char line[256];
+	int v = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	TEST_ASSERT(f, "/proc/self/smaps: errno %d", errno);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
+			in = start <= (unsigned long)p && (unsigned long)p < end;
+		else if (in && sscanf(line, "THPeligible: %d", &v) == 1)
+			break;
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * THP must not replace the file's folios: the mapping is not THP-eligible
+ * (CONFIG_READ_ONLY_THP_FOR_FS would make a read-only file's mapping so),
+ * MADV_COLLAPSE fails, and the data stays.
+ */
 static void test_collapse(struct kvm_vm *vm)
 {
 	int fd = vm_create_guest_memfd(vm, PMD_SIZE, MMAP | SHARED);
 	char *area = mmap(NULL, 2 * PMD_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *p;
-	int huge, collapse, e = 0;
+	int huge, collapse, eligible, e = 0;
 
 	TEST_ASSERT(area != MAP_FAILED, "mmap: errno %d", errno);
 	p = (char *)(((unsigned long)area + PMD_SIZE - 1) & ~(PMD_SIZE - 1));
@@ -285,13 +315,14 @@ static void test_collapse(struct kvm_vm *vm)
 	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
 	memset(p, 'h', PMD_SIZE);
 	huge = madvise(p, PMD_SIZE, MADV_HUGEPAGE) ? errno : 0;
+	eligible = thp_eligible(p);
 	collapse = madvise(p, PMD_SIZE, MADV_COLLAPSE);
 	if (collapse)
 		e = errno;
-	result(!huge && collapse == -1 && e == EINVAL && page_is(p, 'h') &&
+	result(!huge && !eligible && collapse == -1 && e == EINVAL && page_is(p, 'h') &&
 	       page_is(p + PMD_SIZE - PAGE_SIZE, 'h'),
-	       "MADV_COLLAPSE refused", "MADV_HUGEPAGE %d, MADV_COLLAPSE %d errno %d", huge,
-	       collapse, e);
+	       "MADV_COLLAPSE refused", "MADV_HUGEPAGE %d, THPeligible %d, MADV_COLLAPSE %d errno %d",
+	       huge, eligible, collapse, e);
 	munmap(area, 2 * PMD_SIZE);
 	close(fd);
 }
@@ -307,7 +338,8 @@ static void test_hwpoison(struct kvm_vm *vm)
 	int fd = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
 	char *p = map(fd, SIZE, MAP_SHARED);
 	struct sigaction old;
-	int poisoned, other;
+	int poisoned, fresh, other;
+	char *q;
 
 	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
 	memset(p, 'p', SIZE);
@@ -322,15 +354,20 @@ static void test_hwpoison(struct kvm_vm *vm)
 	TEST_ASSERT(!sigaction(SIGBUS, &old, NULL), "sigaction");
 	poisoned = touch(p, false);
 	other = touch(p + PAGE_SIZE, false);
+	/* A new mapping has no poison entry: the file's fault handler finds the poison. */
+	q = map(fd, SIZE, MAP_SHARED);
+	TEST_ASSERT(q != MAP_FAILED, "mmap: errno %d", errno);
+	fresh = touch(q, false);
+	munmap(q, SIZE);
 	TEST_ASSERT(!fallocate(fd, KS | PH, 0, PAGE_SIZE), "punch: errno %d", errno);
 	munmap(p, SIZE);
 	p = map(fd, SIZE, MAP_SHARED);
 	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
-	result(poisoned == BUS_MCEERR_AR && !other && page_is(p, 0) &&
+	result(poisoned == BUS_MCEERR_AR && fresh == BUS_MCEERR_AR && !other && page_is(p, 0) &&
 	       page_is(p + PAGE_SIZE, 'p'),
 	       "memory error in a mapped page",
-	       "poisoned page si_code %d (want %d), next page %d", poisoned, BUS_MCEERR_AR,
-	       other);
+	       "poisoned page si_code %d, in a new mapping %d (want %d), next page %d", poisoned,
+	       fresh, BUS_MCEERR_AR, other);
 	munmap(p, SIZE);
 	close(fd);
 }
@@ -396,6 +433,10 @@ static void test_guest_round_trip(void)
 	kvm_vm_free(vm);
 }
 
+/*
+ * Private, shared, private: the slot is guest_memfd-only, so each state is
+ * the same page of the file (no conversion here frees or zeroes it).
+ */
 static void guest_convert(void)
 {
 	uint64_t *mem = (uint64_t *)TEST_GPA;
@@ -404,18 +445,21 @@ static void guest_convert(void)
 	for (i = 0; i < NPAGES; i++)
 		WRITE_ONCE(mem[i * PAGE_SIZE / 8], 0x77);
 	GUEST_SYNC(1);
-	for (i = 0; i < NPAGES; i++)
-		WRITE_ONCE(mem[i * PAGE_SIZE / 8], READ_ONCE(mem[i * PAGE_SIZE / 8]) + 1);
+	for (i = 0; i < NPAGES; i++) {
+		GUEST_ASSERT_EQ(READ_ONCE(mem[i * PAGE_SIZE / 8]), 0x77);
+		WRITE_ONCE(mem[i * PAGE_SIZE / 8], 0x78);
+	}
 	GUEST_SYNC(2);
 	for (i = 0; i < NPAGES; i++)
-		GUEST_ASSERT(READ_ONCE(mem[i * PAGE_SIZE / 8]));
+		GUEST_ASSERT_EQ(READ_ONCE(mem[i * PAGE_SIZE / 8]), 0x78);
 	GUEST_DONE();
 }
 
 /*
  * A software-protected VM on an MMAP file (private: the VMM's accesses get
  * SIGBUS): KVM_SET_MEMORY_ATTRIBUTES still converts its memory, private,
- * shared and private again, and the guest runs in each state.
+ * shared and private again; the guest finds its data in each state, and
+ * the slot's host address, other memory, is never used.
  */
 static void test_protected_conversions(void)
 {
@@ -425,9 +469,11 @@ static void test_protected_conversions(void)
 	int fd = vm_create_guest_memfd(vm, SIZE, MMAP);
 	char *p = map(fd, SIZE, MAP_SHARED);
 	char *other = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	int host;
+	bool untouched = true;
+	int host, i;
 
 	TEST_ASSERT(p != MAP_FAILED && other != MAP_FAILED, "mmap: errno %d", errno);
+	memset(other, 0x11, SIZE);
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, other,
 				   fd, 0);
 	virt_map(vm, TEST_GPA, TEST_GPA, NPAGES);
@@ -438,9 +484,65 @@ static void test_protected_conversions(void)
 	vm_mem_set_private(vm, TEST_GPA, SIZE);
 	gmem_run_to_done(vcpu);
 	host = touch(p, false);
-	result(host == BUS_ADRERR, "software-protected VM: conversions of an MMAP file",
-	       "host read of the private file: si_code %d", host);
+	for (i = 0; i < NPAGES; i++)
+		untouched &= page_is(other + i * PAGE_SIZE, 0x11);
+	result(host == BUS_ADRERR && untouched,
+	       "software-protected VM: conversions of an MMAP file",
+	       "host read of the private file: si_code %d; host address untouched %d", host,
+	       untouched);
 	munmap(p, SIZE);
+	munmap(other, SIZE);
+	close(fd);
+	kvm_vm_free(vm);
+}
+
+/* The mapping holds the file: closing the fd frees nothing until munmap. */
+static void test_close_while_mapped(struct kvm_vm *vm)
+{
+	int fd = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
+	char *p = map(fd, SIZE, MAP_SHARED);
+	long before, mapped, after;
+
+	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
+	gmem_pin_to_this_cpu();
+	before = gmem_unevictable_kb();
+	memset(p, 'c', SIZE);
+	close(fd);
+	memset(p + SIZE - PAGE_SIZE, 'd', PAGE_SIZE);
+	mapped = gmem_unevictable_kb();
+	result(page_is(p, 'c') && page_is(p + SIZE - PAGE_SIZE, 'd') &&
+	       mapped - before >= SIZE / 1024, "closed fd, mapping still in use",
+	       "Unevictable grew %ld kB, want %lu", mapped - before, SIZE / 1024);
+	munmap(p, SIZE);
+	after = gmem_unevictable_kb();
+	result(after - before < SIZE / 1024, "munmap of the last user frees the file's memory",
+	       "Unevictable %ld kB before, %ld mapped, %ld after", before, mapped, after);
+}
+
+static void guest_read_first(void)
+{
+	GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)TEST_GPA), guest_value);
+	GUEST_DONE();
+}
+
+/* A file without MMAP leaves the slot as it was: shared faults use its host address. */
+static void test_not_gmem_only(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_create_with_one_vcpu(&vcpu, guest_read_first);
+	int fd = vm_create_guest_memfd(vm, SIZE, 0);
+	uint64_t *other = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	TEST_ASSERT(other != MAP_FAILED, "mmap: errno %d", errno);
+	other[0] = 0xabcdef;
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, other,
+				   fd, 0);
+	virt_map(vm, TEST_GPA, TEST_GPA, NPAGES);
+	guest_value = 0xabcdef;
+	sync_global_to_guest(vm, guest_value);
+	gmem_run_to_done(vcpu);
+	ksft_test_result_pass("default VM, file without MMAP: the slot's host address\n");
 	munmap(other, SIZE);
 	close(fd);
 	kvm_vm_free(vm);
@@ -515,7 +617,7 @@ int main(int argc, char *argv[])
 	sys_flags = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
 
 	ksft_print_header();
-	ksft_set_plan(sys_flags & MMAP ? 15 : 2);
+	ksft_set_plan(sys_flags & MMAP ? 18 : 2);
 	test_flags_table(VM_TYPE_DEFAULT, sys_flags);
 	test_flags_table(KVM_X86_SW_PROTECTED_VM, sys_flags);
 	if (!(sys_flags & MMAP))
@@ -531,10 +633,12 @@ int main(int argc, char *argv[])
 	test_fallocate(vm);
 	test_collapse(vm);
 	test_hwpoison(vm);
+	test_close_while_mapped(vm);
 	kvm_vm_free(protected_vm);
 	kvm_vm_free(vm);
 	test_guest_round_trip();
 	test_protected_conversions();
 	test_whole_ram();
+	test_not_gmem_only();
 	ksft_finished();
 }
