@@ -321,8 +321,9 @@ static void test_collapse(struct kvm_vm *vm)
 		e = errno;
 	result(!huge && !eligible && collapse == -1 && e == EINVAL && page_is(p, 'h') &&
 	       page_is(p + PMD_SIZE - PAGE_SIZE, 'h'),
-	       "MADV_COLLAPSE refused", "MADV_HUGEPAGE %d, THPeligible %d, MADV_COLLAPSE %d errno %d",
-	       huge, eligible, collapse, e);
+	       "MADV_COLLAPSE refused",
+	       "MADV_HUGEPAGE %d, THPeligible %d, MADV_COLLAPSE %d errno %d", huge, eligible,
+	       collapse, e);
 	munmap(area, 2 * PMD_SIZE);
 	close(fd);
 }
