@@ -72,6 +72,26 @@ fn page_cache(file: &File) -> Result<&PageCache<GmemAops>> {
         .ok_or(EINVAL)
 }
 
+/// The folio holding page `index` of `file`, locked, for a fault of the guest or of the host:
+/// `EHWPOISON` if it is poisoned; zeroed, then `prepare`d, on first use, so that nobody sees
+/// stale data.
+fn folio_in_use(
+    file: &File,
+    index: u64,
+    prepare: impl FnOnce(&LockedFolio) -> Result,
+) -> Result<LockedFolio> {
+    let folio = page_cache(file)?.grab_folio(index)?;
+    if folio.test_hwpoison() {
+        return Err(EHWPOISON);
+    }
+    if !folio.test_uptodate() {
+        folio.zero()?;
+        prepare(&folio)?;
+        folio.mark_uptodate();
+    }
+    Ok(folio)
+}
+
 fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, offset: u64, len: u64) {
     let (start, end) = (offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT);
     let inval = cache.lock_for_truncate();
@@ -214,30 +234,13 @@ impl GmemBackend for GmemRs {
         file: &File,
         index: u64,
     ) -> core::result::Result<LockedFolio, VmFault> {
-        let folio = page_cache(file)?.grab_folio(index)?;
-        if folio.test_hwpoison() {
-            return Err(VmFault::HwPoison);
-        }
-        if !folio.test_uptodate() {
-            // First use: the host must never see stale data. Shared files belong to VMs
-            // without private memory: there is nothing to prepare for the guest.
-            folio.zero()?;
-            folio.mark_uptodate();
-        }
-        Ok(folio)
+        // Shared files belong to VMs without private memory: nothing to prepare for a guest.
+        // A poisoned folio's `EHWPOISON` becomes the memory-error signal.
+        Ok(folio_in_use(file, index, |_| Ok(()))?)
     }
 
     fn get_pfn(_gmem: &Gmem, fault: &GmemFault<'_>) -> Result<(LockedFolio, u32)> {
-        let folio = page_cache(fault.file())?.grab_folio(fault.index())?;
-        if folio.test_hwpoison() {
-            return Err(EHWPOISON);
-        }
-        if !folio.test_uptodate() {
-            // First use: the guest must never see stale host data.
-            folio.zero()?;
-            fault.prepare(&folio)?;
-            folio.mark_uptodate();
-        }
+        let folio = folio_in_use(fault.file(), fault.index(), |folio| fault.prepare(folio))?;
         Ok((folio, 0))
     }
 
