@@ -382,11 +382,6 @@ impl<T: GmemBackend> GmemFile<T> {
         &self.kvm
     }
 
-    /// Its `GUEST_MEMFD_FLAG_*`.
-    pub fn flags(&self) -> u64 {
-        self.flags
-    }
-
     /// Whether page `index` of the file is bound to `slot`, read from the table. Faults use
     /// [`MemorySlot::get_file_index`] instead, which takes no lock.
     fn is_bound(&self, slot: &MemorySlot, index: u64) -> bool {

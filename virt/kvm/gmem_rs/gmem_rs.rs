@@ -172,13 +172,10 @@ impl GmemBackend for GmemRs {
         &TABLE
     }
 
-    fn supported_flags(kvm: Option<&Kvm>) -> u64 {
-        // As the built-in backend: memory can start shared only where the VM has no private
-        // memory, whose state lives in the VM's attributes, not in the file.
-        match kvm {
-            Some(kvm) if kvm.has_private_mem() => GUEST_MEMFD_FLAG_MMAP,
-            _ => GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
-        }
+    fn supported_flags(_kvm: Option<&Kvm>) -> u64 {
+        // Both, as the built-in backend; `kernel::kvm` drops `INIT_SHARED` for VMs with private
+        // memory, whatever a backend says.
+        GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED
     }
 
     fn create(kvm: &Kvm, size: u64, flags: u64) -> Result<u32> {
