@@ -11,8 +11,9 @@
 # workload on each backend: GMEM_PROFILE=allocate (default), fault or contended.
 set -uo pipefail
 export GMEM_DEBUG=0
-# Room for gmem_bench's 4 GiB guest_memfd next to everything else.
-export GMEM_VM_MEMORY=${GMEM_VM_MEMORY:-8G}
+# Room for gmem_bench's 4 GiB guest_memfd next to everything else, on one
+# NUMA node: a file that spills to a second node measures the spill.
+export GMEM_VM_MEMORY=${GMEM_VM_MEMORY:-8G} GMEM_VM_NODES=${GMEM_VM_NODES:-1}
 export GMEM_KBUILD=${GMEM_KBUILD:-${GMEM_CACHE:-$HOME/.cache/gmem-rs}/build-bench}
 . "$(dirname "$0")/common.sh"
 S=$GMEM_ROOT/scripts
@@ -53,5 +54,5 @@ if [ "$ICOUNT_ROUNDS" -gt 0 ]; then
 fi
 
 echo
-echo "gmem_bench: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $(nproc) cores; guest: QEMU TCG, ${GMEM_VM_CPUS:-2} vCPUs, ${GMEM_VM_MEMORY:-4G}; -icount pass: $ICOUNT_OPTS"
+echo "gmem_bench: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $(nproc) cores; guest: QEMU TCG, ${GMEM_VM_CPUS:-2} vCPUs, ${GMEM_VM_MEMORY:-4G}, $GMEM_VM_NODES NUMA node(s); -icount pass: $ICOUNT_OPTS"
 "$S/bench-report.py" "$OUT/bench.txt" $ICOUNT_FILE | tee "$OUT/report.txt"

@@ -22,9 +22,34 @@ esac
 # /dev/kvm on the reference hosts is a paravirtual hypervisor that cannot boot
 # a normal kernel: TCG only.
 cd "$GMEM_ROOT"
-VNG_ARGS=(--disable-kvm --force-9p --run "$IMAGE"
-	--cpus "${GMEM_VM_CPUS:-2}" --memory "${GMEM_VM_MEMORY:-4G}"
-	--rwdir "$RESULTS" --append "panic=-1 oops=panic log_buf_len=32M")
+CPUS=${GMEM_VM_CPUS:-2} MEMORY=${GMEM_VM_MEMORY:-4G}
+[[ $CPUS =~ ^[1-9][0-9]*$ ]] || die "GMEM_VM_CPUS=$CPUS: want a number of CPUs"
+# One CPU per socket, so that a node's CPUs share no cache with another's
+# (the kernel warns at boot when a package spans nodes).
+VNG_ARGS=(--disable-kvm --force-9p --run "$IMAGE" --cpus "$CPUS,sockets=$CPUS,cores=1,threads=1"
+	--memory "$MEMORY" --rwdir "$RESULTS" --append "panic=-1 oops=panic log_buf_len=32M")
+
+# GMEM_VM_NODES=2 (the default): two NUMA nodes, each half the memory and
+# half the CPUs (node 1 has none if there is one CPU); guest_memfd's mbind()
+# tests place memory on each. 1: one node, as QEMU's default.
+case "${GMEM_VM_NODES:-2}" in
+1) ;;
+2)
+	[[ $MEMORY =~ ^([0-9]+)([MG])$ ]] ||
+		die "GMEM_VM_MEMORY=$MEMORY: want a size in M or G, e.g. 4G"
+	mib=${BASH_REMATCH[1]}
+	[ "${BASH_REMATCH[2]}" = M ] || mib=$((mib * 1024))
+	[ $((mib % 2)) = 0 ] || die "GMEM_VM_MEMORY=$MEMORY: two nodes need an even number of MiB"
+	half=$(((CPUS + 1) / 2))
+	VNG_ARGS+=(--numa "$((mib / 2))M,cpus=0-$((half - 1))")
+	if [ "$CPUS" -gt 1 ]; then
+		VNG_ARGS+=(--numa "$((mib / 2))M,cpus=$half-$((CPUS - 1))")
+	else
+		VNG_ARGS+=(--numa "$((mib / 2))M")
+	fi
+	;;
+*) die "GMEM_VM_NODES=${GMEM_VM_NODES}: 1 or 2" ;;
+esac
 # GMEM_VM_QEMU_OPTS: more QEMU options (make bench's -icount pass); vng wants them last.
 [ -z "${GMEM_VM_QEMU_OPTS:-}" ] || VNG_ARGS+=("--qemu-opts=$GMEM_VM_QEMU_OPTS")
 [ "$#" -gt 0 ] || exec "$VNG" "${VNG_ARGS[@]}"

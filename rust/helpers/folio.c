@@ -4,12 +4,6 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 
-struct folio *rust_helper_filemap_grab_folio(struct address_space *mapping,
-					     pgoff_t index)
-{
-	return filemap_grab_folio(mapping, index);
-}
-
 void rust_helper_folio_get(struct folio *folio)
 {
 	folio_get(folio);
@@ -69,15 +63,16 @@ void rust_helper_cond_resched(void)
 }
 
 /*
- * Make sure the folio at @index is in the page cache, and return the index
- * after it (or -errno). One call, on fallocate's per-page path, for what are
- * six functions in C: grab, mark dirty (see PageCache::grab_folio), next
- * index, unlock, put.
+ * Make sure the folio at @index is in the page cache, allocated with @sp's
+ * policy if new (filemap_grab_folio_sp()), and return the index after it
+ * (or -errno). One call, on fallocate's per-page path, for what are six
+ * functions in C: grab, mark dirty (see PageCache::grab_folio), next index,
+ * unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
-					 pgoff_t index)
+					 pgoff_t index, struct shared_policy *sp)
 {
-	struct folio *folio = filemap_grab_folio(mapping, index);
+	struct folio *folio = filemap_grab_folio_sp(mapping, index, sp);
 
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);

@@ -31,6 +31,7 @@ use crate::{
     },
     mm::{
         folio::{FolioSpan, LockedFolio},
+        mempolicy::SharedPolicy,
         page_aligned,
         virt::{VmFault, VmOperations, VmaNew},
     },
@@ -340,6 +341,9 @@ pub struct GmemFile<T: GmemBackend> {
     /// invalidations read it without those locks.
     #[pin]
     bindings: Mutex<Bindings>,
+    /// The NUMA policy `mbind()` on the VMM's mappings sets for the file's pages.
+    #[pin]
+    policy: SharedPolicy,
     _p: PhantomData<fn() -> T>,
 }
 
@@ -364,6 +368,7 @@ impl<T: GmemBackend> GmemFile<T> {
                 kvm: ARef::from(kvm),
                 flags,
                 bindings <- new_mutex!(RBTree::new(), "kvm::GmemFile::bindings"),
+                policy <- SharedPolicy::new(),
                 _p: PhantomData,
             }),
             GFP_KERNEL,
@@ -380,6 +385,12 @@ impl<T: GmemBackend> GmemFile<T> {
     /// The VM the file belongs to.
     pub fn kvm(&self) -> &Kvm {
         &self.kvm
+    }
+
+    /// The NUMA policy of the file's pages, which `mbind()` on a mapping of the file sets:
+    /// every folio the backend allocates follows it, for `fallocate()` and for faults alike.
+    pub fn policy(&self) -> &SharedPolicy {
+        &self.policy
     }
 
     /// Whether page `index` of the file is bound to `slot`, read from the table. Faults use
@@ -536,6 +547,10 @@ impl<T: GmemBackend> VmOperations for GmemFops<T> {
             return Err(VmFault::SigBus);
         }
         T::fault_user(&gmem, file, pgoff)
+    }
+
+    fn shared_policy<'a>(gmem: &'a ArcBorrow<'_, GmemFile<T>>) -> Option<&'a SharedPolicy> {
+        Some(&gmem.policy)
     }
 }
 

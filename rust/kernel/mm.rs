@@ -7,6 +7,7 @@
 
 pub mod filemap;
 pub mod folio;
+pub mod mempolicy;
 pub mod virt;
 
 /// Whether `x` (bytes) is a whole number of pages. For signed offsets, cast: the low bits are

@@ -160,9 +160,7 @@ static bool kvm_gmem_zap_slot(struct kvm *kvm, struct kvm_memory_slot *slot,
 		.end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,
 		.slot = slot,
 		.may_block = true,
-		.attr_filter = kvm_memslot_is_gmem_only(slot) ?
-			       KVM_FILTER_SHARED | KVM_FILTER_PRIVATE :
-			       KVM_FILTER_PRIVATE,
+		.attr_filter = kvm_gmem_invalidate_filter(slot),
 	};
 
 	if (WARN_ON_ONCE(range.start >= range.end))

@@ -225,7 +225,7 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// assert_eq!(file.inode().size(), 4 * 4096);
 ///
 /// let mapping = file.inode().mapping().page_cache::<Example>().ok_or(EINVAL)?;
-/// let folio = mapping.grab_folio(1)?;
+/// let folio = mapping.grab_folio(1, None)?;
 /// assert_eq!(folio.index(), 1);
 /// assert_eq!(folio.order(), 0);
 /// assert!(folio.pfn() != 0);
@@ -239,13 +239,13 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// drop(folio);
 ///
 /// // The same folio is found again, until the range is truncated.
-/// assert!(mapping.grab_folio(1)?.test_uptodate());
+/// assert!(mapping.grab_folio(1, None)?.test_uptodate());
 /// mapping.lock_for_truncate().truncate_range(0, -1);
-/// assert!(!mapping.grab_folio(1)?.test_uptodate());
+/// assert!(!mapping.grab_folio(1, None)?.test_uptodate());
 ///
 /// // Filling a range a folio at a time: each call says where the next one starts.
-/// assert_eq!(mapping.populate_folio(2)?, 3);
-/// assert_eq!(mapping.populate_folio(3)?, 4);
+/// assert_eq!(mapping.populate_folio(2, None)?, 3);
+/// assert_eq!(mapping.populate_folio(3, None)?, 4);
 /// # Ok::<(), Error>(())
 /// ```
 ///

@@ -11,14 +11,17 @@ use crate::{
     bindings,
     error::{code::*, from_err_ptr, Result},
     fs::{Inode, NotThreadSafe},
-    mm::folio::{Folio, LockedFolio},
+    mm::{
+        folio::{Folio, LockedFolio},
+        mempolicy::SharedPolicy,
+    },
     prelude::*,
     types::{ForeignOwnable, Opaque},
 };
 use core::{
     ffi::c_void,
     marker::PhantomData,
-    ptr::NonNull,
+    ptr::{self, NonNull},
     sync::atomic::{AtomicPtr, Ordering},
 };
 
@@ -150,30 +153,35 @@ impl<A: AddressSpaceOperations> core::ops::Deref for PageCache<A> {
 
 impl<A: AddressSpaceOperations> PageCache<A> {
     /// Finds the folio at page `index`, allocating it if absent; returns it locked and dirty.
+    /// A new folio is allocated on the NUMA nodes `policy` gives for that page (`None`, or no
+    /// policy set there: the task's).
     ///
     /// Dirty, because this page cache has no backing store: the folio is the only copy of its
     /// data, and the mm evicts clean, unmapped page-cache folios with no word to the owner
     /// (soft-offlining a page does, whatever the mapping's flags), behind a guest that maps it.
     #[inline]
-    pub fn grab_folio(&self, index: u64) -> Result<LockedFolio> {
-        // SAFETY: The mapping is valid; any index is accepted.
-        let folio =
-            from_err_ptr(unsafe { bindings::filemap_grab_folio(self.as_raw(), index as usize) })?;
-        // SAFETY: `filemap_grab_folio` returns a locked folio with a reference, never NULL on
-        // success.
+    pub fn grab_folio(&self, index: u64, policy: Option<&SharedPolicy>) -> Result<LockedFolio> {
+        let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
+        // SAFETY: The mapping is valid; any index is accepted; `sp` is NULL or a valid policy.
+        let folio = from_err_ptr(unsafe {
+            bindings::filemap_grab_folio_sp(self.as_raw(), index as usize, sp)
+        })?;
+        // SAFETY: `filemap_grab_folio_sp` returns a locked folio with a reference, never NULL
+        // on success.
         let folio = unsafe { LockedFolio::from_raw_locked(NonNull::new_unchecked(folio)) };
         folio.mark_dirty();
         Ok(folio)
     }
 
     /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
-    /// dirty as [`PageCache::grab_folio`] leaves it, and returns the index of the page after
-    /// that folio. For loops that fill a range, where [`PageCache::grab_folio`] would cost
-    /// several calls per page.
+    /// with `policy`, dirty, as [`PageCache::grab_folio`] does, and returns the index of the
+    /// page after that folio. For loops that fill a range, where [`PageCache::grab_folio`]
+    /// would cost several calls per page.
     #[inline]
-    pub fn populate_folio(&self, index: u64) -> Result<u64> {
-        // SAFETY: The mapping is valid; any index is accepted.
-        let next = unsafe { bindings::filemap_grab_folio_next(self.as_raw(), index as usize) };
+    pub fn populate_folio(&self, index: u64, policy: Option<&SharedPolicy>) -> Result<u64> {
+        let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
+        // SAFETY: The mapping is valid; any index is accepted; `sp` is NULL or a valid policy.
+        let next = unsafe { bindings::filemap_grab_folio_next(self.as_raw(), index as usize, sp) };
         crate::error::to_result(next.min(0) as i32)?;
         Ok(next as u64)
     }

@@ -8,7 +8,7 @@
 use crate::{
     bindings,
     fs::{anon_file::FileOperations, File},
-    mm::folio::LockedFolio,
+    mm::{folio::LockedFolio, mempolicy::SharedPolicy},
     prelude::*,
     types::{ForeignOwnable, Opaque},
 };
@@ -107,11 +107,34 @@ pub trait VmOperations: FileOperations {
         file: &File,
         pgoff: u64,
     ) -> core::result::Result<LockedFolio, VmFault>;
+
+    /// The NUMA policy of the file's pages, kept with the file: `mbind()` on a mapping sets it
+    /// for the pages mapped there, `get_mempolicy()` reads it back, and it outlives the
+    /// mapping. `None` (the default): a mapping keeps a policy of its own, as most files' do.
+    fn shared_policy<'a>(
+        _data: &'a <Self::Data as ForeignOwnable>::Borrowed<'_>,
+    ) -> Option<&'a SharedPolicy> {
+        None
+    }
 }
 
 struct VmOpsVtable<F: VmOperations>(PhantomData<F>);
 
 impl<F: VmOperations> VmOpsVtable<F> {
+    /// The file data of the mapping `vma`.
+    ///
+    /// # Safety
+    ///
+    /// `vma` is a mapping that [`VmaNew::set_vm_ops`] set up, valid for `'a`.
+    unsafe fn data<'a>(
+        vma: *mut bindings::vm_area_struct,
+    ) -> <F::Data as ForeignOwnable>::Borrowed<'a> {
+        // SAFETY: The VMA's file is one of `F`'s (`VmaNew` invariant), referenced by the VMA;
+        // its `private_data` came from `F::Data::into_foreign` (`NewFile::create`) and is
+        // given back only in release, which cannot run while the mapping holds the file.
+        unsafe { F::Data::borrow(File::from_raw((*vma).vm_file).private_data()) }
+    }
+
     /// # Safety
     ///
     /// Called by the MM with a fault of a mapping that [`VmaNew::set_vm_ops`] set up.
@@ -126,9 +149,8 @@ impl<F: VmOperations> VmOpsVtable<F> {
                 vmf.__bindgen_anon_1.pgoff as u64,
             )
         };
-        // SAFETY: `private_data` came from `F::Data::into_foreign` (`NewFile::create`) and is
-        // given back only in release, which cannot run while the mapping holds the file.
-        let data = unsafe { F::Data::borrow(file.private_data()) };
+        // SAFETY: The fault's VMA is a mapping of ours, valid while the fault runs.
+        let data = unsafe { Self::data((*vmf).__bindgen_anon_1.vma) };
         let folio = match F::fault(data, file, pgoff) {
             Ok(folio) => folio,
             Err(e) => return e.code(),
@@ -145,8 +167,60 @@ impl<F: VmOperations> VmOpsVtable<F> {
         bindings::vm_fault_reason_VM_FAULT_LOCKED as bindings::vm_fault_t
     }
 
+    /// `mbind()` of the range `vma` maps: `new` for the file's pages there (NULL: the default).
+    ///
+    /// # Safety
+    ///
+    /// Called by the MM, under the mmap lock, with a mapping that [`VmaNew::set_vm_ops`] set
+    /// up and a valid policy or NULL.
+    #[cfg(CONFIG_NUMA)]
+    unsafe extern "C" fn set_policy(
+        vma: *mut bindings::vm_area_struct,
+        new: *mut bindings::mempolicy,
+    ) -> core::ffi::c_int {
+        // SAFETY: The caller passes a mapping of ours.
+        let data = unsafe { Self::data(vma) };
+        match F::shared_policy(&data) {
+            // SAFETY: The policy and the VMA are valid, `new` valid or NULL; the shared policy
+            // keeps copies of `new`, not `new` itself.
+            Some(sp) => unsafe { bindings::shared_policy_set(sp.as_raw(), vma, new) },
+            // The MM sets the mapping's own policy as well: nothing more to do.
+            None => 0,
+        }
+    }
+
+    /// The policy of the page at `addr` of `vma`, referenced if it is shared, or NULL for the
+    /// task's.
+    ///
+    /// # Safety
+    ///
+    /// Called by the MM with a mapping that [`VmaNew::set_vm_ops`] set up, valid for the call,
+    /// and an address inside it.
+    #[cfg(CONFIG_NUMA)]
+    unsafe extern "C" fn get_policy(
+        vma: *mut bindings::vm_area_struct,
+        addr: usize,
+        _ilx: *mut usize,
+    ) -> *mut bindings::mempolicy {
+        // SAFETY: The caller passes a mapping of ours.
+        let data = unsafe { Self::data(vma) };
+        match F::shared_policy(&data) {
+            // SAFETY: The policy and the VMA are valid, and `addr` is inside the VMA. NULL
+            // where none was set: `get_mempolicy()` then reads `MPOL_DEFAULT`, as for shmem.
+            Some(sp) => unsafe { bindings::shared_policy_lookup_vma(sp.as_raw(), vma, addr) },
+            // What the MM reads when a mapping has no `get_policy`: its own.
+            // SAFETY: The VMA is valid; the caller holds the mmap lock or the VMA's lock, and
+            // the MM changes `vm_policy` only under both.
+            None => unsafe { (*vma).vm_policy },
+        }
+    }
+
     const VTABLE: bindings::vm_operations_struct = bindings::vm_operations_struct {
         fault: Some(Self::fault),
+        #[cfg(CONFIG_NUMA)]
+        set_policy: Some(Self::set_policy),
+        #[cfg(CONFIG_NUMA)]
+        get_policy: Some(Self::get_policy),
         // SAFETY: All-zero is a valid `vm_operations_struct`: every other slot is empty.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };

@@ -73,14 +73,15 @@ fn page_cache(file: &File) -> Result<&PageCache<GmemAops>> {
 }
 
 /// The folio holding page `index` of `file`, locked, for a fault of the guest or of the host:
-/// `EHWPOISON` if it is poisoned; zeroed, then `prepare`d, on first use, so that nobody sees
-/// stale data.
+/// allocated with the file's NUMA policy if new; `EHWPOISON` if it is poisoned; zeroed, then
+/// `prepare`d, on first use, so that nobody sees stale data.
 fn folio_in_use(
+    gmem: &Gmem,
     file: &File,
     index: u64,
     prepare: impl FnOnce(&LockedFolio) -> Result,
 ) -> Result<LockedFolio> {
-    let folio = page_cache(file)?.grab_folio(index)?;
+    let folio = page_cache(file)?.grab_folio(index, Some(gmem.policy()))?;
     if folio.test_hwpoison() {
         return Err(EHWPOISON);
     }
@@ -101,7 +102,7 @@ fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, offset: u64, len: u64) {
     });
 }
 
-fn allocate(cache: &PageCache<GmemAops>, size: i64, offset: u64, len: u64) -> Result {
+fn allocate(gmem: &Gmem, cache: &PageCache<GmemAops>, size: i64, offset: u64, len: u64) -> Result {
     // The size is fixed: allocating past it is an error, as in 6.12.
     if offset + len > size as u64 {
         return Err(EINVAL);
@@ -123,7 +124,7 @@ fn allocate(cache: &PageCache<GmemAops>, size: i64, offset: u64, len: u64) -> Re
             }
             mm::cond_resched();
         }
-        index = cache.populate_folio(index)?;
+        index = cache.populate_folio(index, Some(gmem.policy()))?;
         folios = folios.wrapping_add(1);
     }
     Ok(())
@@ -211,7 +212,7 @@ impl GmemBackend for GmemRs {
         if mode & PUNCH_HOLE != 0 {
             punch_hole(gmem, cache, offset, len);
         } else {
-            allocate(cache, file.inode().size(), offset, len)?;
+            allocate(gmem, cache, file.inode().size(), offset, len)?;
         }
         // As in 6.12, a failure to update the timestamps is not the caller's error.
         let _ = file.modified();
@@ -227,21 +228,23 @@ impl GmemBackend for GmemRs {
     }
 
     fn fault_user(
-        _gmem: &Gmem,
+        gmem: &Gmem,
         file: &File,
         index: u64,
     ) -> core::result::Result<LockedFolio, VmFault> {
         // Shared files belong to VMs without private memory: nothing to prepare for a guest.
         // A poisoned folio's `EHWPOISON` becomes the memory-error signal.
-        Ok(folio_in_use(file, index, |_| Ok(()))?)
+        Ok(folio_in_use(gmem, file, index, |_| Ok(()))?)
     }
 
-    fn get_pfn(_gmem: &Gmem, fault: &GmemFault<'_>) -> Result<(LockedFolio, u32)> {
-        let folio = folio_in_use(fault.file(), fault.index(), |folio| fault.prepare(folio))?;
+    fn get_pfn(gmem: &Gmem, fault: &GmemFault<'_>) -> Result<(LockedFolio, u32)> {
+        let folio = folio_in_use(gmem, fault.file(), fault.index(), |folio| {
+            fault.prepare(folio)
+        })?;
         Ok((folio, 0))
     }
 
-    fn populate(_gmem: &Gmem, populate: &GmemPopulate<'_>) -> Result<u64> {
+    fn populate(gmem: &Gmem, populate: &GmemPopulate<'_>) -> Result<u64> {
         let cache = page_cache(populate.file())?;
         let task = kernel::current!();
         let mut done = 0u64;
@@ -250,7 +253,7 @@ impl GmemBackend for GmemRs {
                 return if done == 0 { Err(EINTR) } else { Ok(done) };
             }
             let step = (|| -> Result {
-                let folio = cache.grab_folio(populate.index(done))?;
+                let folio = cache.grab_folio(populate.index(done), Some(gmem.policy()))?;
                 if folio.test_hwpoison() {
                     return Err(EHWPOISON);
                 }

@@ -60,25 +60,35 @@ static inline void gmem_pin_to_this_cpu(void)
 		    "sched_setaffinity: errno %d", errno);
 }
 
-/* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
-static inline long gmem_unevictable_kb(void)
+/*
+ * Drains this CPU's LRU batch into the LRU lists (munmap() does), and folds
+ * the per-CPU counters, so that memory counters are up to date.
+ */
+static inline void gmem_fold_lru_and_counters(void)
 {
 	void *p = mmap(NULL, getpagesize(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char line[128];
-	long kb = -1;
 	ssize_t r;
-	FILE *f;
 	int fd;
 
 	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
 	munmap(p, getpagesize());
 	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
 	if (fd >= 0) {
-		/* Folds the per-CPU counters; failing leaves them staler. */
+		/* Failing leaves the counters staler. */
 		r = write(fd, "1", 1);
 		(void)r;
 		close(fd);
 	}
+}
+
+/* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
+static inline long gmem_unevictable_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f;
+
+	gmem_fold_lru_and_counters();
 	f = fopen("/proc/meminfo", "r");
 	TEST_ASSERT(f, "cannot read /proc/meminfo");
 	while (fgets(line, sizeof(line), f))
