@@ -53,8 +53,10 @@ void rust_helper_folio_zero(struct folio *folio)
 {
 	long i, nr = folio_nr_pages(folio);
 
+	/* A page with a memory error is not touched: a read of it is a machine check. */
 	for (i = 0; i < nr; i++)
-		clear_highpage(folio_page(folio, i));
+		if (!PageHWPoison(folio_page(folio, i)))
+			clear_highpage(folio_page(folio, i));
 }
 
 void rust_helper_cond_resched(void)
@@ -64,15 +66,16 @@ void rust_helper_cond_resched(void)
 
 /*
  * Make sure the folio at @index is in the page cache, allocated with @sp's
- * policy if new (filemap_grab_folio_sp()), and return the index after it
+ * policy, at @order if it can be, if new (filemap_grab_folio_order_sp()), and return the index after it
  * (or -errno). One call, on fallocate's per-page path, for what are six
  * functions in C: grab, mark dirty (see PageCache::grab_folio), next index,
  * unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
-					 pgoff_t index, struct shared_policy *sp)
+					 pgoff_t index, struct shared_policy *sp,
+					 unsigned int order)
 {
-	struct folio *folio = filemap_grab_folio_sp(mapping, index, sp);
+	struct folio *folio = filemap_grab_folio_order_sp(mapping, index, sp, order);
 
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);
@@ -95,4 +98,37 @@ void rust_helper_folio_span(struct folio *folio, struct address_space **mapping,
 	*index = folio->index;
 	*order = folio_order(folio);
 	*pfn = folio_pfn(folio);
+}
+
+struct folio *rust_helper_filemap_lock_folio(struct address_space *mapping,
+					     pgoff_t index)
+{
+	return filemap_lock_folio(mapping, index);
+}
+
+bool rust_helper_folio_page_hwpoison(struct folio *folio, unsigned long n)
+{
+	return PageHWPoison(folio_page(folio, n));
+}
+
+/* Splits a large folio into order-0 folios; the caller's lock and reference stay on the first. */
+int rust_helper_folio_split(struct folio *folio)
+{
+	if (!folio_test_large(folio))
+		return 0;
+	return split_folio(folio);
+}
+
+/* Zeroes pages [first, first + nr) of @folio, but for those with a memory error. */
+void rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
+				  unsigned long nr)
+{
+	unsigned long i;
+
+	for (i = first; i < first + nr; i++) {
+		struct page *page = folio_page(folio, i);
+
+		if (!PageHWPoison(page))
+			clear_highpage(page);
+	}
 }

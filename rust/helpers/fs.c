@@ -47,3 +47,14 @@ bool rust_helper_mapping_unevictable(struct address_space *mapping)
 {
 	return mapping_unevictable(mapping);
 }
+
+void rust_helper_mapping_set_folio_order_range(struct address_space *mapping,
+					       unsigned int min, unsigned int max)
+{
+	mapping_set_folio_order_range(mapping, min, max);
+}
+
+unsigned int rust_helper_mapping_max_folio_order(const struct address_space *mapping)
+{
+	return mapping_max_folio_order(mapping);
+}

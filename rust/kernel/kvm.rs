@@ -128,13 +128,14 @@ pub const GUEST_MEMFD_FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SH
 /// The flags `T`'s files take for `kvm` (`None`: for some VM): what the backend says, within
 /// what KVM allows. A VM with private memory keeps its private/shared state in its memory
 /// attributes, so its memory cannot start shared, whatever a backend says: host faults would
-/// otherwise reach folios the guest owns.
+/// otherwise reach folios the guest owns. Flags of the backend's own (not KVM's) are its to
+/// keep.
 fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
-    let mut allowed = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+    let mut allowed = T::supported_flags(kvm);
     if kvm.is_some_and(|kvm| kvm.has_private_mem()) {
         allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
     }
-    T::supported_flags(kvm) & allowed
+    allowed
 }
 
 /// The arch hook for memory leaving guest_memfd: the pages of `folio`, which a guest_memfd's
@@ -387,6 +388,11 @@ impl<T: GmemBackend> GmemFile<T> {
         &self.kvm
     }
 
+    /// Its `GUEST_MEMFD_FLAG_*`, as created.
+    pub fn flags(&self) -> u64 {
+        self.flags
+    }
+
     /// The NUMA policy of the file's pages, which `mbind()` on a mapping of the file sets:
     /// every folio the backend allocates follows it, for `fallocate()` and for faults alike.
     pub fn policy(&self) -> &SharedPolicy {
@@ -582,6 +588,26 @@ impl GmemFault<'_> {
     /// The faulting page's index in the file.
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// The order at which KVM may map the faulting page of `folio`, which holds it: the PMD
+    /// order if the folio spans the PMD-sized, PMD-aligned range of the file around the page,
+    /// the slot maps that range to an equally aligned gfn range, and no page of the folio has
+    /// a memory error; otherwise 0. KVM maps less where the memory attributes of the range
+    /// differ or the slot does not cover it.
+    pub fn map_order(&self, folio: &LockedFolio) -> u32 {
+        let span = folio.span();
+        let nr = 1u64 << crate::mm::PMD_ORDER;
+        let first = self.index & !(nr - 1);
+        if span.order() < crate::mm::PMD_ORDER
+            || first < span.index()
+            || first + nr > span.index() + (1u64 << span.order())
+            || (self.gfn ^ self.index) & (nr - 1) != 0
+            || folio.contains_hwpoison()
+        {
+            return 0;
+        }
+        crate::mm::PMD_ORDER
     }
 
     /// Runs the arch hook that prepares memory for the guest (on SEV-SNP, assigns it in the

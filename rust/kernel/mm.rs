@@ -17,6 +17,9 @@ pub const fn page_aligned(x: u64) -> bool {
     x & (crate::page::PAGE_SIZE as u64 - 1) == 0
 }
 
+/// The order of a folio that a PMD maps: 2 MiB on x86-64.
+pub const PMD_ORDER: u32 = crate::bindings::PMD_SHIFT - crate::page::PAGE_SHIFT as u32;
+
 /// Gives the scheduler a chance to run something else, in a long loop of page-cache work.
 #[inline]
 pub fn cond_resched() {

@@ -225,7 +225,7 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// assert_eq!(file.inode().size(), 4 * 4096);
 ///
 /// let mapping = file.inode().mapping().page_cache::<Example>().ok_or(EINVAL)?;
-/// let folio = mapping.grab_folio(1, None)?;
+/// let folio = mapping.grab_folio(1, None, 0)?;
 /// assert_eq!(folio.index(), 1);
 /// assert_eq!(folio.order(), 0);
 /// assert!(folio.pfn() != 0);
@@ -239,13 +239,18 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// drop(folio);
 ///
 /// // The same folio is found again, until the range is truncated.
-/// assert!(mapping.grab_folio(1, None)?.test_uptodate());
+/// assert!(mapping.grab_folio(1, None, 0)?.test_uptodate());
 /// mapping.lock_for_truncate().truncate_range(0, -1);
-/// assert!(!mapping.grab_folio(1, None)?.test_uptodate());
+/// assert!(!mapping.grab_folio(1, None, 0)?.test_uptodate());
 ///
 /// // Filling a range a folio at a time: each call says where the next one starts.
-/// assert_eq!(mapping.populate_folio(2, None)?, 3);
-/// assert_eq!(mapping.populate_folio(3, None)?, 4);
+/// assert_eq!(mapping.populate_folio(2, None, 0)?, 3);
+/// assert_eq!(mapping.populate_folio(3, None, 0)?, 4);
+/// // Looking a folio up allocates nothing.
+/// assert!(mapping.lock_folio(3).is_some() && mapping.lock_folio(0).is_none());
+/// // Without `set_max_folio_order`, every folio has order 0.
+/// assert_eq!(mapping.max_folio_order(), 0);
+/// assert_eq!(mapping.grab_folio(0, None, kernel::mm::PMD_ORDER)?.order(), 0);
 /// # Ok::<(), Error>(())
 /// ```
 ///
@@ -378,6 +383,13 @@ impl<T: FileOperations> NewFile<T> {
     /// Sets the allocation flags of the page cache's folios.
     pub fn set_gfp_mask(&mut self, gfp: Gfp) {
         self.inode().mapping().set_gfp_mask(gfp);
+    }
+
+    /// Lets the page cache hold large folios, up to order `max` (see
+    /// [`AddressSpace::max_folio_order`](crate::mm::filemap::AddressSpace::max_folio_order)
+    /// for what it got).
+    pub fn set_max_folio_order(&mut self, max: u32) {
+        self.inode().mapping().set_max_folio_order(max);
     }
 
     /// Makes the page cache inaccessible: its folios are unmovable and unevictable, and the

@@ -85,6 +85,21 @@ impl AddressSpace {
         unsafe { bindings::mapping_set_inaccessible(self.as_raw()) };
     }
 
+    /// Lets the page cache hold folios of orders up to `max` (clamped to what it supports, which
+    /// is 0 without transparent huge pages). Crate-private, as `set_gfp_mask`.
+    #[inline]
+    pub(crate) fn set_max_folio_order(&self, max: u32) {
+        // SAFETY: The mapping is valid and not shared yet (as for `set_gfp_mask`).
+        unsafe { bindings::mapping_set_folio_order_range(self.as_raw(), 0, max) };
+    }
+
+    /// The largest order of folio the page cache holds.
+    #[inline]
+    pub fn max_folio_order(&self) -> u32 {
+        // SAFETY: The mapping is valid.
+        unsafe { bindings::mapping_max_folio_order(self.as_raw()) }
+    }
+
     /// Whether reclaim leaves the mapping's folios alone.
     #[inline]
     pub fn is_unevictable(&self) -> bool {
@@ -154,17 +169,29 @@ impl<A: AddressSpaceOperations> core::ops::Deref for PageCache<A> {
 impl<A: AddressSpaceOperations> PageCache<A> {
     /// Finds the folio at page `index`, allocating it if absent; returns it locked and dirty.
     /// A new folio is allocated on the NUMA nodes `policy` gives for that page (`None`, or no
-    /// policy set there: the task's).
+    /// policy set there: the task's), with `order` if it can be: at `index` rounded down to
+    /// it, if the allocator has one at once and no page of that range is cached; else with
+    /// order 0. The caller keeps the rounded range inside the file.
     ///
     /// Dirty, because this page cache has no backing store: the folio is the only copy of its
     /// data, and the mm evicts clean, unmapped page-cache folios with no word to the owner
     /// (soft-offlining a page does, whatever the mapping's flags), behind a guest that maps it.
     #[inline]
-    pub fn grab_folio(&self, index: u64, policy: Option<&SharedPolicy>) -> Result<LockedFolio> {
+    pub fn grab_folio(
+        &self,
+        index: u64,
+        policy: Option<&SharedPolicy>,
+        order: u32,
+    ) -> Result<LockedFolio> {
         let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
-        // SAFETY: The mapping is valid; any index is accepted; `sp` is NULL or a valid policy.
+        // SAFETY: The mapping is valid; any index and order are accepted (an order past the
+        // mapping's maximum is order 0); `sp` is NULL or a valid policy.
         let folio = from_err_ptr(unsafe {
-            bindings::filemap_grab_folio_sp(self.as_raw(), index as usize, sp)
+            if order == 0 {
+                bindings::filemap_grab_folio_sp(self.as_raw(), index as usize, sp)
+            } else {
+                bindings::filemap_grab_folio_order_sp(self.as_raw(), index as usize, sp, order)
+            }
         })?;
         // SAFETY: `filemap_grab_folio_sp` returns a locked folio with a reference, never NULL
         // on success.
@@ -174,16 +201,35 @@ impl<A: AddressSpaceOperations> PageCache<A> {
     }
 
     /// Makes sure the folio holding page `index` is in the page cache, allocating it if absent,
-    /// with `policy`, dirty, as [`PageCache::grab_folio`] does, and returns the index of the
-    /// page after that folio. For loops that fill a range, where [`PageCache::grab_folio`]
-    /// would cost several calls per page.
+    /// with `policy` and `order`, dirty, as [`PageCache::grab_folio`] does, and returns the
+    /// index of the page after that folio. For loops that fill a range, where
+    /// [`PageCache::grab_folio`] would cost several calls per page.
     #[inline]
-    pub fn populate_folio(&self, index: u64, policy: Option<&SharedPolicy>) -> Result<u64> {
+    pub fn populate_folio(
+        &self,
+        index: u64,
+        policy: Option<&SharedPolicy>,
+        order: u32,
+    ) -> Result<u64> {
         let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
-        // SAFETY: The mapping is valid; any index is accepted; `sp` is NULL or a valid policy.
-        let next = unsafe { bindings::filemap_grab_folio_next(self.as_raw(), index as usize, sp) };
+        // SAFETY: The mapping is valid; any index and order are accepted; `sp` is NULL or a
+        // valid policy.
+        let next = unsafe {
+            bindings::filemap_grab_folio_next(self.as_raw(), index as usize, sp, order)
+        };
         crate::error::to_result(next.min(0) as i32)?;
         Ok(next as u64)
+    }
+
+    /// The folio holding page `index`, locked, if the page is cached. Allocates nothing.
+    #[inline]
+    pub fn lock_folio(&self, index: u64) -> Option<LockedFolio> {
+        // SAFETY: The mapping is valid; any index is accepted.
+        let folio = unsafe { bindings::filemap_lock_folio(self.as_raw(), index as usize) };
+        // `ERR_PTR(-ENOENT)` when absent: no other error.
+        let folio = from_err_ptr(folio).ok()?;
+        // SAFETY: `filemap_lock_folio` returns a locked folio with a reference.
+        Some(unsafe { LockedFolio::from_raw_locked(NonNull::new(folio)?) })
     }
 
     /// Takes `invalidate_lock` exclusively, for the operations that remove folios.
@@ -212,6 +258,32 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
         // SAFETY: The mapping is valid and the guard excludes other truncation; the mapping's
         // a_ops are `A`'s (type invariant), with no backing store to write back to.
         unsafe { bindings::truncate_inode_pages_range(self.cache.as_raw(), start, end) };
+    }
+
+    /// Zeroes pages `[start, end)` of the file that `folio`, one of this page cache's, holds,
+    /// in place, but for pages with a memory error: for a range that could not be truncated
+    /// because its folio could not be split. Folios elsewhere are left alone.
+    pub fn zero_range(&self, folio: &LockedFolio, start: u64, end: u64) {
+        let span = folio.span();
+        if !span.holds(self.cache, span.index()) {
+            return;
+        }
+        let first = start.max(span.index());
+        let last = end.min(span.index() + (1u64 << span.order()));
+        if first >= last {
+            return;
+        }
+        // SAFETY: The folio is referenced, so its pages are allocated, and locked; the pages
+        // `[first, last)` are its own (checked above). No Rust reference to a folio's contents
+        // exists, so plain writes to them race with nothing the language knows of. Whether the
+        // pages' users may see zeros is the caller's to decide: this is a truncation.
+        unsafe {
+            bindings::folio_zero_pages(
+                folio.as_raw(),
+                (first - span.index()) as usize,
+                (last - first) as usize,
+            )
+        };
     }
 
     /// Empties the mapping and takes back the private data

@@ -292,6 +292,35 @@ impl LockedFolio {
         unsafe { bindings::folio_contain_hwpoisoned_page(self.as_raw()) }
     }
 
+    /// Whether page `index` of its file, which the folio holds, has a memory error (for a
+    /// large folio, one page's error is not the others'). `false` for a page it does not hold.
+    #[inline]
+    pub fn page_hwpoison(&self, index: u64) -> bool {
+        let span = self.span();
+        if !span.covers(index) {
+            return false;
+        }
+        if span.order == 0 {
+            return self.test_hwpoison();
+        }
+        // SAFETY: The folio is locked and referenced, and holds the page (checked above).
+        unsafe { bindings::folio_page_hwpoison(self.as_raw(), (index - span.index) as usize) }
+    }
+
+    /// Splits a large folio into folios of order 0; this guard keeps the first. `EAGAIN` while
+    /// someone else holds a reference (a fault waiting for the lock), `EBUSY` if it was
+    /// truncated, `ENOMEM` if the page cache could not allocate for the split. Nothing to do,
+    /// and `Ok`, for a folio of order 0.
+    #[inline]
+    pub fn split(&mut self) -> crate::error::Result {
+        // SAFETY: The folio is locked and referenced, as a split requires; the lock and the
+        // reference stay with its first page, which is what this guard holds afterwards.
+        let ret = unsafe { bindings::folio_split(self.as_raw()) };
+        // The span changed (or may have, on a partial failure): read it again next time.
+        self.span.set(None);
+        crate::error::to_result(ret)
+    }
+
     /// Marks it dirty. For a page cache with no backing store the folio is the only copy of its
     /// data, and a clean folio is evicted as cache (`drop_caches`, `POSIX_FADV_DONTNEED`) with
     /// no word to its owner.

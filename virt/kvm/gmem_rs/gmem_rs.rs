@@ -55,6 +55,15 @@ module! {
 }
 
 const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
+/// gmem-rs's own creation flag (uapi `linux/kvm.h`): the file's memory comes in PMD-sized
+/// folios (2 MiB on x86-64) where the allocator has them, and KVM maps them whole.
+const GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD: u64 =
+    kernel::bindings::GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD as u64;
+/// Pages in a PMD-sized folio.
+const PMD_PAGES: u64 = 1 << mm::PMD_ORDER;
+/// Tries at splitting a huge folio that a punch cuts, while faults that hold a reference to
+/// it drain (they retry once they see the punch's invalidation), before zeroing in place.
+const SPLIT_TRIES: u32 = 100;
 /// Folios that `fallocate()` allocates between two checks for signals and rescheduling.
 const RESCHED_EVERY: u32 = 8;
 
@@ -72,17 +81,32 @@ fn page_cache(file: &File) -> Result<&PageCache<GmemAops>> {
         .ok_or(EINVAL)
 }
 
+/// Whether the file's memory comes in PMD-sized folios.
+fn is_huge(gmem: &Gmem) -> bool {
+    gmem.flags() & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD != 0
+}
+
+/// The order of the file's new folios. A huge file's size is a multiple of the PMD size, so
+/// every PMD-aligned range of it is inside it.
+fn folio_order(gmem: &Gmem) -> u32 {
+    if is_huge(gmem) {
+        mm::PMD_ORDER
+    } else {
+        0
+    }
+}
+
 /// The folio holding page `index` of `file`, locked, for a fault of the guest or of the host:
-/// allocated with the file's NUMA policy if new; `EHWPOISON` if it is poisoned; zeroed, then
-/// `prepare`d, on first use, so that nobody sees stale data.
+/// allocated with the file's NUMA policy if new; `EHWPOISON` if the page is poisoned; zeroed,
+/// then `prepare`d, on first use, so that nobody sees stale data.
 fn folio_in_use(
     gmem: &Gmem,
     file: &File,
     index: u64,
     prepare: impl FnOnce(&LockedFolio) -> Result,
 ) -> Result<LockedFolio> {
-    let folio = page_cache(file)?.grab_folio(index, Some(gmem.policy()))?;
-    if folio.test_hwpoison() {
+    let folio = page_cache(file)?.grab_folio(index, Some(gmem.policy()), folio_order(gmem))?;
+    if folio.page_hwpoison(index) {
         return Err(EHWPOISON);
     }
     if !folio.test_uptodate() {
@@ -93,12 +117,49 @@ fn folio_in_use(
     Ok(folio)
 }
 
-fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, offset: u64, len: u64) {
+fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, size: u64, offset: u64, len: u64) {
     let (start, end) = (offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT);
+    // A huge folio that the range cuts is split, and the guest may map any page of it with
+    // one entry: invalidate its whole range, so that no fault maps it whole meanwhile.
+    let (zap_start, zap_end) = if is_huge(gmem) {
+        let end = end.div_ceil(PMD_PAGES) * PMD_PAGES;
+        (start & !(PMD_PAGES - 1), end.min(size >> PAGE_SHIFT))
+    } else {
+        (start, end)
+    };
     let inval = cache.lock_for_truncate();
     // The guest's mappings go first, so it never maps a page being freed.
-    gmem.invalidate(start, end, || {
-        inval.truncate_range(offset as i64, (offset + len - 1) as i64)
+    gmem.invalidate(zap_start, zap_end, || {
+        let truncate = || inval.truncate_range(offset as i64, (offset + len - 1) as i64);
+        truncate();
+        if !is_huge(gmem) {
+            return;
+        }
+        // Truncation splits the huge folios at the edges, or skips them if a split fails
+        // (a fault holds a reference): split them here until it works, then truncate again;
+        // or, if it never does, zero the range in place, and the memory is freed with the
+        // rest of its folio.
+        for edge in [start, end - 1] {
+            for tries in 1..=SPLIT_TRIES {
+                let Some(mut folio) = cache.lock_folio(edge) else {
+                    break;
+                };
+                if folio.order() == 0 {
+                    break;
+                }
+                if folio.split().is_ok() {
+                    drop(folio);
+                    truncate();
+                    break;
+                }
+                if tries == SPLIT_TRIES {
+                    inval.zero_range(&folio, start, end);
+                    break;
+                }
+                drop(folio);
+                mm::cond_resched();
+            }
+        }
     });
 }
 
@@ -124,7 +185,7 @@ fn allocate(gmem: &Gmem, cache: &PageCache<GmemAops>, size: i64, offset: u64, le
             }
             mm::cond_resched();
         }
-        index = cache.populate_folio(index, Some(gmem.policy()))?;
+        index = cache.populate_folio(index, Some(gmem.policy()), folio_order(gmem))?;
         folios = folios.wrapping_add(1);
     }
     Ok(())
@@ -176,7 +237,18 @@ impl GmemBackend for GmemRs {
     fn supported_flags(_kvm: Option<&Kvm>) -> u64 {
         // Both, as the built-in backend; `kernel::kvm` drops `INIT_SHARED` for VMs with private
         // memory, whatever a backend says.
-        GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED
+        let flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+        // Huge folios need THP's page cache. Not where the arch prepares memory for its guest
+        // (SEV-SNP): a punch that cannot split a folio zeroes the range in place, and a page
+        // the hardware still assigns to the guest cannot be written by the host.
+        if cfg!(CONFIG_TRANSPARENT_HUGEPAGE)
+            && !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE)
+            && !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE)
+        {
+            flags | GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD
+        } else {
+            flags
+        }
     }
 
     fn create(kvm: &Kvm, size: u64, flags: u64) -> Result<u32> {
@@ -184,10 +256,21 @@ impl GmemBackend for GmemRs {
         if size == 0 || size > i64::MAX as u64 || !page_aligned(size) {
             return Err(EINVAL);
         }
+        let huge = flags & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD != 0;
+        // Huge files are whole huge pages, and private: the host does not map them.
+        if huge && (size % (PMD_PAGES << PAGE_SHIFT) != 0 || flags & GUEST_MEMFD_FLAG_MMAP != 0) {
+            return Err(EINVAL);
+        }
         GmemFile::create(kvm, size, flags, |file, gmem| {
             file.set_aops::<GmemAops>(gmem.clone())?;
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();
+            if huge {
+                file.set_max_folio_order(mm::PMD_ORDER);
+                if file.inode().mapping().max_folio_order() < mm::PMD_ORDER {
+                    return Err(EINVAL);
+                }
+            }
             if !file.inode().mapping().is_unevictable() {
                 pr_warn!("inaccessible mapping is not unevictable\n");
             }
@@ -210,7 +293,7 @@ impl GmemBackend for GmemRs {
         }
         let cache = page_cache(file)?;
         if mode & PUNCH_HOLE != 0 {
-            punch_hole(gmem, cache, offset, len);
+            punch_hole(gmem, cache, file.inode().size() as u64, offset, len);
         } else {
             allocate(gmem, cache, file.inode().size(), offset, len)?;
         }
@@ -241,7 +324,8 @@ impl GmemBackend for GmemRs {
         let folio = folio_in_use(gmem, fault.file(), fault.index(), |folio| {
             fault.prepare(folio)
         })?;
-        Ok((folio, 0))
+        let order = fault.map_order(&folio);
+        Ok((folio, order))
     }
 
     fn populate(gmem: &Gmem, populate: &GmemPopulate<'_>) -> Result<u64> {
@@ -252,22 +336,33 @@ impl GmemBackend for GmemRs {
             if task.signal_pending() {
                 return if done == 0 { Err(EINTR) } else { Ok(done) };
             }
-            let step = (|| -> Result {
-                let folio = cache.grab_folio(populate.index(done), Some(gmem.policy()))?;
-                if folio.test_hwpoison() {
+            let step = (|| -> Result<u64> {
+                let index = populate.index(done);
+                let mut folio = cache.grab_folio(index, Some(gmem.policy()), folio_order(gmem))?;
+                if folio.page_hwpoison(index) {
                     return Err(EHWPOISON);
                 }
                 if folio.test_uptodate() {
                     return Err(EEXIST);
                 }
-                populate.call(done, &folio)?;
+                let nr = 1u64 << folio.order();
+                if nr > 1 && (folio.index() != index || populate.npages() - done < nr) {
+                    // Populated a page at a time, each uptodate alone: the folio is new and
+                    // no one maps it, so only a racing fault's reference stops the split.
+                    folio.split().map_err(|_| EAGAIN)?;
+                    // The first page is ours now; another page's folio is found again.
+                    return Ok(0);
+                }
+                for i in 0..nr {
+                    populate.call(done + i, &folio)?;
+                }
                 folio.mark_uptodate();
-                Ok(())
+                Ok(nr)
             })();
-            if let Err(e) = step {
-                return if done == 0 { Err(e) } else { Ok(done) };
+            match step {
+                Ok(nr) => done += nr,
+                Err(e) => return if done == 0 { Err(e) } else { Ok(done) },
             }
-            done += 1;
         }
         Ok(done)
     }

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * gmem_huge_test: guest_memfd files with GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD,
+ * gmem-rs's own flag: memory in 2 MiB folios, mapped 2 MiB into the guest.
+ *
+ * The backend that offers the flag (gmem_rs) must list it in
+ * KVM_CAP_GUEST_MEMFD_FLAGS and keep its contract: sizes in whole huge
+ * pages, no MMAP; the built-in C backend must refuse it. With it, a guest
+ * writes and reads back all of a private memslot, and KVM's own counts of
+ * its mappings (the VM's pages_2m and pages_4k statistics) show how each
+ * range is mapped: 2 MiB where file offset and gfn are equally aligned and
+ * the attributes of the whole 2 MiB agree, 4 KiB where not. Punches of
+ * 4 KiB pages, of whole huge pages and of unaligned ranges read back as
+ * zeros and give their memory back (/proc/meminfo's Unevictable, where
+ * guest_memfd pages are counted), while what they do not cover keeps its
+ * data.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+
+#include "gmem_test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+
+#define HUGE		GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD
+#define HPAGE		(2ul << 20)
+#define HPAGE_PAGES	(HPAGE / PAGE_SIZE)
+#define NHUGE		4ul
+#define SIZE		(NHUGE * HPAGE)
+#define NPAGES		(SIZE / PAGE_SIZE)
+#define TEST_GPA	BIT_ULL(32)
+#define TEST_SLOT	10
+#define KS		FALLOC_FL_KEEP_SIZE
+#define PH		FALLOC_FL_PUNCH_HOLE
+/* Unevictable is counted in kB, and moves by a little on its own. */
+#define SLACK_KB	512
+/*
+ * 4 KiB mappings that are not the test slot's: the guest's page tables for
+ * the slot, in slot 0, are mapped when the guest first walks them.
+ */
+#define PT_SLACK	16
+
+enum { OP_NONE, OP_WRITE, OP_CHECK };
+
+/* What the guest does on its next run, set by the host before each run. */
+static uint64_t g_op, g_seed, g_npages;
+/* Pages the host punched since the guest wrote them: they must read 0. */
+static uint8_t g_zero[NPAGES];
+/* Pages the host made shared: their data is the host's, not checked. */
+static uint8_t g_skip[NPAGES];
+
+/*
+ * Writes, or checks, the first and last word of each page of the test
+ * range; reports the number of pages that did not hold what they should.
+ */
+static void guest_code(void)
+{
+	for (;;) {
+		uint64_t i, bad = 0;
+
+		for (i = 0; i < g_npages; i++) {
+			volatile uint64_t *p = (uint64_t *)(TEST_GPA + i * PAGE_SIZE);
+			uint64_t want = g_zero[i] ? 0 : g_seed + i;
+
+			if (g_op == OP_WRITE) {
+				p[0] = g_seed + i;
+				p[PAGE_SIZE / 8 - 1] = g_seed + i;
+			} else if (g_op == OP_CHECK && !g_skip[i]) {
+				bad += p[0] != want || p[PAGE_SIZE / 8 - 1] != want;
+			}
+		}
+		GUEST_SYNC(bad);
+	}
+}
+
+struct huge_vm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	void *shared;		/* the slot's host memory, for shared pages */
+	void *shared_alloc;
+	int fd;
+	uint64_t npages;	/* pages the slot maps */
+};
+
+/* Runs the guest's @op over the slot; returns the number of bad pages. */
+static uint64_t guest_run(struct huge_vm *h, uint64_t op)
+{
+	struct ucall uc;
+
+	g_op = op;
+	g_npages = h->npages;
+	sync_global_to_guest(h->vm, g_op);
+	sync_global_to_guest(h->vm, g_seed);
+	sync_global_to_guest(h->vm, g_npages);
+	sync_global_to_guest(h->vm, g_zero);
+	sync_global_to_guest(h->vm, g_skip);
+	vcpu_run(h->vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(h->vcpu, KVM_EXIT_IO);
+	if (get_ucall(h->vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_SYNC, "ucall %lu, wanted SYNC", uc.cmd);
+	return uc.args[1];
+}
+
+/*
+ * A software-protected VM with a private slot of @slot_size bytes at
+ * TEST_GPA, bound to a new huge file of SIZE bytes from @offset. The slot's
+ * host memory is 2 MiB aligned, as KVM needs to map 2 MiB at all.
+ */
+static void huge_vm_create(struct huge_vm *h, uint64_t offset, uint64_t slot_size)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+
+	h->vm = __vm_create_shape_with_one_vcpu(shape, &h->vcpu, 64, guest_code);
+	h->fd = vm_create_guest_memfd(h->vm, SIZE, HUGE);
+	h->npages = slot_size / PAGE_SIZE;
+	h->shared_alloc = mmap(NULL, slot_size + HPAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(h->shared_alloc != MAP_FAILED, "mmap: errno %d", errno);
+	h->shared = (void *)(((uintptr_t)h->shared_alloc + HPAGE - 1) & ~(HPAGE - 1));
+	vm_set_user_memory_region2(h->vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA,
+				   slot_size, h->shared, h->fd, offset);
+	virt_map(h->vm, TEST_GPA, TEST_GPA, h->npages);
+	vm_mem_set_private(h->vm, TEST_GPA, slot_size);
+	memset(g_zero, 0, sizeof(g_zero));
+	memset(g_skip, 0, sizeof(g_skip));
+	g_seed += 1000000;
+	/* The guest's code, stack and page tables are mapped before anything is counted. */
+	TEST_ASSERT_EQ(guest_run(h, OP_NONE), 0);
+}
+
+static void huge_vm_free(struct huge_vm *h)
+{
+	close(h->fd);
+	kvm_vm_free(h->vm);
+	munmap(h->shared_alloc, h->npages * PAGE_SIZE + HPAGE);
+}
+
+static uint64_t vmstat(const char *name)
+{
+	char line[128];
+	uint64_t v = 0;
+	size_t n = strlen(name);
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	TEST_ASSERT(f, "/proc/vmstat: errno %d", errno);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ')
+			v = strtoull(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/*
+ * KVM mapped @want2 more 2 MiB pages than @m2 says, and @want4 more 4 KiB
+ * pages than @m4 says, give or take the guest's page tables.
+ */
+static void expect_maps(struct huge_vm *h, uint64_t m2, uint64_t m4, uint64_t want2,
+			uint64_t want4, const char *what)
+{
+	uint64_t n2 = vm_get_stat(h->vm, "pages_2m") - m2;
+	uint64_t n4 = vm_get_stat(h->vm, "pages_4k") - m4;
+
+	TEST_ASSERT(n2 == want2 && n4 >= want4 && n4 <= want4 + PT_SLACK,
+		    "%s: mapped %lu x 2M and %lu x 4K, wanted %lu and %lu", what, n2, n4,
+		    want2, want4);
+}
+
+static void punch(int fd, uint64_t offset, uint64_t len)
+{
+	uint64_t i;
+
+	TEST_ASSERT(!fallocate(fd, KS | PH, offset, len),
+		    "punch [%#lx, +%#lx): errno %d", offset, len, errno);
+	for (i = offset / PAGE_SIZE; i < (offset + len) / PAGE_SIZE; i++)
+		g_zero[i] = 1;
+}
+
+static bool near_kb(long got, long want)
+{
+	return got >= want - SLACK_KB && got <= want + SLACK_KB;
+}
+
+/* The flag is listed where it is served, and its contract holds. */
+static void test_flags(bool rust)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	uint64_t flags = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
+	int fd;
+
+	TEST_ASSERT(!!(flags & HUGE) == rust, "KVM_CAP_GUEST_MEMFD_FLAGS %#lx with%s gmem_rs",
+		    flags, rust ? "" : "out");
+	TEST_ASSERT(!!(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS) & HUGE) == rust,
+		    "the VM's KVM_CAP_GUEST_MEMFD_FLAGS disagrees");
+	ksft_test_result_pass("KVM_CAP_GUEST_MEMFD_FLAGS %s the huge flag (%#lx)\n",
+			      rust ? "lists" : "does not list", flags);
+	if (!rust) {
+		fd = __vm_create_guest_memfd(vm, SIZE, HUGE);
+		TEST_ASSERT(fd < 0 && errno == EINVAL, "C backend: fd %d errno %d", fd, errno);
+		ksft_test_result_pass("the C backend refuses the huge flag: EINVAL\n");
+		kvm_vm_free(vm);
+		return;
+	}
+	fd = __vm_create_guest_memfd(vm, HPAGE + PAGE_SIZE, HUGE);
+	TEST_ASSERT(fd < 0 && errno == EINVAL, "2 MiB + 4 KiB: fd %d errno %d", fd, errno);
+	fd = __vm_create_guest_memfd(vm, PAGE_SIZE, HUGE);
+	TEST_ASSERT(fd < 0 && errno == EINVAL, "4 KiB: fd %d errno %d", fd, errno);
+	fd = __vm_create_guest_memfd(vm, HPAGE, HUGE | GUEST_MEMFD_FLAG_MMAP);
+	TEST_ASSERT(fd < 0 && errno == EINVAL, "HUGE | MMAP: fd %d errno %d", fd, errno);
+	fd = __vm_create_guest_memfd(vm, HPAGE, HUGE | BIT_ULL(17));
+	TEST_ASSERT(fd < 0 && errno == EINVAL, "HUGE | bit 17: fd %d errno %d", fd, errno);
+	fd = __vm_create_guest_memfd(vm, SIZE, HUGE);
+	TEST_ASSERT(fd >= 0, "4 huge pages: errno %d", errno);
+	TEST_ASSERT(mmap(NULL, HPAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED &&
+		    errno == ENODEV, "mmap of a huge file: errno %d", errno);
+	close(fd);
+	ksft_test_result_pass("huge files are whole huge pages, without MMAP: EINVAL\n");
+	kvm_vm_free(vm);
+}
+
+/*
+ * The guest writes and reads all of the slot, all mapped 2 MiB; then a page
+ * made shared drops its 2 MiB to 4 KiB mappings; then 4 KiB punches split
+ * their huge folios and give back their pages, which read as zeros.
+ */
+static void test_map_convert_punch(void)
+{
+	uint64_t alloc0, fallback0, m2, m4, i, bad;
+	struct huge_vm h;
+	long kb;
+
+	alloc0 = vmstat("thp_file_alloc");
+	fallback0 = vmstat("thp_file_fallback");
+	huge_vm_create(&h, 0, SIZE);
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
+	TEST_ASSERT(vmstat("thp_file_alloc") - alloc0 == NHUGE &&
+		    vmstat("thp_file_fallback") == fallback0,
+		    "huge folios allocated %lu, fallbacks %lu, of %lu",
+		    vmstat("thp_file_alloc") - alloc0, vmstat("thp_file_fallback") - fallback0,
+		    NHUGE);
+	expect_maps(&h, m2, m4, NHUGE, 0, "aligned, private");
+	ksft_test_result_pass("guest wrote and read %lu MiB, mapped as %lu x 2 MiB\n",
+			      SIZE >> 20, NHUGE);
+
+	/* One shared 4 KiB page in huge page 1: its attributes are mixed. */
+	i = HPAGE_PAGES + 7;
+	vm_mem_set_shared(h.vm, TEST_GPA + i * PAGE_SIZE, PAGE_SIZE);
+	g_skip[i] = 1;
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong after a conversion", bad);
+	/* The guest does not read the shared page: 511 private pages. */
+	expect_maps(&h, m2, m4, NHUGE - 1, HPAGE_PAGES - 1, "a page converted");
+	ksft_test_result_pass("mixed attributes map their 2 MiB as 4 KiB pages\n");
+
+	/* QEMU discards a converted page's private copy: punch it, 4 KiB. */
+	kb = gmem_unevictable_kb();
+	punch(h.fd, i * PAGE_SIZE, PAGE_SIZE);
+	/* Every other 4 KiB page of huge pages 2 and 3: 2 MiB in all. */
+	for (i = 2 * HPAGE_PAGES; i < NPAGES; i += 2)
+		punch(h.fd, i * PAGE_SIZE, PAGE_SIZE);
+	kb -= gmem_unevictable_kb();
+	TEST_ASSERT(near_kb(kb, (HPAGE + PAGE_SIZE) >> 10),
+		    "4 KiB punches of %lu kB gave back %ld kB", (uint64_t)(HPAGE + PAGE_SIZE) >> 10, kb);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong after 4 KiB punches", bad);
+	TEST_ASSERT(vm_get_stat(h.vm, "pages_2m") - m2 == 1,
+		    "after 4 KiB punches: %lu x 2M, wanted 1 (huge page 0)",
+		    vm_get_stat(h.vm, "pages_2m") - m2);
+	ksft_test_result_pass("4 KiB punches in huge pages gave back %ld kB and read zeros\n",
+			      kb);
+	huge_vm_free(&h);
+}
+
+/*
+ * Punches of a whole huge page and of an unaligned range across three give
+ * back what they cover; the whole huge page is allocated huge again.
+ */
+static void test_punch_ranges(void)
+{
+	uint64_t alloc0, m2, bad, start, end, len;
+	struct huge_vm h;
+	long kb;
+
+	huge_vm_create(&h, 0, SIZE);
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+
+	kb = gmem_unevictable_kb();
+	punch(h.fd, 3 * HPAGE, HPAGE);
+	kb -= gmem_unevictable_kb();
+	TEST_ASSERT(near_kb(kb, HPAGE >> 10), "a 2 MiB punch gave back %ld kB", kb);
+	alloc0 = vmstat("thp_file_alloc");
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong after a 2 MiB punch", bad);
+	TEST_ASSERT(vmstat("thp_file_alloc") - alloc0 == 1 &&
+		    vm_get_stat(h.vm, "pages_2m") == m2 + 1,
+		    "a punched huge page came back as %lu huge folios, %lu 2M mappings",
+		    vmstat("thp_file_alloc") - alloc0, vm_get_stat(h.vm, "pages_2m") - m2);
+	ksft_test_result_pass("a 2 MiB punch gave back %ld kB; the guest gets a new huge page\n",
+			      kb);
+
+	/* From 1 MiB + 4 KiB to 5 MiB - 4 KiB: parts of huge pages 0 and 2, all of 1. */
+	start = HPAGE / 2 + PAGE_SIZE;
+	end = 2 * HPAGE + HPAGE / 2 - PAGE_SIZE;
+	len = end - start;
+	kb = gmem_unevictable_kb();
+	punch(h.fd, start, len);
+	kb -= gmem_unevictable_kb();
+	TEST_ASSERT(near_kb(kb, len >> 10), "an unaligned punch of %lu kB gave back %ld kB",
+		    len >> 10, kb);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong after an unaligned punch", bad);
+	ksft_test_result_pass("an unaligned punch of %lu kB gave back %ld kB and reads zeros\n",
+			      len >> 10, kb);
+	huge_vm_free(&h);
+}
+
+/* A slot whose gfns and file offsets differ in alignment maps 4 KiB only. */
+static void test_misaligned_slot(void)
+{
+	uint64_t m2, m4, alloc0, bad;
+	struct huge_vm h;
+
+	alloc0 = vmstat("thp_file_alloc");
+	huge_vm_create(&h, PAGE_SIZE, SIZE - HPAGE);
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
+	TEST_ASSERT(vmstat("thp_file_alloc") > alloc0, "no huge folio was allocated");
+	expect_maps(&h, m2, m4, 0, h.npages, "misaligned slot");
+	ksft_test_result_pass("a slot 4 KiB off its file's alignment maps %lu x 4 KiB\n",
+			      h.npages);
+	huge_vm_free(&h);
+}
+
+int main(int argc, char *argv[])
+{
+	bool rust = !access("/sys/module/gmem_rs", F_OK);
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS));
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
+	gmem_pin_to_this_cpu();
+
+	ksft_print_header();
+	ksft_set_plan(rust ? 2 + 3 + 2 + 1 : 2);
+	test_flags(rust);
+	if (rust) {
+		test_map_convert_punch();
+		test_punch_ranges();
+		test_misaligned_slot();
+	}
+	ksft_finished();
+}
