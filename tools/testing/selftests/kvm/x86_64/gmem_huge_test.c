@@ -13,13 +13,21 @@
  * 4 KiB pages, of whole huge pages and of unaligned ranges read back as
  * zeros and give their memory back (/proc/meminfo's Unevictable, where
  * guest_memfd pages are counted), while what they do not cover keeps its
- * data.
+ * data, also while the guest runs. kvm_gmem_populate() fills a huge folio
+ * whole, or splits it for part of one. A memory error in a huge folio fails
+ * only its own gfn. When the allocator has no huge page (fail_page_alloc
+ * fails every order-9 allocation), faults fall back to 4 KiB folios and the
+ * guest runs on.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -48,10 +56,32 @@
  */
 #define PT_SLACK	16
 
-enum { OP_NONE, OP_WRITE, OP_CHECK };
+#define TRACING		"/sys/kernel/tracing"
+#define EVENT		TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
+#define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
+#define FAIL_PAGE_ALLOC	"/sys/kernel/debug/fail_page_alloc/"
+
+/* As virt/kvm/gmem_test/kvm_gmem_populate_test.c. */
+struct gmem_populate_test_args {
+	__u32 vm_fd;
+	__u32 delay_ms;
+	__u64 gfn;
+	__u64 src;
+	__s64 npages;
+	__u64 last_pfn;
+};
+
+#define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
+#define POPULATE_DEV		"/sys/kernel/debug/kvm_gmem_populate_test"
+
+/*
+ * OP_RECHECK: each page holds what was written or, punched meanwhile, zero;
+ * then write it again. OP_READ_ONE: read page g_one.
+ */
+enum { OP_NONE, OP_WRITE, OP_CHECK, OP_RECHECK, OP_READ_ONE };
 
 /* What the guest does on its next run, set by the host before each run. */
-static uint64_t g_op, g_seed, g_npages;
+static uint64_t g_op, g_seed, g_npages, g_one;
 /* Pages the host punched since the guest wrote them: they must read 0. */
 static uint8_t g_zero[NPAGES];
 /* Pages the host made shared: their data is the host's, not checked. */
@@ -75,6 +105,13 @@ static void guest_code(void)
 				p[PAGE_SIZE / 8 - 1] = g_seed + i;
 			} else if (g_op == OP_CHECK && !g_skip[i]) {
 				bad += p[0] != want || p[PAGE_SIZE / 8 - 1] != want;
+			} else if (g_op == OP_RECHECK) {
+				bad += (p[0] && p[0] != g_seed + i) ||
+				       (p[PAGE_SIZE / 8 - 1] && p[PAGE_SIZE / 8 - 1] != g_seed + i);
+				p[0] = g_seed + i;
+				p[PAGE_SIZE / 8 - 1] = g_seed + i;
+			} else if (g_op == OP_READ_ONE && i == g_one) {
+				bad += p[0] != want;
 			}
 		}
 		GUEST_SYNC(bad);
@@ -100,6 +137,7 @@ static uint64_t guest_run(struct huge_vm *h, uint64_t op)
 	sync_global_to_guest(h->vm, g_op);
 	sync_global_to_guest(h->vm, g_seed);
 	sync_global_to_guest(h->vm, g_npages);
+	sync_global_to_guest(h->vm, g_one);
 	sync_global_to_guest(h->vm, g_zero);
 	sync_global_to_guest(h->vm, g_skip);
 	vcpu_run(h->vcpu);
@@ -350,6 +388,294 @@ static void test_misaligned_slot(void)
 	huge_vm_free(&h);
 }
 
+static void write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", path, errno);
+	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
+		    "write(%s, %s): errno %d", path, val, errno);
+	close(fd);
+}
+
+static void read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", path, errno);
+	n = read(fd, buf, size - 1);
+	TEST_ASSERT(n >= 0, "read(%s): errno %d", path, errno);
+	buf[n] = 0;
+	close(fd);
+}
+
+/* The pfn of the last 2 MiB leaf SPTE installed for @gfn, from the trace. */
+static uint64_t traced_pfn_2m(uint64_t gfn)
+{
+	uint64_t g, old, new, pfn = 0;
+	char line[512], *p;
+	int as_id, level;
+	FILE *f = fopen(TRACING "/trace", "r");
+
+	TEST_ASSERT(f, "cannot read the trace");
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "kvm_tdp_mmu_spte_changed: ");
+		if (!p || sscanf(p,
+				 "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
+				 &as_id, &g, &level, &old, &new) != 5)
+			continue;
+		if (g == gfn && level == PG_LEVEL_2M && new)
+			pfn = (new & GENMASK_ULL(51, 12)) >> 12;
+	}
+	fclose(f);
+	return pfn;
+}
+
+/*
+ * kvm_gmem_populate() of a whole huge page fills its folio, which KVM maps
+ * 2 MiB; of part of one, splits the folio and fills its 4 KiB pages. Each
+ * page once: EEXIST after.
+ */
+static void test_populate(void)
+{
+	/* Not static: the guest's image holds the test's .bss. */
+	uint64_t *src = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     -1, 0);
+	struct gmem_populate_test_args args;
+	uint64_t m2, m4, i, bad;
+	struct huge_vm h;
+	int dev;
+	long r;
+
+	TEST_ASSERT(src != MAP_FAILED, "mmap: errno %d", errno);
+	dev = open(POPULATE_DEV, O_RDWR);
+	TEST_ASSERT(dev >= 0, "open(%s): errno %d; is kvm_gmem_populate_test.ko loaded?",
+		    POPULATE_DEV, errno);
+	huge_vm_create(&h, 0, SIZE);
+	for (i = 0; i < NPAGES; i++)
+		g_zero[i] = 1;
+	for (i = 0; i < HPAGE_PAGES; i++) {
+		src[i * PAGE_SIZE / 8] = g_seed + i;
+		src[(i + 1) * PAGE_SIZE / 8 - 1] = g_seed + i;
+		g_zero[i] = 0;
+	}
+	args = (struct gmem_populate_test_args) {
+		.vm_fd = h.vm->fd, .gfn = TEST_GPA >> PAGE_SHIFT,
+		.src = (uint64_t)src, .npages = HPAGE_PAGES,
+	};
+	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
+	TEST_ASSERT(r == (long)HPAGE_PAGES, "populate of huge page 0: %ld, errno %d", r, errno);
+	args.npages = 1;
+	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
+	TEST_ASSERT(r == -1 && errno == EEXIST, "populate again: %ld, errno %d", r, errno);
+
+	/* 8 pages from page 3 of huge page 1, with page i's words in src[i - 512]. */
+	for (i = HPAGE_PAGES + 3; i < HPAGE_PAGES + 11; i++) {
+		src[(i - HPAGE_PAGES - 3) * PAGE_SIZE / 8] = g_seed + i;
+		src[(i - HPAGE_PAGES - 2) * PAGE_SIZE / 8 - 1] = g_seed + i;
+		g_zero[i] = 0;
+	}
+	args.gfn = (TEST_GPA >> PAGE_SHIFT) + HPAGE_PAGES + 3;
+	args.npages = 8;
+	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
+	TEST_ASSERT(r == 8, "populate of 8 pages in huge page 1: %ld, errno %d", r, errno);
+	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
+	TEST_ASSERT(r == -1 && errno == EEXIST, "populate of those again: %ld, errno %d", r,
+		    errno);
+
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong after populate", bad);
+	/* Huge pages 0 (populated), 2 and 3 (faulted in); 1 was split. */
+	expect_maps(&h, m2, m4, NHUGE - 1, HPAGE_PAGES, "populated");
+	ksft_test_result_pass("populate fills a huge folio whole, or splits it for 8 pages\n");
+	huge_vm_free(&h);
+	close(dev);
+	munmap(src, HPAGE);
+}
+
+/*
+ * A memory error in a page of a huge folio splits the folio: the guest
+ * reads every other page, mapped 4 KiB from then on, and the poisoned
+ * one fails with EHWPOISON for its gfn alone until it is punched.
+ */
+static void test_hwpoison(void)
+{
+	uint64_t gfn = (TEST_GPA >> PAGE_SHIFT) + HPAGE_PAGES, pfn, m2, m4, bad;
+	uint64_t poisoned = HPAGE_PAGES + 5;
+	struct huge_vm h;
+	char buf[64];
+	int fd, r;
+
+	huge_vm_create(&h, 0, SIZE);
+	snprintf(buf, sizeof(buf), "gfn == 0x%lx", gfn);
+	write_file(EVENT "/filter", buf);
+	write_file(TRACING "/trace", "");
+	write_file(EVENT "/enable", "1");
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	write_file(EVENT "/enable", "0");
+	write_file(EVENT "/filter", "0");
+	pfn = traced_pfn_2m(gfn);
+	TEST_ASSERT(pfn, "no 2 MiB SPTE for gfn 0x%lx in the trace", gfn);
+
+	/* guest_memfd keeps the page and answers MF_DELAYED: EBUSY, poisoned all the same. */
+	snprintf(buf, sizeof(buf), "0x%lx", pfn + 5);
+	fd = open(CORRUPT_PFN, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", CORRUPT_PFN, errno);
+	r = write(fd, buf, strlen(buf));
+	TEST_ASSERT(r == (int)strlen(buf) || errno == EBUSY, "injecting at pfn %s: %d, errno %d",
+		    buf, r, errno);
+	close(fd);
+
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	g_skip[poisoned] = 1;
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong beside a poisoned page", bad);
+	/* Huge page 1 was zapped and is mapped 4 KiB now, but for the poisoned page. */
+	expect_maps(&h, m2, m4, 0, HPAGE_PAGES - 1, "a page poisoned");
+
+	g_one = poisoned;
+	g_op = OP_READ_ONE;
+	sync_global_to_guest(h.vm, g_op);
+	sync_global_to_guest(h.vm, g_one);
+	r = _vcpu_run(h.vcpu);
+	TEST_ASSERT(r == -1 && errno == EHWPOISON, "KVM_RUN on the poisoned page: %d, errno %d",
+		    r, errno);
+	TEST_ASSERT_EQ(h.vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	TEST_ASSERT_EQ(h.vcpu->run->memory_fault.gpa, TEST_GPA + poisoned * PAGE_SIZE);
+	TEST_ASSERT_EQ(h.vcpu->run->memory_fault.size, PAGE_SIZE);
+
+	punch(h.fd, poisoned * PAGE_SIZE, PAGE_SIZE);
+	/*
+	 * The guest resumes the read that exited, against what it expected
+	 * before the punch: that pass's count is void. The next one counts.
+	 */
+	guest_run(&h, OP_READ_ONE);
+	TEST_ASSERT_EQ(guest_run(&h, OP_READ_ONE), 0);
+	ksft_test_result_pass("a poisoned 4 KiB page of a huge folio fails only its gfn\n");
+	huge_vm_free(&h);
+}
+
+/* The fail_page_alloc attributes this test sets, and their values before. */
+static const char *const fail_attrs[] = {
+	"probability", "times", "min-order", "ignore-gfp-wait", "ignore-gfp-highmem",
+	"task-filter", "verbose",
+};
+
+/*
+ * No huge page to be had: every order-9 allocation of this task fails.
+ * Faults fall back to 4 KiB folios, counted, and the guest runs on.
+ */
+static void test_fragmentation(void)
+{
+	static const char *const on[] = { "100", "-1", "9", "N", "N", "Y", "0" };
+	char saved[ARRAY_SIZE(fail_attrs)][32], path[128];
+	uint64_t alloc0, fallback0, m2, m4, bad;
+	struct huge_vm h;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(fail_attrs); i++) {
+		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", fail_attrs[i]);
+		read_file(path, saved[i], sizeof(saved[i]));
+	}
+	huge_vm_create(&h, 0, SIZE);
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	alloc0 = vmstat("thp_file_alloc");
+	fallback0 = vmstat("thp_file_fallback");
+	for (i = 0; i < ARRAY_SIZE(fail_attrs); i++) {
+		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", fail_attrs[i]);
+		write_file(path, on[i]);
+	}
+	write_file("/proc/self/make-it-fail", "1");
+	bad = guest_run(&h, OP_WRITE);
+	write_file("/proc/self/make-it-fail", "0");
+	for (i = 0; i < ARRAY_SIZE(fail_attrs); i++) {
+		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", fail_attrs[i]);
+		write_file(path, saved[i]);
+	}
+	TEST_ASSERT_EQ(bad, 0);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong on 4 KiB fallbacks", bad);
+	TEST_ASSERT(vmstat("thp_file_alloc") == alloc0 &&
+		    vmstat("thp_file_fallback") - fallback0 >= NHUGE,
+		    "with no huge pages: %lu huge folios, %lu fallbacks",
+		    vmstat("thp_file_alloc") - alloc0, vmstat("thp_file_fallback") - fallback0);
+	expect_maps(&h, m2, m4, 0, NPAGES, "4 KiB fallbacks");
+	ksft_test_result_pass("no huge page: %lu fallbacks to 4 KiB, and the guest ran on\n",
+			      vmstat("thp_file_fallback") - fallback0);
+	huge_vm_free(&h);
+}
+
+struct puncher {
+	int fd;
+	volatile bool stop;
+	uint64_t punches;
+};
+
+/* Punches a random 4 KiB page, or now and then a whole huge page, until stopped. */
+static void *puncher_run(void *arg)
+{
+	struct puncher *p = arg;
+	unsigned int seed = 1;
+	cpu_set_t all;
+
+	/* The test is pinned to one CPU; the puncher runs wherever it can. */
+	memset(&all, 0xff, sizeof(all));
+	sched_setaffinity(0, sizeof(all), &all);
+
+	while (!p->stop) {
+		uint64_t page = rand_r(&seed) % NPAGES;
+		bool whole = rand_r(&seed) % 16 == 0;
+		uint64_t off = whole ? page * PAGE_SIZE & ~(HPAGE - 1) : page * PAGE_SIZE;
+
+		TEST_ASSERT(!fallocate(p->fd, KS | PH, off, whole ? HPAGE : PAGE_SIZE),
+			    "punch while the guest runs: errno %d", errno);
+		p->punches++;
+		usleep(200);
+	}
+	return NULL;
+}
+
+/*
+ * Punches race with a guest that checks and rewrites every page: a page
+ * holds what the guest wrote or, punched, zeros; never anything else. The
+ * file's memory goes back after close.
+ */
+static void test_punch_while_running(void)
+{
+	struct puncher p = { 0 };
+	struct timespec t0, t;
+	uint64_t bad = 0, runs = 0;
+	struct huge_vm h;
+	pthread_t thread;
+	long base, kb;
+
+	base = gmem_unevictable_kb();
+	huge_vm_create(&h, 0, SIZE);
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	p.fd = h.fd;
+	pthread_create(&thread, NULL, puncher_run, &p);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		bad += guest_run(&h, OP_RECHECK);
+		runs++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec < 2 || runs < 8) && t.tv_sec - t0.tv_sec < 20);
+	p.stop = true;
+	pthread_join(thread, NULL);
+	TEST_ASSERT(!bad, "%lu pages held neither their data nor zeros", bad);
+	TEST_ASSERT(p.punches > 0, "no punch ran");
+	huge_vm_free(&h);
+	kb = gmem_unevictable_kb() - base;
+	TEST_ASSERT(near_kb(kb, 0), "%ld kB more Unevictable after close", kb);
+	ksft_test_result_pass("%lu punches while the guest checked %lu MiB %lu times\n",
+			      p.punches, SIZE >> 20, runs);
+}
+
 int main(int argc, char *argv[])
 {
 	bool rust = !access("/sys/module/gmem_rs", F_OK);
@@ -359,12 +685,16 @@ int main(int argc, char *argv[])
 	gmem_pin_to_this_cpu();
 
 	ksft_print_header();
-	ksft_set_plan(rust ? 2 + 3 + 2 + 1 : 2);
+	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 : 2);
 	test_flags(rust);
 	if (rust) {
 		test_map_convert_punch();
 		test_punch_ranges();
 		test_misaligned_slot();
+		test_populate();
+		test_hwpoison();
+		test_fragmentation();
+		test_punch_while_running();
 	}
 	ksft_finished();
 }
