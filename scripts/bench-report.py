@@ -15,7 +15,8 @@ from collections import defaultdict
 
 ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault-in-v2", "punch-4k", "convert-4k",
          "convert-large", "floor", "host-write", "shmem-host-write", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
-         "mfd-punch-4k", "shmem-punch-4k"]
+         "mfd-punch-4k", "shmem-punch-4k", "huge-allocate", "huge-fault-in", "huge-punch-4k",
+         "huge-punch-alt"]
 # Rows and their floors: guest_memfd allocation against the page allocator
 # alone; fault-in against allocating and zeroing (6.12 zeroes a page at its
 # first fault, not at fallocate); the VMM's first touch of a mapped guest_memfd
@@ -25,8 +26,18 @@ ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault
 FLOORS = [("allocate", "floor-allocate"), ("fault-in", "floor-allocate-zero"),
           ("host-write", "shmem-host-write"),
           ("mfd-allocate", "shmem-allocate"), ("mfd-punch-4k", "shmem-punch-4k")]
+# 2 MiB-folio rows (gmem_rs only) and the 4 KiB rows of both backends they
+# are measured against.
+HUGE = [("huge-allocate", "allocate"), ("huge-fault-in", "fault-in"),
+        ("huge-punch-4k", "punch-4k")]
 # Rows whose cost per 4 KiB page is shown across sizes.
 SCALING = ["allocate", "fault-in", "punch-4k"]
+
+
+# Fields of a row that are not its value: the rest (pages_2m=, returned_kb=,
+# ...) are facts about the last round, shown with the HUGE lines.
+COMMON = {"backend", "workload", "mib", "ms", "rate", "leaked_kb"}
+extra = {}
 
 
 def parse(path):
@@ -48,6 +59,7 @@ def parse(path):
             if kv["workload"].endswith("-us"):
                 value, u = value * 1000, "us"
             runs[key].append(value)
+            extra[key] = {k: v for k, v in kv.items() if k not in COMMON}
             leaked[key] = max(leaked[key], int(kv["leaked_kb"]))
             unit[key[:2]] = u
     return runs, leaked, unit
@@ -165,6 +177,29 @@ def main():
                 line = "%s %d MiB against %s (%s): %s" % (w, mib, floor, src_name,
                                                          "; ".join(parts))
                 print(("- " + line) if markdown else ("FLOOR " + line))
+
+    # 2 MiB folios against 4 KiB ones: how many times faster, per clock.
+    for runs, name in ((wall, "wall clock"), (icount, "icount")):
+        for w, base in HUGE:
+            for mib in sorted(m for (x, m) in unit if x == w):
+                h = stats(runs.get((w, mib, "rust"), []))
+                if not h:
+                    continue
+                parts = ["Rust 2 MiB %.1f ms" % h[0]]
+                for b, label in (("c", "C 4 KiB"), ("rust", "Rust 4 KiB")):
+                    m = stats(runs.get((base, mib, b), []))
+                    if m and h[0]:
+                        parts.append("%s %.1f ms: %.1fx" % (label, m[0], m[0] / h[0]))
+                facts = " ".join("%s=%s" % kv for kv in extra.get((w, mib, "rust"), {}).items())
+                line = "%s %d MiB (%s): %s%s" % (w, mib, name, "; ".join(parts),
+                                                 " (" + facts + ")" if facts else "")
+                print(("- " + line) if markdown else ("HUGE " + line))
+        for mib in sorted(m for (x, m) in unit if x == "huge-punch-alt"):
+            e = extra.get(("huge-punch-alt", mib, "rust"), {})
+            if runs.get(("huge-punch-alt", mib, "rust")) and "returned_kb" in e:
+                line = "huge-punch-alt %d MiB (%s): every other 4 KiB page punched: %s kB returned of %d kB " \
+                       "punched" % (mib, name, e["returned_kb"], mib * 512)
+                print(("- " + line) if markdown else ("HUGE " + line))
     return 0 if out else 1
 
 

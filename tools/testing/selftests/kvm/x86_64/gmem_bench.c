@@ -3,7 +3,7 @@
  * gmem_bench: time guest_memfd workloads against whichever backend
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
- *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap]
+ *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap|huge]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -32,6 +32,18 @@
  *                  MiB (GUEST_MEMFD_FLAG_MMAP | _INIT_SHARED) for the first
  *                  time: the host's first-touch fault;
  *   shmem-host-write  the same on a plain shmem memfd: its floor
+ *
+ * -w huge: with GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD (2 MiB folios; gmem_rs
+ * only: the rows are left out where the backend does not take the flag):
+ *   huge-allocate  as allocate
+ *   huge-fault-in  as fault-in, on a slot KVM can map 2 MiB; the row adds
+ *                  the VM's pages_2m and pages_4k after it, and the
+ *                  thp_file_fallback events (4 KiB folios for lack of a huge
+ *                  page) it caused
+ *   huge-punch-4k  as punch-4k: the first punch in each huge page splits it
+ *   huge-punch-alt every other 4 KiB page of the faulted-in range; the row
+ *                  adds returned_kb, the memory that came back (half the
+ *                  range, if splitting frees what is punched)
  *
  * -w scaling: allocate at -a/8, -a/4 and -a/2, fault-in and punch-4k at
  * -s/4, -s/2 and 2*-s (with the default sizes, the rows at -a and -s make
@@ -76,6 +88,8 @@ static const char *label = "?";
 static const char *only;	/* -w: run only this group of workloads */
 static uint64_t alloc_size = 4096ul << 20;
 static uint64_t size = 512ul << 20;
+/* Flags of the guest_memfds that touch VMs create for their slot. */
+static uint64_t gmem_flags;
 
 static double now_ms(void)
 {
@@ -154,11 +168,17 @@ static struct kvm_vm *touch_vm_n(struct kvm_vcpu **vcpus, int nr, uint64_t bytes
 	};
 	uint64_t npages = bytes / PAGE_SIZE, share = bytes / nr;
 	struct kvm_vm *vm;
+	int own_fd = -1;
 
 	/* Slot 0 gets room for the page tables that map the range. */
 	vm = __vm_create_with_vcpus(shape, nr, npages, guest_touch, vcpus);
-	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, BENCH_GPA, BENCH_SLOT, npages,
-		   private ? KVM_MEM_GUEST_MEMFD : 0, memfd, 0);
+	if (private && memfd < 0 && gmem_flags)
+		own_fd = memfd = vm_create_guest_memfd(vm, bytes, gmem_flags);
+	/* Huge files: the slot's host memory 2 MiB aligned, so that KVM maps 2 MiB. */
+	vm_mem_add(vm, own_fd >= 0 ? VM_MEM_SRC_ANONYMOUS_THP : VM_MEM_SRC_ANONYMOUS, BENCH_GPA,
+		   BENCH_SLOT, npages, private ? KVM_MEM_GUEST_MEMFD : 0, memfd, 0);
+	if (own_fd >= 0)
+		close(own_fd);	/* the slot holds its own descriptor */
 	virt_map(vm, BENCH_GPA, BENCH_GPA, npages);
 	for (int i = 0; i < nr; i++)
 		vcpu_args_set(vcpus[i], 2, BENCH_GPA + i * share, share);
@@ -398,6 +418,92 @@ static void bench_host_write(void)
 	report("shmem-host-write", size, t, before);
 }
 
+static uint64_t vmstat(const char *name)
+{
+	char line[128];
+	uint64_t v = 0;
+	size_t n = strlen(name);
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	TEST_ASSERT(f, "/proc/vmstat: errno %d", errno);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ')
+			v = strtoull(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static long unevictable_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	TEST_ASSERT(f, "/proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* 2 MiB folios: allocate, fault-in, punches of every page and of every other page. */
+static void bench_huge(void)
+{
+	const uint64_t huge = GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD;
+	uint64_t fallback0, m2, m4;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	double t, p;
+	long before, kb;
+	int fd, pass;
+
+	if (!(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & huge)) {
+		printf("# huge: the backend does not take GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD\n");
+		return;
+	}
+	before = used_kb();
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = vm_create_guest_memfd(vm, alloc_size, huge);
+	t = time_fallocate(fd, FALLOC_FL_KEEP_SIZE, alloc_size, alloc_size);
+	close(fd);
+	kvm_vm_free(vm);
+	report("huge-allocate", alloc_size, t, before);
+
+	/* Punch every page, then (pass 1) every other page, of a fresh range. */
+	gmem_flags = huge;
+	for (pass = 0; pass < 2; pass++) {
+		before = used_kb();
+		vm = touch_vm_n(&vcpu, 1, size, true, -1);
+		m2 = vm_get_stat(vm, "pages_2m");
+		m4 = vm_get_stat(vm, "pages_4k");
+		fallback0 = vmstat("thp_file_fallback");
+		t = now_ms();
+		run_touch(vcpu);
+		t = now_ms() - t;
+		m2 = vm_get_stat(vm, "pages_2m") - m2;
+		m4 = vm_get_stat(vm, "pages_4k") - m4;
+		kb = unevictable_kb();
+		p = now_ms();
+		for (uint64_t off = 0; off < size; off += PAGE_SIZE << pass)
+			vm_guest_mem_punch_hole(vm, BENCH_GPA + off, PAGE_SIZE);
+		p = now_ms() - p;
+		kb -= unevictable_kb();
+		kvm_vm_free(vm);
+		if (pass == 0) {
+			printf("BENCH backend=%s workload=huge-fault-in mib=%lu ms=%.1f leaked_kb=%ld "
+			       "pages_2m=%lu pages_4k=%lu fallbacks=%lu\n", label, size >> 20, t,
+			       used_kb() - before, m2, m4, vmstat("thp_file_fallback") - fallback0);
+			report("huge-punch-4k", size, p, before);
+		} else {
+			printf("BENCH backend=%s workload=huge-punch-alt mib=%lu ms=%.1f leaked_kb=%ld "
+			       "returned_kb=%ld\n", label, size >> 20, p, used_kb() - before, kb);
+		}
+		fflush(stdout);
+	}
+	gmem_flags = 0;
+}
+
 static void bench_floor(void)
 {
 	long before = used_kb();
@@ -433,7 +539,7 @@ int main(int argc, char *argv[])
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap]\n",
+				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap|huge]\n",
 				argv[0]);
 			return 1;
 		}
@@ -451,6 +557,10 @@ int main(int argc, char *argv[])
 	}
 	if (only && !strcmp(only, "mmap")) {
 		bench_host_write();
+		return 0;
+	}
+	if (only && !strcmp(only, "huge")) {
+		bench_huge();
 		return 0;
 	}
 	if (only && !strcmp(only, "scaling")) {
