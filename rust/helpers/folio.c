@@ -66,10 +66,10 @@ void rust_helper_cond_resched(void)
 
 /*
  * Make sure the folio at @index is in the page cache, allocated with @sp's
- * policy, at @order if it can be, if new (filemap_grab_folio_order_sp()), and return the index after it
- * (or -errno). One call, on fallocate's per-page path, for what are six
- * functions in C: grab, mark dirty (see PageCache::grab_folio), next index,
- * unlock, put.
+ * policy, at @order if it can be, if new (filemap_grab_folio_order_sp()),
+ * and return the index after it (or -errno). One call, on fallocate's
+ * per-page path, for what are six functions in C: grab, mark dirty (see
+ * PageCache::grab_folio), next index, unlock, put.
  */
 long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 					 pgoff_t index, struct shared_policy *sp,

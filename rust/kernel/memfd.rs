@@ -196,7 +196,15 @@ impl ShmemFile {
             return Err(EINVAL);
         }
         let mode = bindings::FALLOC_FL_PUNCH_HOLE | bindings::FALLOC_FL_KEEP_SIZE;
-        self.shmem_fallocate(mode as i32, offset, len)
+        self.shmem_fallocate(mode as i32, offset, len)?;
+        // Large folios (`shmem_enabled` gives them) that shmem could not split; the consumers
+        // are invalidated meanwhile, so their references drain.
+        crate::mm::filemap::finish_partial_truncate(
+            self.0.inode().mapping(),
+            offset as u64 >> shift,
+            page_end,
+            || self.shmem_fallocate(mode as i32, offset, len),
+        )
     }
 
     fn shmem_fallocate(&self, mode: i32, offset: i64, len: i64) -> Result {

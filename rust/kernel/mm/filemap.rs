@@ -100,6 +100,17 @@ impl AddressSpace {
         unsafe { bindings::mapping_max_folio_order(self.as_raw()) }
     }
 
+    /// The folio holding page `index`, locked, if the page is cached. Allocates nothing.
+    #[inline]
+    pub fn lock_folio(&self, index: u64) -> Option<LockedFolio> {
+        // SAFETY: The mapping is valid; any index is accepted.
+        let folio = unsafe { bindings::filemap_lock_folio(self.as_raw(), index as usize) };
+        // `ERR_PTR(-ENOENT)` when absent: no other error.
+        let folio = from_err_ptr(folio).ok()?;
+        // SAFETY: `filemap_lock_folio` returns a locked folio with a reference.
+        Some(unsafe { LockedFolio::from_raw_locked(NonNull::new(folio)?) })
+    }
+
     /// Whether reclaim leaves the mapping's folios alone.
     #[inline]
     pub fn is_unevictable(&self) -> bool {
@@ -214,22 +225,10 @@ impl<A: AddressSpaceOperations> PageCache<A> {
         let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
         // SAFETY: The mapping is valid; any index and order are accepted; `sp` is NULL or a
         // valid policy.
-        let next = unsafe {
-            bindings::filemap_grab_folio_next(self.as_raw(), index as usize, sp, order)
-        };
+        let next =
+            unsafe { bindings::filemap_grab_folio_next(self.as_raw(), index as usize, sp, order) };
         crate::error::to_result(next.min(0) as i32)?;
         Ok(next as u64)
-    }
-
-    /// The folio holding page `index`, locked, if the page is cached. Allocates nothing.
-    #[inline]
-    pub fn lock_folio(&self, index: u64) -> Option<LockedFolio> {
-        // SAFETY: The mapping is valid; any index is accepted.
-        let folio = unsafe { bindings::filemap_lock_folio(self.as_raw(), index as usize) };
-        // `ERR_PTR(-ENOENT)` when absent: no other error.
-        let folio = from_err_ptr(folio).ok()?;
-        // SAFETY: `filemap_lock_folio` returns a locked folio with a reference.
-        Some(unsafe { LockedFolio::from_raw_locked(NonNull::new(folio)?) })
     }
 
     /// Takes `invalidate_lock` exclusively, for the operations that remove folios.
@@ -260,30 +259,16 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
         unsafe { bindings::truncate_inode_pages_range(self.cache.as_raw(), start, end) };
     }
 
-    /// Zeroes pages `[start, end)` of the file that `folio`, one of this page cache's, holds,
-    /// in place, but for pages with a memory error: for a range that could not be truncated
-    /// because its folio could not be split. Folios elsewhere are left alone.
-    pub fn zero_range(&self, folio: &LockedFolio, start: u64, end: u64) {
-        let span = folio.span();
-        if !span.holds(self.cache, span.index()) {
-            return;
-        }
-        let first = start.max(span.index());
-        let last = end.min(span.index() + (1u64 << span.order()));
-        if first >= last {
-            return;
-        }
-        // SAFETY: The folio is referenced, so its pages are allocated, and locked; the pages
-        // `[first, last)` are its own (checked above). No Rust reference to a folio's contents
-        // exists, so plain writes to them race with nothing the language knows of. Whether the
-        // pages' users may see zeros is the caller's to decide: this is a truncation.
-        unsafe {
-            bindings::folio_zero_pages(
-                folio.as_raw(),
-                (first - span.index()) as usize,
-                (last - first) as usize,
-            )
-        };
+    /// Finishes a truncation of pages `[start, end)` ([`TruncateGuard::truncate_range`]) in
+    /// large folios: see [`finish_partial_truncate`]. The caller has stopped the folios' users
+    /// from using the range (for guest memory, zapped it), so that their references drain.
+    pub fn finish_partial(&self, start: u64, end: u64) {
+        let shift = crate::page::PAGE_SHIFT;
+        // Truncation cannot fail, so neither can this.
+        let _ = finish_partial_truncate(self.cache, start, end, || {
+            self.truncate_range((start << shift) as i64, ((end << shift) - 1) as i64);
+            Ok(())
+        });
     }
 
     /// Empties the mapping and takes back the private data
@@ -307,6 +292,49 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
         // exactly once, and the truncation above waited for every borrower (see above).
         Some(unsafe { A::Private::from_foreign(ptr) })
     }
+}
+
+/// Tries at splitting a large folio, while the references that make a split fail drain.
+const SPLIT_TRIES: u32 = 100;
+
+/// After a truncation of pages `[start, end)` of `mapping`: the truncation splits a large folio
+/// that the range cuts, but if the split fails (someone holds a reference) 6.12 keeps the
+/// folio whole, and does not zero part of an inaccessible one, so the pages would keep their
+/// data. Split such a folio at either edge here, retrying while references drain, and
+/// `truncate` again; if it never splits, zero the range's pages in it in place (but for pages
+/// with a memory error): they are freed with the rest of the folio. An error of `truncate` is
+/// returned. Crate-private: writing a folio's contents is for its page cache's owner.
+pub(crate) fn finish_partial_truncate(
+    mapping: &AddressSpace,
+    start: u64,
+    end: u64,
+    mut truncate: impl FnMut() -> Result,
+) -> Result {
+    if start >= end {
+        return Ok(());
+    }
+    for edge in [start, end - 1] {
+        for tries in 1..=SPLIT_TRIES {
+            let Some(mut folio) = mapping.lock_folio(edge) else {
+                break;
+            };
+            if folio.order() == 0 {
+                break;
+            }
+            if folio.split().is_ok() {
+                drop(folio);
+                truncate()?;
+                break;
+            }
+            if tries == SPLIT_TRIES {
+                folio.zero_file_pages(start, end);
+                break;
+            }
+            drop(folio);
+            crate::mm::cond_resched();
+        }
+    }
+    Ok(())
 }
 
 /// The inode's `i_private`, where the aops' private data lives, as an atomic.

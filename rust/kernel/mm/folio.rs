@@ -307,6 +307,29 @@ impl LockedFolio {
         unsafe { bindings::folio_page_hwpoison(self.as_raw(), (index - span.index) as usize) }
     }
 
+    /// Zeroes the pages of `[start, end)` of its file that the folio holds, in place, but for
+    /// pages with a memory error. Crate-private: who may write a folio's contents is for the
+    /// owner of its page cache to say, and the abstractions that own one call this when they
+    /// truncate pages that could not be freed.
+    pub(crate) fn zero_file_pages(&self, start: u64, end: u64) {
+        let span = self.span();
+        let first = start.max(span.index);
+        let last = end.min(span.index + (1u64 << span.order));
+        if first >= last {
+            return;
+        }
+        // SAFETY: The folio is referenced, so its pages are allocated, and locked; pages
+        // `[first, last)` are its own (clamped above). No Rust reference to a folio's contents
+        // exists, so plain writes to them race with nothing the language knows of.
+        unsafe {
+            bindings::folio_zero_pages(
+                self.as_raw(),
+                (first - span.index) as usize,
+                (last - first) as usize,
+            )
+        };
+    }
+
     /// Splits a large folio into folios of order 0; this guard keeps the first. `EAGAIN` while
     /// someone else holds a reference (a fault waiting for the lock), `EBUSY` if it was
     /// truncated, `ENOMEM` if the page cache could not allocate for the split. Nothing to do,

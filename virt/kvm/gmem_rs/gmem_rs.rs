@@ -61,9 +61,6 @@ const GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD: u64 =
     kernel::bindings::GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD as u64;
 /// Pages in a PMD-sized folio.
 const PMD_PAGES: u64 = 1 << mm::PMD_ORDER;
-/// Tries at splitting a huge folio that a punch cuts, while faults that hold a reference to
-/// it drain (they retry once they see the punch's invalidation), before zeroing in place.
-const SPLIT_TRIES: u32 = 100;
 /// Folios that `fallocate()` allocates between two checks for signals and rescheduling.
 const RESCHED_EVERY: u32 = 8;
 
@@ -130,35 +127,11 @@ fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, size: u64, offset: u64, 
     let inval = cache.lock_for_truncate();
     // The guest's mappings go first, so it never maps a page being freed.
     gmem.invalidate(zap_start, zap_end, || {
-        let truncate = || inval.truncate_range(offset as i64, (offset + len - 1) as i64);
-        truncate();
-        if !is_huge(gmem) {
-            return;
-        }
-        // Truncation splits the huge folios at the edges, or skips them if a split fails
-        // (a fault holds a reference): split them here until it works, then truncate again;
-        // or, if it never does, zero the range in place, and the memory is freed with the
-        // rest of its folio.
-        for edge in [start, end - 1] {
-            for tries in 1..=SPLIT_TRIES {
-                let Some(mut folio) = cache.lock_folio(edge) else {
-                    break;
-                };
-                if folio.order() == 0 {
-                    break;
-                }
-                if folio.split().is_ok() {
-                    drop(folio);
-                    truncate();
-                    break;
-                }
-                if tries == SPLIT_TRIES {
-                    inval.zero_range(&folio, start, end);
-                    break;
-                }
-                drop(folio);
-                mm::cond_resched();
-            }
+        inval.truncate_range(offset as i64, (offset + len - 1) as i64);
+        // A huge folio at an edge whose split failed (a fault held a reference): faults on
+        // its range retry now, so split it, or zero the punched pages in place.
+        if is_huge(gmem) {
+            inval.finish_partial(start, end);
         }
     });
 }

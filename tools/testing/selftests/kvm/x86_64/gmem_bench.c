@@ -116,11 +116,18 @@ static long used_kb(void)
 	return total;
 }
 
+/* A row; @extra: more fields, " name=value" each, or "". */
+static void report_with(const char *workload, uint64_t bytes, double ms, long before_kb,
+			const char *extra)
+{
+	printf("BENCH backend=%s workload=%s mib=%lu ms=%.1f leaked_kb=%ld%s\n",
+	       label, workload, bytes >> 20, ms, used_kb() - before_kb, extra);
+	fflush(stdout);
+}
+
 static void report(const char *workload, uint64_t bytes, double ms, long before_kb)
 {
-	printf("BENCH backend=%s workload=%s mib=%lu ms=%.1f leaked_kb=%ld\n",
-	       label, workload, bytes >> 20, ms, used_kb() - before_kb);
-	fflush(stdout);
+	report_with(workload, bytes, ms, before_kb, "");
 }
 
 /* vCPU i of a VM of n touches the ith 1/n of the range. */
@@ -173,7 +180,9 @@ static struct kvm_vm *touch_vm_n(struct kvm_vcpu **vcpus, int nr, uint64_t bytes
 	/* Slot 0 gets room for the page tables that map the range. */
 	vm = __vm_create_with_vcpus(shape, nr, npages, guest_touch, vcpus);
 	if (private && memfd < 0 && gmem_flags)
-		own_fd = memfd = vm_create_guest_memfd(vm, bytes, gmem_flags);
+		own_fd = vm_create_guest_memfd(vm, bytes, gmem_flags);
+	if (own_fd >= 0)
+		memfd = own_fd;
 	/* Huge files: the slot's host memory 2 MiB aligned, so that KVM maps 2 MiB. */
 	vm_mem_add(vm, own_fd >= 0 ? VM_MEM_SRC_ANONYMOUS_THP : VM_MEM_SRC_ANONYMOUS, BENCH_GPA,
 		   BENCH_SLOT, npages, private ? KVM_MEM_GUEST_MEMFD : 0, memfd, 0);
@@ -418,7 +427,7 @@ static void bench_host_write(void)
 	report("shmem-host-write", size, t, before);
 }
 
-static uint64_t vmstat(const char *name)
+static uint64_t read_vmstat(const char *name)
 {
 	char line[128];
 	uint64_t v = 0;
@@ -454,6 +463,7 @@ static void bench_huge(void)
 	uint64_t fallback0, m2, m4;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
+	char extra[96];
 	double t, p;
 	long before, kb;
 	int fd, pass;
@@ -477,7 +487,7 @@ static void bench_huge(void)
 		vm = touch_vm_n(&vcpu, 1, size, true, -1);
 		m2 = vm_get_stat(vm, "pages_2m");
 		m4 = vm_get_stat(vm, "pages_4k");
-		fallback0 = vmstat("thp_file_fallback");
+		fallback0 = read_vmstat("thp_file_fallback");
 		t = now_ms();
 		run_touch(vcpu);
 		t = now_ms() - t;
@@ -491,15 +501,14 @@ static void bench_huge(void)
 		kb -= unevictable_kb();
 		kvm_vm_free(vm);
 		if (pass == 0) {
-			printf("BENCH backend=%s workload=huge-fault-in mib=%lu ms=%.1f leaked_kb=%ld "
-			       "pages_2m=%lu pages_4k=%lu fallbacks=%lu\n", label, size >> 20, t,
-			       used_kb() - before, m2, m4, vmstat("thp_file_fallback") - fallback0);
+			snprintf(extra, sizeof(extra), " pages_2m=%lu pages_4k=%lu fallbacks=%lu",
+				 m2, m4, read_vmstat("thp_file_fallback") - fallback0);
+			report_with("huge-fault-in", size, t, before, extra);
 			report("huge-punch-4k", size, p, before);
 		} else {
-			printf("BENCH backend=%s workload=huge-punch-alt mib=%lu ms=%.1f leaked_kb=%ld "
-			       "returned_kb=%ld\n", label, size >> 20, p, used_kb() - before, kb);
+			snprintf(extra, sizeof(extra), " returned_kb=%ld", kb);
+			report_with("huge-punch-alt", size, p, before, extra);
 		}
-		fflush(stdout);
 	}
 	gmem_flags = 0;
 }

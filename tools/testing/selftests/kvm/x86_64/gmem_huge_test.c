@@ -17,7 +17,9 @@
  * whole, or splits it for part of one. A memory error in a huge folio fails
  * only its own gfn. When the allocator has no huge page (fail_page_alloc
  * fails every order-9 allocation), faults fall back to 4 KiB folios and the
- * guest runs on.
+ * guest runs on. On both backends: an MFD_INACCESSIBLE memfd in shmem's huge
+ * folios (shmem_enabled=always) serves a guest, mapped 4 KiB, and 4 KiB
+ * punches in it give their memory back and read as zeros.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +62,7 @@
 #define EVENT		TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
 #define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
 #define FAIL_PAGE_ALLOC	"/sys/kernel/debug/fail_page_alloc/"
+#define SHMEM_ENABLED	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
 /* As virt/kvm/gmem_test/kvm_gmem_populate_test.c. */
 struct gmem_populate_test_args {
@@ -97,21 +100,23 @@ static void guest_code(void)
 		uint64_t i, bad = 0;
 
 		for (i = 0; i < g_npages; i++) {
-			volatile uint64_t *p = (uint64_t *)(TEST_GPA + i * PAGE_SIZE);
-			uint64_t want = g_zero[i] ? 0 : g_seed + i;
+			uint64_t *first = (uint64_t *)(TEST_GPA + i * PAGE_SIZE);
+			uint64_t *last = first + PAGE_SIZE / 8 - 1;
+			uint64_t want = g_zero[i] ? 0 : g_seed + i, a, b;
 
 			if (g_op == OP_WRITE) {
-				p[0] = g_seed + i;
-				p[PAGE_SIZE / 8 - 1] = g_seed + i;
+				WRITE_ONCE(*first, g_seed + i);
+				WRITE_ONCE(*last, g_seed + i);
 			} else if (g_op == OP_CHECK && !g_skip[i]) {
-				bad += p[0] != want || p[PAGE_SIZE / 8 - 1] != want;
+				bad += READ_ONCE(*first) != want || READ_ONCE(*last) != want;
 			} else if (g_op == OP_RECHECK) {
-				bad += (p[0] && p[0] != g_seed + i) ||
-				       (p[PAGE_SIZE / 8 - 1] && p[PAGE_SIZE / 8 - 1] != g_seed + i);
-				p[0] = g_seed + i;
-				p[PAGE_SIZE / 8 - 1] = g_seed + i;
+				a = READ_ONCE(*first);
+				b = READ_ONCE(*last);
+				bad += (a && a != g_seed + i) || (b && b != g_seed + i);
+				WRITE_ONCE(*first, g_seed + i);
+				WRITE_ONCE(*last, g_seed + i);
 			} else if (g_op == OP_READ_ONE && i == g_one) {
-				bad += p[0] != want;
+				bad += READ_ONCE(*first) != want;
 			}
 		}
 		GUEST_SYNC(bad);
@@ -153,7 +158,7 @@ static uint64_t guest_run(struct huge_vm *h, uint64_t op)
  * TEST_GPA, bound to a new huge file of SIZE bytes from @offset. The slot's
  * host memory is 2 MiB aligned, as KVM needs to map 2 MiB at all.
  */
-static void huge_vm_create(struct huge_vm *h, uint64_t offset, uint64_t slot_size)
+static void huge_vm_create_fd(struct huge_vm *h, int fd, uint64_t offset, uint64_t slot_size)
 {
 	const struct vm_shape shape = {
 		.mode = VM_MODE_DEFAULT,
@@ -161,7 +166,7 @@ static void huge_vm_create(struct huge_vm *h, uint64_t offset, uint64_t slot_siz
 	};
 
 	h->vm = __vm_create_shape_with_one_vcpu(shape, &h->vcpu, 64, guest_code);
-	h->fd = vm_create_guest_memfd(h->vm, SIZE, HUGE);
+	h->fd = fd >= 0 ? fd : vm_create_guest_memfd(h->vm, SIZE, HUGE);
 	h->npages = slot_size / PAGE_SIZE;
 	h->shared_alloc = mmap(NULL, slot_size + HPAGE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -178,6 +183,11 @@ static void huge_vm_create(struct huge_vm *h, uint64_t offset, uint64_t slot_siz
 	TEST_ASSERT_EQ(guest_run(h, OP_NONE), 0);
 }
 
+static void huge_vm_create(struct huge_vm *h, uint64_t offset, uint64_t slot_size)
+{
+	huge_vm_create_fd(h, -1, offset, slot_size);
+}
+
 static void huge_vm_free(struct huge_vm *h)
 {
 	close(h->fd);
@@ -185,7 +195,7 @@ static void huge_vm_free(struct huge_vm *h)
 	munmap(h->shared_alloc, h->npages * PAGE_SIZE + HPAGE);
 }
 
-static uint64_t vmstat(const char *name)
+static uint64_t read_vmstat(const char *name)
 {
 	char line[128];
 	uint64_t v = 0;
@@ -220,7 +230,7 @@ static void punch(int fd, uint64_t offset, uint64_t len)
 	uint64_t i;
 
 	TEST_ASSERT(!fallocate(fd, KS | PH, offset, len),
-		    "punch [%#lx, +%#lx): errno %d", offset, len, errno);
+		    "hole [%#lx, +%#lx): errno %d", offset, len, errno);
 	for (i = offset / PAGE_SIZE; i < (offset + len) / PAGE_SIZE; i++)
 		g_zero[i] = 1;
 }
@@ -278,18 +288,18 @@ static void test_map_convert_punch(void)
 	struct huge_vm h;
 	long kb;
 
-	alloc0 = vmstat("thp_file_alloc");
-	fallback0 = vmstat("thp_file_fallback");
+	alloc0 = read_vmstat("thp_file_alloc");
+	fallback0 = read_vmstat("thp_file_fallback");
 	huge_vm_create(&h, 0, SIZE);
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
-	TEST_ASSERT(vmstat("thp_file_alloc") - alloc0 == NHUGE &&
-		    vmstat("thp_file_fallback") == fallback0,
+	TEST_ASSERT(read_vmstat("thp_file_alloc") - alloc0 == NHUGE &&
+		    read_vmstat("thp_file_fallback") == fallback0,
 		    "huge folios allocated %lu, fallbacks %lu, of %lu",
-		    vmstat("thp_file_alloc") - alloc0, vmstat("thp_file_fallback") - fallback0,
+		    read_vmstat("thp_file_alloc") - alloc0, read_vmstat("thp_file_fallback") - fallback0,
 		    NHUGE);
 	expect_maps(&h, m2, m4, NHUGE, 0, "aligned, private");
 	ksft_test_result_pass("guest wrote and read %lu MiB, mapped as %lu x 2 MiB\n",
@@ -341,14 +351,14 @@ static void test_punch_ranges(void)
 	punch(h.fd, 3 * HPAGE, HPAGE);
 	kb -= gmem_unevictable_kb();
 	TEST_ASSERT(near_kb(kb, HPAGE >> 10), "a 2 MiB punch gave back %ld kB", kb);
-	alloc0 = vmstat("thp_file_alloc");
+	alloc0 = read_vmstat("thp_file_alloc");
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong after a 2 MiB punch", bad);
-	TEST_ASSERT(vmstat("thp_file_alloc") - alloc0 == 1 &&
+	TEST_ASSERT(read_vmstat("thp_file_alloc") - alloc0 == 1 &&
 		    vm_get_stat(h.vm, "pages_2m") == m2 + 1,
 		    "a punched huge page came back as %lu huge folios, %lu 2M mappings",
-		    vmstat("thp_file_alloc") - alloc0, vm_get_stat(h.vm, "pages_2m") - m2);
+		    read_vmstat("thp_file_alloc") - alloc0, vm_get_stat(h.vm, "pages_2m") - m2);
 	ksft_test_result_pass("a 2 MiB punch gave back %ld kB; the guest gets a new huge page\n",
 			      kb);
 
@@ -374,14 +384,14 @@ static void test_misaligned_slot(void)
 	uint64_t m2, m4, alloc0, bad;
 	struct huge_vm h;
 
-	alloc0 = vmstat("thp_file_alloc");
+	alloc0 = read_vmstat("thp_file_alloc");
 	huge_vm_create(&h, PAGE_SIZE, SIZE - HPAGE);
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
-	TEST_ASSERT(vmstat("thp_file_alloc") > alloc0, "no huge folio was allocated");
+	TEST_ASSERT(read_vmstat("thp_file_alloc") > alloc0, "no huge folio was allocated");
 	expect_maps(&h, m2, m4, 0, h.npages, "misaligned slot");
 	ksft_test_result_pass("a slot 4 KiB off its file's alignment maps %lu x 4 KiB\n",
 			      h.npages);
@@ -584,8 +594,8 @@ static void test_fragmentation(void)
 	huge_vm_create(&h, 0, SIZE);
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
-	alloc0 = vmstat("thp_file_alloc");
-	fallback0 = vmstat("thp_file_fallback");
+	alloc0 = read_vmstat("thp_file_alloc");
+	fallback0 = read_vmstat("thp_file_fallback");
 	for (i = 0; i < ARRAY_SIZE(fail_attrs); i++) {
 		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", fail_attrs[i]);
 		write_file(path, on[i]);
@@ -600,13 +610,13 @@ static void test_fragmentation(void)
 	TEST_ASSERT_EQ(bad, 0);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong on 4 KiB fallbacks", bad);
-	TEST_ASSERT(vmstat("thp_file_alloc") == alloc0 &&
-		    vmstat("thp_file_fallback") - fallback0 >= NHUGE,
+	TEST_ASSERT(read_vmstat("thp_file_alloc") == alloc0 &&
+		    read_vmstat("thp_file_fallback") - fallback0 >= NHUGE,
 		    "with no huge pages: %lu huge folios, %lu fallbacks",
-		    vmstat("thp_file_alloc") - alloc0, vmstat("thp_file_fallback") - fallback0);
+		    read_vmstat("thp_file_alloc") - alloc0, read_vmstat("thp_file_fallback") - fallback0);
 	expect_maps(&h, m2, m4, 0, NPAGES, "4 KiB fallbacks");
 	ksft_test_result_pass("no huge page: %lu fallbacks to 4 KiB, and the guest ran on\n",
-			      vmstat("thp_file_fallback") - fallback0);
+			      read_vmstat("thp_file_fallback") - fallback0);
 	huge_vm_free(&h);
 }
 
@@ -676,6 +686,51 @@ static void test_punch_while_running(void)
 			      p.punches, SIZE >> 20, runs);
 }
 
+/*
+ * MFD_INACCESSIBLE memory in shmem's huge folios (shmem_enabled=always): the
+ * guest runs on it, mapped 4 KiB (the store reports order 0), and 4 KiB
+ * punches split the folios, give their memory back and read as zeros.
+ */
+static void test_mfd_huge(void)
+{
+	char modes[128], saved[32], *open_br, *close_br;
+	uint64_t alloc0, m2, m4, bad, i;
+	struct huge_vm h;
+	long kb;
+	int fd;
+
+	read_file(SHMEM_ENABLED, modes, sizeof(modes));
+	open_br = strchr(modes, '[');
+	close_br = open_br ? strchr(open_br, ']') : NULL;
+	TEST_ASSERT(close_br && close_br - open_br < (long)sizeof(saved), "%s: %s", SHMEM_ENABLED,
+		    modes);
+	snprintf(saved, sizeof(saved), "%.*s", (int)(close_br - open_br - 1), open_br + 1);
+	write_file(SHMEM_ENABLED, "always");
+
+	fd = gmem_inaccessible_memfd("gmem_huge_test", SIZE);
+	huge_vm_create_fd(&h, fd, 0, SIZE);
+	alloc0 = read_vmstat("thp_file_alloc");
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	TEST_ASSERT(read_vmstat("thp_file_alloc") - alloc0 == NHUGE,
+		    "shmem allocated %lu huge folios, wanted %lu", read_vmstat("thp_file_alloc") - alloc0,
+		    NHUGE);
+	expect_maps(&h, m2, m4, 0, NPAGES, "MFD_INACCESSIBLE");
+
+	/* Every other 4 KiB page of huge page 2: 1 MiB. */
+	kb = gmem_unevictable_kb();
+	for (i = 2 * HPAGE_PAGES; i < 3 * HPAGE_PAGES; i += 2)
+		punch(h.fd, i * PAGE_SIZE, PAGE_SIZE);
+	kb -= gmem_unevictable_kb();
+	TEST_ASSERT(near_kb(kb, HPAGE >> 11), "MFD 4 KiB punches of 1 MiB gave back %ld kB", kb);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu MFD pages read back wrong after 4 KiB punches", bad);
+	write_file(SHMEM_ENABLED, saved);
+	ksft_test_result_pass("MFD_INACCESSIBLE, huge: mapped 4 KiB, punches freed %ld kB\n", kb);
+	huge_vm_free(&h);
+}
+
 int main(int argc, char *argv[])
 {
 	bool rust = !access("/sys/module/gmem_rs", F_OK);
@@ -685,8 +740,9 @@ int main(int argc, char *argv[])
 	gmem_pin_to_this_cpu();
 
 	ksft_print_header();
-	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 : 2);
+	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 + 1 : 2 + 1);
 	test_flags(rust);
+	test_mfd_huge();
 	if (rust) {
 		test_map_convert_punch();
 		test_punch_ranges();
