@@ -111,11 +111,16 @@ bool rust_helper_folio_page_hwpoison(struct folio *folio, unsigned long n)
 	return PageHWPoison(folio_page(folio, n));
 }
 
-/* Splits a large folio into order-0 folios; the caller's lock and reference stay on the first. */
+/*
+ * Splits a large folio into order-0 folios; the caller's lock and reference
+ * stay on the first. Not hugetlb's, nor any that is not a THP.
+ */
 int rust_helper_folio_split(struct folio *folio)
 {
 	if (!folio_test_large(folio))
 		return 0;
+	if (folio_test_hugetlb(folio) || !folio_test_large_rmappable(folio))
+		return -EINVAL;
 	return split_folio(folio);
 }
 

@@ -198,11 +198,14 @@ impl ShmemFile {
         let mode = bindings::FALLOC_FL_PUNCH_HOLE | bindings::FALLOC_FL_KEEP_SIZE;
         self.shmem_fallocate(mode as i32, offset, len)?;
         // Large folios (`shmem_enabled` gives them) that shmem could not split; the consumers
-        // are invalidated meanwhile, so their references drain.
+        // are invalidated meanwhile, so their references drain. Whole pages only: shmem zeroed
+        // the partial ones. No consumer prepares these pages for a guest, so they may be
+        // zeroed in place.
         crate::mm::filemap::finish_partial_truncate(
             self.0.inode().mapping(),
-            offset as u64 >> shift,
-            page_end,
+            (offset as u64).div_ceil(1 << shift),
+            end as u64 >> shift,
+            true,
             || self.shmem_fallocate(mode as i32, offset, len),
         )
     }

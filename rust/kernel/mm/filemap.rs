@@ -101,8 +101,9 @@ impl AddressSpace {
     }
 
     /// The folio holding page `index`, locked, if the page is cached. Allocates nothing.
+    /// Crate-private: a locked folio of any mapping is its owner's to change.
     #[inline]
-    pub fn lock_folio(&self, index: u64) -> Option<LockedFolio> {
+    pub(crate) fn lock_folio(&self, index: u64) -> Option<LockedFolio> {
         // SAFETY: The mapping is valid; any index is accepted.
         let folio = unsafe { bindings::filemap_lock_folio(self.as_raw(), index as usize) };
         // `ERR_PTR(-ENOENT)` when absent: no other error.
@@ -262,13 +263,19 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
     /// Finishes a truncation of pages `[start, end)` ([`TruncateGuard::truncate_range`]) in
     /// large folios: see [`finish_partial_truncate`]. The caller has stopped the folios' users
     /// from using the range (for guest memory, zapped it), so that their references drain.
-    pub fn finish_partial(&self, start: u64, end: u64) {
-        let shift = crate::page::PAGE_SHIFT;
-        // Truncation cannot fail, so neither can this.
-        let _ = finish_partial_truncate(self.cache, start, end, || {
-            self.truncate_range((start << shift) as i64, ((end << shift) - 1) as i64);
+    ///
+    /// Where KVM's arch prepares guest memory (SEV-SNP), the host must not write a page the
+    /// hardware may still give a guest: there a folio that never splits is left as it is, and
+    /// the result is `EBUSY`.
+    pub fn finish_partial(&self, start: u64, end: u64) -> Result {
+        let size = crate::page::PAGE_SIZE as u64;
+        let may_zero =
+            !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) && !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE);
+        finish_partial_truncate(self.cache, start, end, may_zero, || {
+            let (first, last) = (start.saturating_mul(size), end.saturating_mul(size) - 1);
+            self.truncate_range(first as i64, last as i64);
             Ok(())
-        });
+        })
     }
 
     /// Empties the mapping and takes back the private data
@@ -294,25 +301,31 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
     }
 }
 
-/// Tries at splitting a large folio, while the references that make a split fail drain.
-const SPLIT_TRIES: u32 = 100;
+/// Tries at splitting a large folio while the references that make a split fail drain: the
+/// first few only yield the CPU, the rest sleep 1 ms each, about 100 ms in all.
+const SPLIT_TRIES: u32 = 110;
+const SPLIT_SPINS: u32 = 10;
 
 /// After a truncation of pages `[start, end)` of `mapping`: the truncation splits a large folio
 /// that the range cuts, but if the split fails (someone holds a reference) 6.12 keeps the
 /// folio whole, and does not zero part of an inaccessible one, so the pages would keep their
 /// data. Split such a folio at either edge here, retrying while references drain, and
-/// `truncate` again; if it never splits, zero the range's pages in it in place (but for pages
-/// with a memory error): they are freed with the rest of the folio. An error of `truncate` is
-/// returned. Crate-private: writing a folio's contents is for its page cache's owner.
+/// `truncate` again (also for a folio wholly inside the range, new since the truncation). If
+/// it never splits: with `may_zero`, zero the range's pages in it in place (but for pages with
+/// a memory error), which are freed with the rest of the folio; without, `EBUSY`. An error of
+/// `truncate` is returned. Crate-private: writing a folio's contents is for its page cache's
+/// owner.
 pub(crate) fn finish_partial_truncate(
     mapping: &AddressSpace,
     start: u64,
     end: u64,
+    may_zero: bool,
     mut truncate: impl FnMut() -> Result,
 ) -> Result {
     if start >= end {
         return Ok(());
     }
+    let mut result = Ok(());
     for edge in [start, end - 1] {
         for tries in 1..=SPLIT_TRIES {
             let Some(mut folio) = mapping.lock_folio(edge) else {
@@ -321,20 +334,31 @@ pub(crate) fn finish_partial_truncate(
             if folio.order() == 0 {
                 break;
             }
-            if folio.split().is_ok() {
+            let span = folio.span();
+            let inside = span.index() >= start && span.index() + (1u64 << span.order()) <= end;
+            if inside || folio.split().is_ok() {
                 drop(folio);
                 truncate()?;
-                break;
+                continue;
             }
             if tries == SPLIT_TRIES {
-                folio.zero_file_pages(start, end);
+                if may_zero {
+                    folio.zero_file_pages(start, end);
+                } else {
+                    result = Err(EBUSY);
+                }
                 break;
             }
             drop(folio);
-            crate::mm::cond_resched();
+            if tries <= SPLIT_SPINS {
+                crate::mm::cond_resched();
+            } else {
+                // SAFETY: Sleeping is allowed here: the caller truncates, which sleeps.
+                unsafe { bindings::msleep(1) };
+            }
         }
     }
-    Ok(())
+    result
 }
 
 /// The inode's `i_private`, where the aops' private data lives, as an atomic.

@@ -130,8 +130,9 @@ fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, size: u64, offset: u64, 
         inval.truncate_range(offset as i64, (offset + len - 1) as i64);
         // A huge folio at an edge whose split failed (a fault held a reference): faults on
         // its range retry now, so split it, or zero the punched pages in place.
+        // (`EBUSY` only where the flag is not offered: see `supported_flags`.)
         if is_huge(gmem) {
-            inval.finish_partial(start, end);
+            let _ = inval.finish_partial(start, end);
         }
     });
 }
@@ -311,7 +312,10 @@ impl GmemBackend for GmemRs {
             }
             let step = (|| -> Result<u64> {
                 let index = populate.index(done);
-                let mut folio = cache.grab_folio(index, Some(gmem.policy()), folio_order(gmem))?;
+                // A huge folio only where the call fills all of it.
+                let whole = index % PMD_PAGES == 0 && populate.npages() - done >= PMD_PAGES;
+                let order = if whole { folio_order(gmem) } else { 0 };
+                let mut folio = cache.grab_folio(index, Some(gmem.policy()), order)?;
                 if folio.page_hwpoison(index) {
                     return Err(EHWPOISON);
                 }
@@ -319,9 +323,14 @@ impl GmemBackend for GmemRs {
                     return Err(EEXIST);
                 }
                 let nr = 1u64 << folio.order();
-                if nr > 1 && (folio.index() != index || populate.npages() - done < nr) {
-                    // Populated a page at a time, each uptodate alone: the folio is new and
-                    // no one maps it, so only a racing fault's reference stops the split.
+                if nr > 1
+                    && (folio.index() != index
+                        || populate.npages() - done < nr
+                        || folio.contains_hwpoison())
+                {
+                    // Populated a page at a time, each uptodate alone (and a poisoned one
+                    // refused): the folio is not uptodate, so no one maps it, and only a
+                    // racing fault's reference (or a lack of memory) stops the split.
                     folio.split().map_err(|_| EAGAIN)?;
                     // The first page is ours now; another page's folio is found again.
                     return Ok(0);

@@ -17,7 +17,8 @@
  * whole, or splits it for part of one. A memory error in a huge folio fails
  * only its own gfn. When the allocator has no huge page (fail_page_alloc
  * fails every order-9 allocation), faults fall back to 4 KiB folios and the
- * guest runs on. On both backends: an MFD_INACCESSIBLE memfd in shmem's huge
+ * guest runs on. Two threads allocating the same huge pages at once get one
+ * folio for each. On both backends: an MFD_INACCESSIBLE memfd in shmem's huge
  * folios (shmem_enabled=always) serves a guest, mapped 4 KiB, and 4 KiB
  * punches in it give their memory back and read as zeros.
  */
@@ -78,10 +79,10 @@ struct gmem_populate_test_args {
 #define POPULATE_DEV		"/sys/kernel/debug/kvm_gmem_populate_test"
 
 /*
- * OP_RECHECK: each page holds what was written or, punched meanwhile, zero;
- * then write it again. OP_READ_ONE: read page g_one.
+ * OP_RACE: each page holds what was written or, punched meanwhile, zero.
+ * OP_READ_ONE: read page g_one.
  */
-enum { OP_NONE, OP_WRITE, OP_CHECK, OP_RECHECK, OP_READ_ONE };
+enum { OP_NONE, OP_WRITE, OP_CHECK, OP_RACE, OP_READ_ONE };
 
 /* What the guest does on its next run, set by the host before each run. */
 static uint64_t g_op, g_seed, g_npages, g_one;
@@ -109,12 +110,10 @@ static void guest_code(void)
 				WRITE_ONCE(*last, g_seed + i);
 			} else if (g_op == OP_CHECK && !g_skip[i]) {
 				bad += READ_ONCE(*first) != want || READ_ONCE(*last) != want;
-			} else if (g_op == OP_RECHECK) {
+			} else if (g_op == OP_RACE) {
 				a = READ_ONCE(*first);
 				b = READ_ONCE(*last);
 				bad += (a && a != g_seed + i) || (b && b != g_seed + i);
-				WRITE_ONCE(*first, g_seed + i);
-				WRITE_ONCE(*last, g_seed + i);
 			} else if (g_op == OP_READ_ONE && i == g_one) {
 				bad += READ_ONCE(*first) != want;
 			}
@@ -620,30 +619,45 @@ static void test_fragmentation(void)
 	huge_vm_free(&h);
 }
 
+/* The puncher punches while phase is PUNCH, says it is idle otherwise, and ends at STOP. */
+enum { IDLE, PUNCH, STOP };
+
 struct puncher {
 	int fd;
-	volatile bool stop;
+	int phase;
+	bool idle;
 	uint64_t punches;
+	uint8_t punched[NPAGES];	/* pages punched in this phase */
 };
 
-/* Punches a random 4 KiB page, or now and then a whole huge page, until stopped. */
+/* Punches a random 4 KiB page, or now and then a whole huge page, in each PUNCH phase. */
 static void *puncher_run(void *arg)
 {
 	struct puncher *p = arg;
 	unsigned int seed = 1;
+	uint64_t i, first, n;
 	cpu_set_t all;
+	int phase;
 
 	/* The test is pinned to one CPU; the puncher runs wherever it can. */
 	memset(&all, 0xff, sizeof(all));
 	sched_setaffinity(0, sizeof(all), &all);
-
-	while (!p->stop) {
-		uint64_t page = rand_r(&seed) % NPAGES;
-		bool whole = rand_r(&seed) % 16 == 0;
-		uint64_t off = whole ? page * PAGE_SIZE & ~(HPAGE - 1) : page * PAGE_SIZE;
-
-		TEST_ASSERT(!fallocate(p->fd, KS | PH, off, whole ? HPAGE : PAGE_SIZE),
-			    "punch while the guest runs: errno %d", errno);
+	while ((phase = __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE)) != STOP) {
+		if (phase != PUNCH) {
+			__atomic_store_n(&p->idle, true, __ATOMIC_RELEASE);
+			usleep(100);
+			continue;
+		}
+		first = rand_r(&seed) % NPAGES;
+		n = 1;
+		if (rand_r(&seed) % 16 == 0) {
+			first &= ~(HPAGE_PAGES - 1);
+			n = HPAGE_PAGES;
+		}
+		TEST_ASSERT(!fallocate(p->fd, KS | PH, first * PAGE_SIZE, n * PAGE_SIZE),
+			    "hole while the guest runs: errno %d", errno);
+		for (i = first; i < first + n; i++)
+			p->punched[i] = 1;
 		p->punches++;
 		usleep(200);
 	}
@@ -651,15 +665,17 @@ static void *puncher_run(void *arg)
 }
 
 /*
- * Punches race with a guest that checks and rewrites every page: a page
- * holds what the guest wrote or, punched, zeros; never anything else. The
- * file's memory goes back after close.
+ * Punches race with a guest that reads every page: each holds what the
+ * guest wrote or, punched, zeros, never anything else. Once the punches
+ * stop, every page punched reads exactly zero (none is still mapped from
+ * before) and every other page its data. Then the guest writes them all
+ * again, and again. The file's memory goes back after close.
  */
 static void test_punch_while_running(void)
 {
-	struct puncher p = { 0 };
+	struct puncher p = { .phase = IDLE };
+	uint64_t race_bad = 0, bad = 0, runs = 0;
 	struct timespec t0, t;
-	uint64_t bad = 0, runs = 0;
 	struct huge_vm h;
 	pthread_t thread;
 	long base, kb;
@@ -671,19 +687,92 @@ static void test_punch_while_running(void)
 	pthread_create(&thread, NULL, puncher_run, &p);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
-		bad += guest_run(&h, OP_RECHECK);
+		memset(p.punched, 0, sizeof(p.punched));
+		__atomic_store_n(&p.idle, false, __ATOMIC_RELEASE);
+		__atomic_store_n(&p.phase, PUNCH, __ATOMIC_RELEASE);
+		race_bad += guest_run(&h, OP_RACE);
+		__atomic_store_n(&p.phase, IDLE, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&p.idle, __ATOMIC_ACQUIRE))
+			usleep(50);
+		memcpy(g_zero, p.punched, sizeof(g_zero));
+		bad += guest_run(&h, OP_CHECK);
+		memset(g_zero, 0, sizeof(g_zero));
+		TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
 		runs++;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while ((t.tv_sec - t0.tv_sec < 2 || runs < 8) && t.tv_sec - t0.tv_sec < 20);
-	p.stop = true;
+	__atomic_store_n(&p.phase, STOP, __ATOMIC_RELEASE);
 	pthread_join(thread, NULL);
-	TEST_ASSERT(!bad, "%lu pages held neither their data nor zeros", bad);
+	TEST_ASSERT(!race_bad, "%lu pages held neither their data nor zeros during punches",
+		    race_bad);
+	TEST_ASSERT(!bad, "%lu pages read wrong after the punches (punched: not zero)", bad);
 	TEST_ASSERT(p.punches > 0, "no punch ran");
 	huge_vm_free(&h);
 	kb = gmem_unevictable_kb() - base;
 	TEST_ASSERT(near_kb(kb, 0), "%ld kB more Unevictable after close", kb);
-	ksft_test_result_pass("%lu punches while the guest checked %lu MiB %lu times\n",
-			      p.punches, SIZE >> 20, runs);
+	ksft_test_result_pass("%lu punches raced with %lu guest passes; punched pages read zero\n",
+			      p.punches, runs);
+}
+
+/*
+ * Two threads allocate the same huge pages at once (fallocate of a page at
+ * each end of every 2 MiB): each 2 MiB gets one folio, the loser of a race
+ * finds the winner's, and nothing is allocated twice or leaked.
+ */
+struct allocator {
+	int fd;
+	uint64_t page;		/* page of each huge page this thread allocates */
+	pthread_barrier_t *barrier;
+};
+
+static void *allocator_run(void *arg)
+{
+	struct allocator *a = arg;
+	uint64_t b;
+
+	for (b = 0; b < 4 * NHUGE; b++) {
+		pthread_barrier_wait(a->barrier);
+		TEST_ASSERT(!fallocate(a->fd, KS, (b * HPAGE_PAGES + a->page) * PAGE_SIZE,
+				       PAGE_SIZE), "fallocate: errno %d", errno);
+	}
+	return NULL;
+}
+
+static void test_allocation_race(void)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	uint64_t alloc0, fallback0, huge, fallback, round;
+	struct allocator a[2];
+	pthread_barrier_t barrier;
+	pthread_t threads[2];
+	long kb, want;
+	int fd, i;
+
+	pthread_barrier_init(&barrier, NULL, 2);
+	for (round = 0; round < 4; round++) {
+		fd = vm_create_guest_memfd(vm, 4 * SIZE, HUGE);
+		kb = gmem_unevictable_kb();
+		alloc0 = read_vmstat("thp_file_alloc");
+		fallback0 = read_vmstat("thp_file_fallback");
+		for (i = 0; i < 2; i++) {
+			a[i] = (struct allocator) { fd, i ? HPAGE_PAGES - 1 : 0, &barrier };
+			pthread_create(&threads[i], NULL, allocator_run, &a[i]);
+		}
+		for (i = 0; i < 2; i++)
+			pthread_join(threads[i], NULL);
+		kb = gmem_unevictable_kb() - kb;
+		huge = read_vmstat("thp_file_alloc") - alloc0;
+		fallback = read_vmstat("thp_file_fallback") - fallback0;
+		/* A huge page the allocator had not: two 4 KiB folios. */
+		want = (huge * HPAGE + (4 * NHUGE - huge) * 2 * PAGE_SIZE) >> 10;
+		TEST_ASSERT(huge + fallback >= 4 * NHUGE && huge <= 4 * NHUGE && near_kb(kb, want),
+			    "racing allocations: %lu huge folios, %lu fallbacks for %lu huge pages; %ld kB, wanted %ld",
+			    huge, fallback, 4 * NHUGE, kb, want);
+		close(fd);
+	}
+	pthread_barrier_destroy(&barrier);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("racing allocations of the same huge pages: one folio each\n");
 }
 
 /*
@@ -691,9 +780,18 @@ static void test_punch_while_running(void)
  * guest runs on it, mapped 4 KiB (the store reports order 0), and 4 KiB
  * punches split the folios, give their memory back and read as zeros.
  */
+/* shmem_enabled as it was, put back at exit: a failed assertion exits. */
+static char shmem_enabled_saved[32];
+
+static void restore_shmem_enabled(void)
+{
+	if (shmem_enabled_saved[0])
+		write_file(SHMEM_ENABLED, shmem_enabled_saved);
+}
+
 static void test_mfd_huge(void)
 {
-	char modes[128], saved[32], *open_br, *close_br;
+	char modes[128], *saved = shmem_enabled_saved, *open_br, *close_br;
 	uint64_t alloc0, m2, m4, bad, i;
 	struct huge_vm h;
 	long kb;
@@ -702,9 +800,11 @@ static void test_mfd_huge(void)
 	read_file(SHMEM_ENABLED, modes, sizeof(modes));
 	open_br = strchr(modes, '[');
 	close_br = open_br ? strchr(open_br, ']') : NULL;
-	TEST_ASSERT(close_br && close_br - open_br < (long)sizeof(saved), "%s: %s", SHMEM_ENABLED,
-		    modes);
-	snprintf(saved, sizeof(saved), "%.*s", (int)(close_br - open_br - 1), open_br + 1);
+	TEST_ASSERT(close_br && close_br - open_br < (long)sizeof(shmem_enabled_saved),
+		    "%s: %s", SHMEM_ENABLED, modes);
+	snprintf(saved, sizeof(shmem_enabled_saved), "%.*s", (int)(close_br - open_br - 1),
+		 open_br + 1);
+	atexit(restore_shmem_enabled);
 	write_file(SHMEM_ENABLED, "always");
 
 	fd = gmem_inaccessible_memfd("gmem_huge_test", SIZE);
@@ -726,7 +826,7 @@ static void test_mfd_huge(void)
 	TEST_ASSERT(near_kb(kb, HPAGE >> 11), "MFD 4 KiB punches of 1 MiB gave back %ld kB", kb);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu MFD pages read back wrong after 4 KiB punches", bad);
-	write_file(SHMEM_ENABLED, saved);
+	restore_shmem_enabled();
 	ksft_test_result_pass("MFD_INACCESSIBLE, huge: mapped 4 KiB, punches freed %ld kB\n", kb);
 	huge_vm_free(&h);
 }
@@ -738,9 +838,11 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS));
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
 	gmem_pin_to_this_cpu();
+	/* Huge pages to be had: the counts of huge folios below are exact. */
+	write_file("/proc/sys/vm/compact_memory", "1");
 
 	ksft_print_header();
-	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 + 1 : 2 + 1);
+	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 + 1 + 1 : 2 + 1);
 	test_flags(rust);
 	test_mfd_huge();
 	if (rust) {
@@ -751,6 +853,7 @@ int main(int argc, char *argv[])
 		test_hwpoison();
 		test_fragmentation();
 		test_punch_while_running();
+		test_allocation_race();
 	}
 	ksft_finished();
 }
