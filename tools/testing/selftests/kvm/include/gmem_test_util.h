@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Helpers the gmem-rs KVM selftests share: running a vCPU to a stage, and
+ * Helpers the gmem-rs KVM selftests share: running a vCPU to a stage,
  * reading how much unevictable memory (guest_memfd and MFD_INACCESSIBLE
- * pages) the system holds.
+ * pages) the system holds, /proc/vmstat, the pfns KVM maps (from its
+ * tracepoint), and the kvm_gmem_populate_test module's ioctl.
  */
 #ifndef SELFTEST_KVM_GMEM_TEST_UTIL_H
 #define SELFTEST_KVM_GMEM_TEST_UTIL_H
@@ -11,7 +12,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -145,5 +148,73 @@ static inline void gmem_drain_all_lru(void)
 	TEST_ASSERT(write(fd, "1", 1) == 1, "compact_memory: errno %d", errno);
 	close(fd);
 }
+
+/* Writes @val to @path (procfs, sysfs, debugfs, tracefs). */
+static inline void gmem_write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", path, errno);
+	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
+		    "write(%s, %s): errno %d", path, val, errno);
+	close(fd);
+}
+
+/* The /proc/vmstat counter @name. */
+static inline uint64_t gmem_vmstat(const char *name)
+{
+	char line[128];
+	uint64_t v = 0;
+	size_t n = strlen(name);
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	TEST_ASSERT(f, "cannot read /proc/vmstat: errno %d", errno);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ')
+			v = strtoull(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+#define GMEM_TRACING		"/sys/kernel/tracing"
+#define GMEM_SPTE_EVENT		GMEM_TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
+
+/*
+ * The pfn that the last leaf SPTE of @level installed for @gfn points to, in
+ * the kvm_tdp_mmu_spte_changed trace; 0 if none.
+ */
+static inline uint64_t gmem_traced_pfn(uint64_t gfn, int level)
+{
+	uint64_t g, old, new, pfn = 0;
+	char line[512], *p;
+	int as_id, l;
+	FILE *f = fopen(GMEM_TRACING "/trace", "r");
+
+	TEST_ASSERT(f, "cannot read the trace");
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "kvm_tdp_mmu_spte_changed: ");
+		if (!p || sscanf(p,
+				 "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
+				 &as_id, &g, &l, &old, &new) != 5)
+			continue;
+		if (g == gfn && l == level && new)
+			pfn = (new & GENMASK_ULL(51, 12)) >> 12;
+	}
+	fclose(f);
+	return pfn;
+}
+
+/* The ioctl of virt/kvm/gmem_test/kvm_gmem_populate_test.c, and its arguments. */
+struct gmem_populate_test_args {
+	__u32 vm_fd;
+	__u32 delay_ms;
+	__u64 gfn;
+	__u64 src;
+	__s64 npages;
+	__u64 last_pfn;
+};
+
+#define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
+#define GMEM_POPULATE_DEV	"/sys/kernel/debug/kvm_gmem_populate_test"
 
 #endif /* SELFTEST_KVM_GMEM_TEST_UTIL_H */

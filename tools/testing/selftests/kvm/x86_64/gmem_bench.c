@@ -73,6 +73,7 @@
 #include <linux/falloc.h>
 #include <linux/kvm.h>
 
+#include "gmem_test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -427,21 +428,6 @@ static void bench_host_write(void)
 	report("shmem-host-write", size, t, before);
 }
 
-static uint64_t read_vmstat(const char *name)
-{
-	char line[128];
-	uint64_t v = 0;
-	size_t n = strlen(name);
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	TEST_ASSERT(f, "/proc/vmstat: errno %d", errno);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ' ')
-			v = strtoull(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 static long unevictable_kb(void)
 {
 	char line[128];
@@ -487,7 +473,7 @@ static void bench_huge(void)
 		vm = touch_vm_n(&vcpu, 1, size, true, -1);
 		m2 = vm_get_stat(vm, "pages_2m");
 		m4 = vm_get_stat(vm, "pages_4k");
-		fallback0 = read_vmstat("thp_file_fallback");
+		fallback0 = gmem_vmstat("thp_file_fallback");
 		t = now_ms();
 		run_touch(vcpu);
 		t = now_ms() - t;
@@ -502,7 +488,7 @@ static void bench_huge(void)
 		kvm_vm_free(vm);
 		if (pass == 0) {
 			snprintf(extra, sizeof(extra), " pages_2m=%lu pages_4k=%lu fallbacks=%lu",
-				 m2, m4, read_vmstat("thp_file_fallback") - fallback0);
+				 m2, m4, gmem_vmstat("thp_file_fallback") - fallback0);
 			report_with("huge-fault-in", size, t, before, extra);
 			report("huge-punch-4k", size, p, before);
 		} else {

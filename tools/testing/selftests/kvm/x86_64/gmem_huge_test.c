@@ -59,24 +59,9 @@
  */
 #define PT_SLACK	16
 
-#define TRACING		"/sys/kernel/tracing"
-#define EVENT		TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
 #define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
 #define FAIL_PAGE_ALLOC	"/sys/kernel/debug/fail_page_alloc/"
 #define SHMEM_ENABLED	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
-
-/* As virt/kvm/gmem_test/kvm_gmem_populate_test.c. */
-struct gmem_populate_test_args {
-	__u32 vm_fd;
-	__u32 delay_ms;
-	__u64 gfn;
-	__u64 src;
-	__s64 npages;
-	__u64 last_pfn;
-};
-
-#define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
-#define POPULATE_DEV		"/sys/kernel/debug/kvm_gmem_populate_test"
 
 /*
  * OP_RACE: each page holds what was written or, punched meanwhile, zero.
@@ -194,21 +179,6 @@ static void huge_vm_free(struct huge_vm *h)
 	munmap(h->shared_alloc, h->npages * PAGE_SIZE + HPAGE);
 }
 
-static uint64_t read_vmstat(const char *name)
-{
-	char line[128];
-	uint64_t v = 0;
-	size_t n = strlen(name);
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	TEST_ASSERT(f, "/proc/vmstat: errno %d", errno);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ' ')
-			v = strtoull(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 /*
  * KVM mapped @want2 more 2 MiB pages than @m2 says, and @want4 more 4 KiB
  * pages than @m4 says, give or take the guest's page tables.
@@ -287,18 +257,18 @@ static void test_map_convert_punch(void)
 	struct huge_vm h;
 	long kb;
 
-	alloc0 = read_vmstat("thp_file_alloc");
-	fallback0 = read_vmstat("thp_file_fallback");
+	alloc0 = gmem_vmstat("thp_file_alloc");
+	fallback0 = gmem_vmstat("thp_file_fallback");
 	huge_vm_create(&h, 0, SIZE);
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
-	TEST_ASSERT(read_vmstat("thp_file_alloc") - alloc0 == NHUGE &&
-		    read_vmstat("thp_file_fallback") == fallback0,
+	TEST_ASSERT(gmem_vmstat("thp_file_alloc") - alloc0 == NHUGE &&
+		    gmem_vmstat("thp_file_fallback") == fallback0,
 		    "huge folios allocated %lu, fallbacks %lu, of %lu",
-		    read_vmstat("thp_file_alloc") - alloc0, read_vmstat("thp_file_fallback") - fallback0,
+		    gmem_vmstat("thp_file_alloc") - alloc0, gmem_vmstat("thp_file_fallback") - fallback0,
 		    NHUGE);
 	expect_maps(&h, m2, m4, NHUGE, 0, "aligned, private");
 	ksft_test_result_pass("guest wrote and read %lu MiB, mapped as %lu x 2 MiB\n",
@@ -350,14 +320,14 @@ static void test_punch_ranges(void)
 	punch(h.fd, 3 * HPAGE, HPAGE);
 	kb -= gmem_unevictable_kb();
 	TEST_ASSERT(near_kb(kb, HPAGE >> 10), "a 2 MiB punch gave back %ld kB", kb);
-	alloc0 = read_vmstat("thp_file_alloc");
+	alloc0 = gmem_vmstat("thp_file_alloc");
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong after a 2 MiB punch", bad);
-	TEST_ASSERT(read_vmstat("thp_file_alloc") - alloc0 == 1 &&
+	TEST_ASSERT(gmem_vmstat("thp_file_alloc") - alloc0 == 1 &&
 		    vm_get_stat(h.vm, "pages_2m") == m2 + 1,
 		    "a punched huge page came back as %lu huge folios, %lu 2M mappings",
-		    read_vmstat("thp_file_alloc") - alloc0, vm_get_stat(h.vm, "pages_2m") - m2);
+		    gmem_vmstat("thp_file_alloc") - alloc0, vm_get_stat(h.vm, "pages_2m") - m2);
 	ksft_test_result_pass("a 2 MiB punch gave back %ld kB; the guest gets a new huge page\n",
 			      kb);
 
@@ -383,28 +353,18 @@ static void test_misaligned_slot(void)
 	uint64_t m2, m4, alloc0, bad;
 	struct huge_vm h;
 
-	alloc0 = read_vmstat("thp_file_alloc");
+	alloc0 = gmem_vmstat("thp_file_alloc");
 	huge_vm_create(&h, PAGE_SIZE, SIZE - HPAGE);
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
-	TEST_ASSERT(read_vmstat("thp_file_alloc") > alloc0, "no huge folio was allocated");
+	TEST_ASSERT(gmem_vmstat("thp_file_alloc") > alloc0, "no huge folio was allocated");
 	expect_maps(&h, m2, m4, 0, h.npages, "misaligned slot");
 	ksft_test_result_pass("a slot 4 KiB off its file's alignment maps %lu x 4 KiB\n",
 			      h.npages);
 	huge_vm_free(&h);
-}
-
-static void write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC);
-
-	TEST_ASSERT(fd >= 0, "open(%s): errno %d", path, errno);
-	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
-		    "write(%s, %s): errno %d", path, val, errno);
-	close(fd);
 }
 
 static void read_file(const char *path, char *buf, size_t size)
@@ -419,87 +379,70 @@ static void read_file(const char *path, char *buf, size_t size)
 	close(fd);
 }
 
-/* The pfn of the last 2 MiB leaf SPTE installed for @gfn, from the trace. */
-static uint64_t traced_pfn_2m(uint64_t gfn)
+/* kvm_gmem_populate() of @n pages from page @first, page i's words g_seed + i. */
+static long populate(struct huge_vm *h, int dev, uint64_t *src, uint64_t first, uint64_t n)
 {
-	uint64_t g, old, new, pfn = 0;
-	char line[512], *p;
-	int as_id, level;
-	FILE *f = fopen(TRACING "/trace", "r");
+	struct gmem_populate_test_args args = {
+		.vm_fd = h->vm->fd, .gfn = (TEST_GPA >> PAGE_SHIFT) + first,
+		.src = (uint64_t)src, .npages = n,
+	};
+	uint64_t i;
 
-	TEST_ASSERT(f, "cannot read the trace");
-	while (fgets(line, sizeof(line), f)) {
-		p = strstr(line, "kvm_tdp_mmu_spte_changed: ");
-		if (!p || sscanf(p,
-				 "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
-				 &as_id, &g, &level, &old, &new) != 5)
-			continue;
-		if (g == gfn && level == PG_LEVEL_2M && new)
-			pfn = (new & GENMASK_ULL(51, 12)) >> 12;
+	for (i = 0; i < n; i++) {
+		src[i * PAGE_SIZE / 8] = g_seed + first + i;
+		src[(i + 1) * PAGE_SIZE / 8 - 1] = g_seed + first + i;
 	}
-	fclose(f);
-	return pfn;
+	return ioctl(dev, GMEM_POPULATE_TEST, &args);
 }
 
 /*
- * kvm_gmem_populate() of a whole huge page fills its folio, which KVM maps
- * 2 MiB; of part of one, splits the folio and fills its 4 KiB pages. Each
- * page once: EEXIST after.
+ * kvm_gmem_populate(), each page once (EEXIST after): of a whole huge page,
+ * into the folio fallocate() made (mapped 2 MiB); of 8 pages in another,
+ * which it splits; of 8 pages where nothing is allocated, in 4 KiB folios.
  */
 static void test_populate(void)
 {
 	/* Not static: the guest's image holds the test's .bss. */
 	uint64_t *src = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			     -1, 0);
-	struct gmem_populate_test_args args;
-	uint64_t m2, m4, i, bad;
+	uint64_t m2, m4, i, bad, part[] = { HPAGE_PAGES + 3, 3 * HPAGE_PAGES + 3 };
 	struct huge_vm h;
-	int dev;
+	int dev, j;
 	long r;
 
 	TEST_ASSERT(src != MAP_FAILED, "mmap: errno %d", errno);
-	dev = open(POPULATE_DEV, O_RDWR);
+	dev = open(GMEM_POPULATE_DEV, O_RDWR);
 	TEST_ASSERT(dev >= 0, "open(%s): errno %d; is kvm_gmem_populate_test.ko loaded?",
-		    POPULATE_DEV, errno);
+		    GMEM_POPULATE_DEV, errno);
 	huge_vm_create(&h, 0, SIZE);
+	/* Huge folios everywhere, not yet used; then none in huge page 3. */
+	TEST_ASSERT(!fallocate(h.fd, KS, 0, SIZE), "fallocate: errno %d", errno);
+	punch(h.fd, 3 * HPAGE, HPAGE);
 	for (i = 0; i < NPAGES; i++)
-		g_zero[i] = 1;
-	for (i = 0; i < HPAGE_PAGES; i++) {
-		src[i * PAGE_SIZE / 8] = g_seed + i;
-		src[(i + 1) * PAGE_SIZE / 8 - 1] = g_seed + i;
-		g_zero[i] = 0;
-	}
-	args = (struct gmem_populate_test_args) {
-		.vm_fd = h.vm->fd, .gfn = TEST_GPA >> PAGE_SHIFT,
-		.src = (uint64_t)src, .npages = HPAGE_PAGES,
-	};
-	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
-	TEST_ASSERT(r == (long)HPAGE_PAGES, "populate of huge page 0: %ld, errno %d", r, errno);
-	args.npages = 1;
-	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
-	TEST_ASSERT(r == -1 && errno == EEXIST, "populate again: %ld, errno %d", r, errno);
+		g_zero[i] = i >= HPAGE_PAGES;
 
-	/* 8 pages from page 3 of huge page 1, with page i's words in src[i - 512]. */
-	for (i = HPAGE_PAGES + 3; i < HPAGE_PAGES + 11; i++) {
-		src[(i - HPAGE_PAGES - 3) * PAGE_SIZE / 8] = g_seed + i;
-		src[(i - HPAGE_PAGES - 2) * PAGE_SIZE / 8 - 1] = g_seed + i;
-		g_zero[i] = 0;
+	r = populate(&h, dev, src, 0, HPAGE_PAGES);
+	TEST_ASSERT(r == (long)HPAGE_PAGES, "populate of huge page 0: %ld, errno %d", r, errno);
+	r = populate(&h, dev, src, 0, 1);
+	TEST_ASSERT(r == -1 && errno == EEXIST, "populate again: %ld, errno %d", r, errno);
+	for (j = 0; j < 2; j++) {
+		r = populate(&h, dev, src, part[j], 8);
+		TEST_ASSERT(r == 8, "populate of 8 pages from %lu: %ld, errno %d", part[j], r,
+			    errno);
+		r = populate(&h, dev, src, part[j], 8);
+		TEST_ASSERT(r == -1 && errno == EEXIST, "populate of those again: %ld, errno %d",
+			    r, errno);
+		for (i = part[j]; i < part[j] + 8; i++)
+			g_zero[i] = 0;
 	}
-	args.gfn = (TEST_GPA >> PAGE_SHIFT) + HPAGE_PAGES + 3;
-	args.npages = 8;
-	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
-	TEST_ASSERT(r == 8, "populate of 8 pages in huge page 1: %ld, errno %d", r, errno);
-	r = ioctl(dev, GMEM_POPULATE_TEST, &args);
-	TEST_ASSERT(r == -1 && errno == EEXIST, "populate of those again: %ld, errno %d", r,
-		    errno);
 
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong after populate", bad);
-	/* Huge pages 0 (populated), 2 and 3 (faulted in); 1 was split. */
-	expect_maps(&h, m2, m4, NHUGE - 1, HPAGE_PAGES, "populated");
-	ksft_test_result_pass("populate fills a huge folio whole, or splits it for 8 pages\n");
+	/* Huge pages 0 (populated) and 2 (faulted in) are whole; 1 was split, 3 is 4 KiB. */
+	expect_maps(&h, m2, m4, 2, 2 * HPAGE_PAGES, "populated");
+	ksft_test_result_pass("populate fills a huge folio whole, or splits it, or goes 4 KiB\n");
 	huge_vm_free(&h);
 	close(dev);
 	munmap(src, HPAGE);
@@ -520,13 +463,13 @@ static void test_hwpoison(void)
 
 	huge_vm_create(&h, 0, SIZE);
 	snprintf(buf, sizeof(buf), "gfn == 0x%lx", gfn);
-	write_file(EVENT "/filter", buf);
-	write_file(TRACING "/trace", "");
-	write_file(EVENT "/enable", "1");
+	gmem_write_file(GMEM_SPTE_EVENT "/filter", buf);
+	gmem_write_file(GMEM_TRACING "/trace", "");
+	gmem_write_file(GMEM_SPTE_EVENT "/enable", "1");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
-	write_file(EVENT "/enable", "0");
-	write_file(EVENT "/filter", "0");
-	pfn = traced_pfn_2m(gfn);
+	gmem_write_file(GMEM_SPTE_EVENT "/enable", "0");
+	gmem_write_file(GMEM_SPTE_EVENT "/filter", "0");
+	pfn = gmem_traced_pfn(gfn, PG_LEVEL_2M);
 	TEST_ASSERT(pfn, "no 2 MiB SPTE for gfn 0x%lx in the trace", gfn);
 
 	/* guest_memfd keeps the page and answers MF_DELAYED: EBUSY, poisoned all the same. */
@@ -593,29 +536,29 @@ static void test_fragmentation(void)
 	huge_vm_create(&h, 0, SIZE);
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
-	alloc0 = read_vmstat("thp_file_alloc");
-	fallback0 = read_vmstat("thp_file_fallback");
+	alloc0 = gmem_vmstat("thp_file_alloc");
+	fallback0 = gmem_vmstat("thp_file_fallback");
 	for (i = 0; i < ARRAY_SIZE(fail_attrs); i++) {
 		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", fail_attrs[i]);
-		write_file(path, on[i]);
+		gmem_write_file(path, on[i]);
 	}
-	write_file("/proc/self/make-it-fail", "1");
+	gmem_write_file("/proc/self/make-it-fail", "1");
 	bad = guest_run(&h, OP_WRITE);
-	write_file("/proc/self/make-it-fail", "0");
+	gmem_write_file("/proc/self/make-it-fail", "0");
 	for (i = 0; i < ARRAY_SIZE(fail_attrs); i++) {
 		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", fail_attrs[i]);
-		write_file(path, saved[i]);
+		gmem_write_file(path, saved[i]);
 	}
 	TEST_ASSERT_EQ(bad, 0);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong on 4 KiB fallbacks", bad);
-	TEST_ASSERT(read_vmstat("thp_file_alloc") == alloc0 &&
-		    read_vmstat("thp_file_fallback") - fallback0 >= NHUGE,
+	TEST_ASSERT(gmem_vmstat("thp_file_alloc") == alloc0 &&
+		    gmem_vmstat("thp_file_fallback") - fallback0 >= NHUGE,
 		    "with no huge pages: %lu huge folios, %lu fallbacks",
-		    read_vmstat("thp_file_alloc") - alloc0, read_vmstat("thp_file_fallback") - fallback0);
+		    gmem_vmstat("thp_file_alloc") - alloc0, gmem_vmstat("thp_file_fallback") - fallback0);
 	expect_maps(&h, m2, m4, 0, NPAGES, "4 KiB fallbacks");
 	ksft_test_result_pass("no huge page: %lu fallbacks to 4 KiB, and the guest ran on\n",
-			      read_vmstat("thp_file_fallback") - fallback0);
+			      gmem_vmstat("thp_file_fallback") - fallback0);
 	huge_vm_free(&h);
 }
 
@@ -752,17 +695,19 @@ static void test_allocation_race(void)
 	for (round = 0; round < 4; round++) {
 		fd = vm_create_guest_memfd(vm, 4 * SIZE, HUGE);
 		kb = gmem_unevictable_kb();
-		alloc0 = read_vmstat("thp_file_alloc");
-		fallback0 = read_vmstat("thp_file_fallback");
+		alloc0 = gmem_vmstat("thp_file_alloc");
+		fallback0 = gmem_vmstat("thp_file_fallback");
 		for (i = 0; i < 2; i++) {
 			a[i] = (struct allocator) { fd, i ? HPAGE_PAGES - 1 : 0, &barrier };
 			pthread_create(&threads[i], NULL, allocator_run, &a[i]);
 		}
 		for (i = 0; i < 2; i++)
 			pthread_join(threads[i], NULL);
+		/* Both threads' CPUs hold new folios in their LRU batches. */
+		gmem_drain_all_lru();
 		kb = gmem_unevictable_kb() - kb;
-		huge = read_vmstat("thp_file_alloc") - alloc0;
-		fallback = read_vmstat("thp_file_fallback") - fallback0;
+		huge = gmem_vmstat("thp_file_alloc") - alloc0;
+		fallback = gmem_vmstat("thp_file_fallback") - fallback0;
 		/* A huge page the allocator had not: two 4 KiB folios. */
 		want = (huge * HPAGE + (4 * NHUGE - huge) * 2 * PAGE_SIZE) >> 10;
 		TEST_ASSERT(huge + fallback >= 4 * NHUGE && huge <= 4 * NHUGE && near_kb(kb, want),
@@ -786,7 +731,7 @@ static char shmem_enabled_saved[32];
 static void restore_shmem_enabled(void)
 {
 	if (shmem_enabled_saved[0])
-		write_file(SHMEM_ENABLED, shmem_enabled_saved);
+		gmem_write_file(SHMEM_ENABLED, shmem_enabled_saved);
 }
 
 static void test_mfd_huge(void)
@@ -805,16 +750,16 @@ static void test_mfd_huge(void)
 	snprintf(saved, sizeof(shmem_enabled_saved), "%.*s", (int)(close_br - open_br - 1),
 		 open_br + 1);
 	atexit(restore_shmem_enabled);
-	write_file(SHMEM_ENABLED, "always");
+	gmem_write_file(SHMEM_ENABLED, "always");
 
 	fd = gmem_inaccessible_memfd("gmem_huge_test", SIZE);
 	huge_vm_create_fd(&h, fd, 0, SIZE);
-	alloc0 = read_vmstat("thp_file_alloc");
+	alloc0 = gmem_vmstat("thp_file_alloc");
 	m2 = vm_get_stat(h.vm, "pages_2m");
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
-	TEST_ASSERT(read_vmstat("thp_file_alloc") - alloc0 == NHUGE,
-		    "shmem allocated %lu huge folios, wanted %lu", read_vmstat("thp_file_alloc") - alloc0,
+	TEST_ASSERT(gmem_vmstat("thp_file_alloc") - alloc0 == NHUGE,
+		    "shmem allocated %lu huge folios, wanted %lu", gmem_vmstat("thp_file_alloc") - alloc0,
 		    NHUGE);
 	expect_maps(&h, m2, m4, 0, NPAGES, "MFD_INACCESSIBLE");
 
@@ -839,7 +784,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
 	gmem_pin_to_this_cpu();
 	/* Huge pages to be had: the counts of huge folios below are exact. */
-	write_file("/proc/sys/vm/compact_memory", "1");
+	gmem_drain_all_lru();
 
 	ksft_print_header();
 	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 + 1 + 1 : 2 + 1);

@@ -37,8 +37,6 @@
 #define TEST_SIZE	(TEST_NPAGES * PAGE_SIZE)
 #define PATTERN		0x6a6a6a6a6a6a6a6aul
 
-#define TRACING		"/sys/kernel/tracing"
-#define EVENT		TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
 #define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
 
 enum { STAGE_TOUCHED = 1, STAGE_OTHERS_OK, STAGE_RECOVERED };
@@ -57,38 +55,6 @@ static void guest_code(uint64_t gpa)
 	GUEST_ASSERT_EQ(READ_ONCE(*(uint64_t *)gpa), 0);
 	GUEST_SYNC(STAGE_RECOVERED);
 	GUEST_DONE();
-}
-
-static void write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC);
-
-	TEST_ASSERT(fd >= 0, "open(%s): errno %d", path, errno);
-	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
-		    "write(%s, %s): errno %d", path, val, errno);
-	close(fd);
-}
-
-/* The pfn that the last 4K leaf SPTE installed for @gfn points to. */
-static uint64_t traced_pfn(uint64_t gfn)
-{
-	uint64_t g, old, new, pfn = 0;
-	char line[512], *p;
-	int as_id, level;
-	FILE *f = fopen(TRACING "/trace", "r");
-
-	TEST_ASSERT(f, "cannot read the trace");
-	while (fgets(line, sizeof(line), f)) {
-		p = strstr(line, "kvm_tdp_mmu_spte_changed: ");
-		if (!p || sscanf(p,
-				 "kvm_tdp_mmu_spte_changed: as id %d gfn %lx level %d old_spte %lx new_spte %lx",
-				 &as_id, &g, &level, &old, &new) != 5)
-			continue;
-		if (g == gfn && level == PG_LEVEL_4K && new)
-			pfn = (new & GENMASK_ULL(51, 12)) >> 12;
-	}
-	fclose(f);
-	return pfn;
 }
 
 /* A SW_PROTECTED VM whose private memory is @fd (-1: a new guest_memfd). */
@@ -113,14 +79,14 @@ static void run(const char *what, int fd)
 	vcpu_args_set(vcpu, 1, TEST_GPA);
 
 	snprintf(buf, sizeof(buf), "gfn == 0x%lx", gfn);
-	write_file(EVENT "/filter", buf);
-	write_file(TRACING "/trace", "");
-	write_file(EVENT "/enable", "1");
+	gmem_write_file(GMEM_SPTE_EVENT "/filter", buf);
+	gmem_write_file(GMEM_TRACING "/trace", "");
+	gmem_write_file(GMEM_SPTE_EVENT "/enable", "1");
 	gmem_run_to_sync(vcpu, STAGE_TOUCHED);
-	write_file(EVENT "/enable", "0");
-	write_file(EVENT "/filter", "0");
+	gmem_write_file(GMEM_SPTE_EVENT "/enable", "0");
+	gmem_write_file(GMEM_SPTE_EVENT "/filter", "0");
 
-	pfn = traced_pfn(gfn);
+	pfn = gmem_traced_pfn(gfn, PG_LEVEL_4K);
 	TEST_ASSERT(pfn, "%s: no SPTE for gfn 0x%lx in the trace", what, gfn);
 	/*
 	 * guest_memfd keeps the poisoned folio and answers MF_DELAYED, which
@@ -165,7 +131,7 @@ int main(int argc, char *argv[])
 	int fd;
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
-	TEST_ASSERT(!access(EVENT "/enable", W_OK), "no kvm_tdp_mmu_spte_changed tracepoint");
+	TEST_ASSERT(!access(GMEM_SPTE_EVENT "/enable", W_OK), "no kvm_tdp_mmu_spte_changed tracepoint");
 	TEST_ASSERT(!access(CORRUPT_PFN, W_OK), "no hwpoison injector");
 
 	run("guest_memfd", -1);

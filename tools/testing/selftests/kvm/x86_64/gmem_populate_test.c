@@ -32,18 +32,6 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
-/* As virt/kvm/gmem_test/kvm_gmem_populate_test.c. */
-struct gmem_populate_test_args {
-	__u32 vm_fd;
-	__u32 delay_ms;
-	__u64 gfn;
-	__u64 src;
-	__s64 npages;
-	__u64 last_pfn;
-};
-
-#define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
-#define POPULATE_DEV		"/sys/kernel/debug/kvm_gmem_populate_test"
 #define CORRUPT_PFN		"/sys/kernel/debug/hwpoison/corrupt-pfn"
 
 #define TEST_GPA	0xc0000000ul
@@ -304,9 +292,9 @@ int main(int argc, char *argv[])
 	long after;
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
-	populate_fd = open(POPULATE_DEV, O_RDWR);
+	populate_fd = open(GMEM_POPULATE_DEV, O_RDWR);
 	TEST_ASSERT(populate_fd >= 0, "open(%s): errno %d; is kvm_gmem_populate_test.ko loaded?",
-		    POPULATE_DEV, errno);
+		    GMEM_POPULATE_DEV, errno);
 	TEST_ASSERT(!access(CORRUPT_PFN, W_OK), "no hwpoison injector");
 
 	gmem_pin_to_this_cpu();
