@@ -246,8 +246,6 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// // Filling a range a folio at a time: each call says where the next one starts.
 /// assert_eq!(mapping.populate_folio(2, None, 0)?, 3);
 /// assert_eq!(mapping.populate_folio(3, None, 0)?, 4);
-/// // Looking a folio up allocates nothing.
-/// assert!(mapping.lock_folio(3).is_some() && mapping.lock_folio(0).is_none());
 /// // Without `set_max_folio_order`, every folio has order 0.
 /// assert_eq!(mapping.max_folio_order(), 0);
 /// assert_eq!(mapping.grab_folio(0, None, kernel::mm::PMD_ORDER)?.order(), 0);
