@@ -268,8 +268,8 @@ static void test_map_convert_punch(void)
 	TEST_ASSERT(gmem_vmstat("thp_file_alloc") - alloc0 == NHUGE &&
 		    gmem_vmstat("thp_file_fallback") == fallback0,
 		    "huge folios allocated %lu, fallbacks %lu, of %lu",
-		    gmem_vmstat("thp_file_alloc") - alloc0, gmem_vmstat("thp_file_fallback") - fallback0,
-		    NHUGE);
+		    gmem_vmstat("thp_file_alloc") - alloc0,
+		    gmem_vmstat("thp_file_fallback") - fallback0, NHUGE);
 	expect_maps(&h, m2, m4, NHUGE, 0, "aligned, private");
 	ksft_test_result_pass("guest wrote and read %lu MiB, mapped as %lu x 2 MiB\n",
 			      SIZE >> 20, NHUGE);
@@ -292,7 +292,8 @@ static void test_map_convert_punch(void)
 		punch(h.fd, i * PAGE_SIZE, PAGE_SIZE);
 	kb -= gmem_unevictable_kb();
 	TEST_ASSERT(near_kb(kb, (HPAGE + PAGE_SIZE) >> 10),
-		    "4 KiB punches of %lu kB gave back %ld kB", (uint64_t)(HPAGE + PAGE_SIZE) >> 10, kb);
+		    "4 KiB punches of %lu kB gave back %ld kB", (uint64_t)(HPAGE + PAGE_SIZE) >> 10,
+		    kb);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong after 4 KiB punches", bad);
 	TEST_ASSERT(vm_get_stat(h.vm, "pages_2m") - m2 == 1,
@@ -555,7 +556,8 @@ static void test_fragmentation(void)
 	TEST_ASSERT(gmem_vmstat("thp_file_alloc") == alloc0 &&
 		    gmem_vmstat("thp_file_fallback") - fallback0 >= NHUGE,
 		    "with no huge pages: %lu huge folios, %lu fallbacks",
-		    gmem_vmstat("thp_file_alloc") - alloc0, gmem_vmstat("thp_file_fallback") - fallback0);
+		    gmem_vmstat("thp_file_alloc") - alloc0,
+		    gmem_vmstat("thp_file_fallback") - fallback0);
 	expect_maps(&h, m2, m4, 0, NPAGES, "4 KiB fallbacks");
 	ksft_test_result_pass("no huge page: %lu fallbacks to 4 KiB, and the guest ran on\n",
 			      gmem_vmstat("thp_file_fallback") - fallback0);
@@ -711,7 +713,7 @@ static void test_allocation_race(void)
 		/* A huge page the allocator had not: two 4 KiB folios. */
 		want = (huge * HPAGE + (4 * NHUGE - huge) * 2 * PAGE_SIZE) >> 10;
 		TEST_ASSERT(huge + fallback >= 4 * NHUGE && huge <= 4 * NHUGE && near_kb(kb, want),
-			    "racing allocations: %lu huge folios, %lu fallbacks for %lu huge pages; %ld kB, wanted %ld",
+			    "racing allocations: %lu huge, %lu fallbacks of %lu; %ld kB, want %ld",
 			    huge, fallback, 4 * NHUGE, kb, want);
 		close(fd);
 	}
@@ -759,8 +761,8 @@ static void test_mfd_huge(void)
 	m4 = vm_get_stat(h.vm, "pages_4k");
 	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
 	TEST_ASSERT(gmem_vmstat("thp_file_alloc") - alloc0 == NHUGE,
-		    "shmem allocated %lu huge folios, wanted %lu", gmem_vmstat("thp_file_alloc") - alloc0,
-		    NHUGE);
+		    "shmem allocated %lu huge folios, wanted %lu",
+		    gmem_vmstat("thp_file_alloc") - alloc0, NHUGE);
 	expect_maps(&h, m2, m4, 0, NPAGES, "MFD_INACCESSIBLE");
 
 	/* Every other 4 KiB page of huge page 2: 1 MiB. */

@@ -131,7 +131,8 @@ int main(int argc, char *argv[])
 	int fd;
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
-	TEST_ASSERT(!access(GMEM_SPTE_EVENT "/enable", W_OK), "no kvm_tdp_mmu_spte_changed tracepoint");
+	TEST_ASSERT(!access(GMEM_SPTE_EVENT "/enable", W_OK),
+		    "no kvm_tdp_mmu_spte_changed tracepoint");
 	TEST_ASSERT(!access(CORRUPT_PFN, W_OK), "no hwpoison injector");
 
 	run("guest_memfd", -1);
