@@ -325,8 +325,9 @@ static int mft_race_thread(void *arg)
 {
 	struct mft_race *r = arg;
 
+	/* Not cpu_relax(): on one CPU the thread that sets go must get to run. */
 	while (!atomic_read(r->go))
-		cpu_relax();
+		cond_resched();
 	r->ret = memfile_register_backing_store(&mft_many[0]);
 	complete(&r->done);
 	return 0;
