@@ -4,6 +4,7 @@
 # alternately (c, rust, c, rust, ...), ROUNDS times each, into OUT/FILE.
 #   run-bench.sh OUT FILE SELFTESTS_DIR MODULE_DIR ROUNDS [gmem_bench args]
 # GMEM_BENCH_CONTENDED_SECONDS (5): each contended run, per store.
+# GMEM_BENCH_ONLY=contended: the contended benchmark alone.
 set -euo pipefail
 OUT=$1 FILE=$2 STDIR=$3 MODDIR=$4 ROUNDS=$5
 shift 5
@@ -22,10 +23,12 @@ for r in $(seq "$ROUNDS"); do
 	for b in c rust; do
 		if [ "$b" = rust ]; then insmod "$KO"; fi
 		echo "# round $r, backend $b"
-		"$BENCH" -b "$b" "$@" | tee -a "$OUT/$FILE"
-		"$BENCH" -b "$b" -w scaling "$@" | tee -a "$OUT/$FILE"
-		# 2 MiB folios: gmem_rs's rows; the C backend says it has none.
-		"$BENCH" -b "$b" -w huge "$@" | tee -a "$OUT/$FILE"
+		if [ "${GMEM_BENCH_ONLY:-}" != contended ]; then
+			"$BENCH" -b "$b" "$@" | tee -a "$OUT/$FILE"
+			"$BENCH" -b "$b" -w scaling "$@" | tee -a "$OUT/$FILE"
+			# 2 MiB folios: gmem_rs's rows; the C backend says it has none.
+			"$BENCH" -b "$b" -w huge "$@" | tee -a "$OUT/$FILE"
+		fi
 		for v in $VCPUS; do
 			"$STRESS" -b "$b" -s "$SECONDS_EACH" -v "$v" >"$OUT/contended.log.tmp" 2>&1 ||
 				{ cat "$OUT/contended.log.tmp"; exit 1; }

@@ -42,9 +42,13 @@
  * its rows:
  *   BENCH backend=LABEL workload=contended-STORE-vN:WHAT mib=0 rate=R leaked_kb=K
  * with WHAT touches (pages the vCPUs checked and wrote), punches or
- * conversions, R per second; and with WHAT punch-us or convert-us, the mean
- * time of one (a punch, with the re-allocation that follows half of them),
- * in ms=.
+ * conversions, R per second; touches-cpu, pages touched per second of the
+ * vCPU threads' CPU time (what a vCPU does with the CPU it gets, apart from
+ * how much of it the host threads leave); and with WHAT punch-us or
+ * convert-us, the mean time of one (a punch, with the re-allocation that
+ * follows half of them), in ms=, and punch-cpu-us, convert-cpu-us, the
+ * mean CPU time of its thread in one (without the time it waited off the
+ * CPU). Under QEMU -icount, CPU time counts instructions.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -160,6 +164,7 @@ struct round {
 	int stop;
 	uint64_t punches, allocations, conversions, slot_churns, second_binds, unload_refusals;
 	uint64_t punch_ns, convert_ns;	/* time spent in them */
+	uint64_t punch_cpu_ns, convert_cpu_ns;	/* CPU time of their threads in them */
 };
 
 static uint64_t now_ms(void)
@@ -196,12 +201,23 @@ static int new_file(struct round *r, uint64_t npages)
 	return gmem_inaccessible_memfd("gmem_stress_test", npages * PAGE_SIZE);
 }
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	TEST_ASSERT(!clock_gettime(clock, &ts), "clock_gettime(%d): errno %d", clock, errno);
 	return ts.tv_sec * 1000000000ul + ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+/* The calling thread's CPU time: under -icount, the instructions it ran. */
+static uint64_t thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 /*
@@ -325,11 +341,12 @@ static void *punch_thread(void *arg)
 {
 	struct round *r = arg;
 	unsigned int seed = 1;
-	uint64_t first, n, t, next = now_ns();
+	uint64_t first, n, t, cpu, next = now_ns();
 
 	while (!READ_ONCE(r->stop)) {
 		random_range(&seed, &first, &n);
 		t = now_ns();
+		cpu = thread_cpu_ns();
 		TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				       first * PAGE_SIZE, n * PAGE_SIZE),
 			    "punch of pages %lu+%lu: errno %d", first, n, errno);
@@ -340,6 +357,7 @@ static void *punch_thread(void *arg)
 				    "fallocate of pages %lu+%lu: errno %d", first, n, errno);
 			r->allocations++;
 		}
+		r->punch_cpu_ns += thread_cpu_ns() - cpu;
 		r->punch_ns += now_ns() - t;
 		host_pace(&next);
 	}
@@ -350,7 +368,7 @@ static void *convert_thread(void *arg)
 {
 	struct round *r = arg;
 	unsigned int seed = 2;
-	uint64_t first, n, t, next = now_ns();
+	uint64_t first, n, t, cpu, next = now_ns();
 
 	while (!READ_ONCE(r->stop)) {
 		struct kvm_memory_attributes attr = {
@@ -361,10 +379,12 @@ static void *convert_thread(void *arg)
 		attr.address = MAIN_GPA + first * PAGE_SIZE;
 		attr.size = n * PAGE_SIZE;
 		t = now_ns();
+		cpu = thread_cpu_ns();
 		TEST_ASSERT(!__vm_ioctl(r->vm, KVM_SET_MEMORY_ATTRIBUTES, &attr),
 			    "KVM_SET_MEMORY_ATTRIBUTES(0x%llx) of pages %lu+%lu: errno %d",
 			    attr.attributes, first, n, errno);
 		r->conversions++;
+		r->convert_cpu_ns += thread_cpu_ns() - cpu;
 		r->convert_ns += now_ns() - t;
 		host_pace(&next);
 	}
@@ -517,6 +537,23 @@ static void print_fault_stats(struct round *r)
 	}
 }
 
+/* One of the VM's debugfs counters, summed over its vCPUs; 0 without debugfs. */
+static uint64_t vm_debugfs_stat(struct round *r, const char *name)
+{
+	unsigned long long v = 0;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s", getpid(), r->vm->fd, name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
 /* QEMU TCG's nested SVM bug: L1's state in the L2 vCPU. */
 static bool emulator_signature(struct vcpu_info *s)
 {
@@ -602,6 +639,7 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	uint64_t guest_npages = bench_label ? MAIN_NPAGES : TOTAL_NPAGES;
 	long base_kb, base_ref, kb, ref;
 	uint64_t t0, t_stop, passes = 0, fault_exits = 0, mmio_exits = 0, max_gap = 0;
+	uint64_t stop_passes = 0, vcpu_cpu_ns = 0, pf_fixed = 0, exits = 0;
 	pthread_t host[5];
 	int nr_host = 0;
 	bool emulator;
@@ -667,7 +705,20 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 			break;
 	}
 	t_stop = now_ms();
+	/* What the vCPUs did and the CPU time they had, both up to t_stop. */
+	for (int i = 0; i < nr_vcpus; i++) {
+		clockid_t clock;
+
+		TEST_ASSERT(!pthread_getcpuclockid(r->vcpus[i].thread, &clock),
+			    "pthread_getcpuclockid");
+		stop_passes += READ_ONCE(r->vcpus[i].passes);
+		vcpu_cpu_ns += clock_ns(clock);
+	}
 	emulator = stop_round(r, host, nr_host, hung);
+	if (bench_label) {
+		pf_fixed = vm_debugfs_stat(r, "pf_fixed");
+		exits = vm_debugfs_stat(r, "exits");
+	}
 
 	for (int i = 0; i < nr_vcpus; i++) {
 		struct vcpu_info *s = &r->vcpus[i];
@@ -704,6 +755,10 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	printf("%lu second files bound and closed, %lu unloads of %s refused; ",
 	       r->second_binds, r->unload_refusals, r->module ?: "(none: built in)");
 	printf("%lu memory-fault exits, %lu MMIO exits\n", fault_exits, mmio_exits);
+	if (bench_label)
+		printf("gmem_stress: %s: %lu guest passes to the stop, %lu faults fixed, %lu exits, vCPU threads on a CPU %.1f%% of the time\n",
+		       store_name[store], stop_passes, pf_fixed, exits,
+		       vcpu_cpu_ns / 1e4 / (t_stop - t0) / nr_vcpus);
 
 	/* Every file is gone: memory and module references are back. */
 	for (int i = 0; i < 20; i++) {
@@ -722,13 +777,20 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	if (bench_label && !emulator) {
 		double s = (t_stop - t0) / 1000.0;
 
-		bench_report(store, nr_vcpus, "touches", passes * guest_npages / s, kb - base_kb);
+		bench_report(store, nr_vcpus, "touches", stop_passes * guest_npages / s,
+			     kb - base_kb);
+		bench_report(store, nr_vcpus, "touches-cpu",
+			     stop_passes * guest_npages / (vcpu_cpu_ns / 1e9), kb - base_kb);
 		bench_report(store, nr_vcpus, "punches", r->punches / s, kb - base_kb);
 		bench_report(store, nr_vcpus, "conversions", r->conversions / s, kb - base_kb);
 		bench_time(store, nr_vcpus, "punch-us", r->punch_ns / 1e3 / r->punches,
 			   kb - base_kb);
 		bench_time(store, nr_vcpus, "convert-us", r->convert_ns / 1e3 / r->conversions,
 			   kb - base_kb);
+		bench_time(store, nr_vcpus, "punch-cpu-us", r->punch_cpu_ns / 1e3 / r->punches,
+			   kb - base_kb);
+		bench_time(store, nr_vcpus, "convert-cpu-us",
+			   r->convert_cpu_ns / 1e3 / r->conversions, kb - base_kb);
 	}
 	free(r);
 	return !emulator;
