@@ -325,7 +325,7 @@ static int mft_race_thread(void *arg)
 {
 	struct mft_race *r = arg;
 
-	/* Not cpu_relax(): on one CPU the thread that sets go must get to run. */
+	/* Without preemption, on one CPU, kthreadd and the setter must get to run. */
 	while (!atomic_read(r->go))
 		cond_resched();
 	r->ret = memfile_register_backing_store(&mft_many[0]);

@@ -4,8 +4,8 @@
 # alternately, first in real time, then under QEMU -icount (guest time is
 # instructions executed: it does not move with the host's load); then the
 # summary of both.
-#   GMEM_BENCH_ROUNDS (5, 0: no real-time pass), GMEM_BENCH_ICOUNT_ROUNDS (3, 0:
-#   no -icount pass),
+#   GMEM_BENCH_ROUNDS (5, 0: no real-time pass),
+#   GMEM_BENCH_ICOUNT_ROUNDS (3, 0: no -icount pass),
 #   GMEM_BENCH_CONTENDED_SECONDS (5), GMEM_BENCH_ARGS (gmem_bench options,
 #   e.g. "-s 512"), GMEM_BENCH_ONLY=contended (the contended rows alone),
 #   GMEM_BENCH_ICOUNT_CPUS (1: the guest's CPUs in the -icount pass)
@@ -40,6 +40,8 @@ OUT=$RESULTS/bench
 rm -rf "$OUT"
 mkdir -p "$OUT"
 ICOUNT_ROUNDS=${GMEM_BENCH_ICOUNT_ROUNDS:-3}
+[ "$ROUNDS" -gt 0 ] || [ "$ICOUNT_ROUNDS" -gt 0 ] ||
+	die "GMEM_BENCH_ROUNDS=0 and GMEM_BENCH_ICOUNT_ROUNDS=0: nothing to run"
 # One virtual ns per guest instruction; no sleeping in real time when idle.
 ICOUNT_OPTS="-icount shift=0,sleep=off"
 # Under -icount QEMU runs every vCPU on one host thread, so a second guest

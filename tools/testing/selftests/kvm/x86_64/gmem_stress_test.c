@@ -345,8 +345,8 @@ static void *punch_thread(void *arg)
 
 	while (!READ_ONCE(r->stop)) {
 		random_range(&seed, &first, &n);
-		t = now_ns();
 		cpu = thread_cpu_ns();
+		t = now_ns();
 		TEST_ASSERT(!fallocate(r->main_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				       first * PAGE_SIZE, n * PAGE_SIZE),
 			    "punch of pages %lu+%lu: errno %d", first, n, errno);
@@ -357,8 +357,8 @@ static void *punch_thread(void *arg)
 				    "fallocate of pages %lu+%lu: errno %d", first, n, errno);
 			r->allocations++;
 		}
-		r->punch_cpu_ns += thread_cpu_ns() - cpu;
 		r->punch_ns += now_ns() - t;
+		r->punch_cpu_ns += thread_cpu_ns() - cpu;
 		host_pace(&next);
 	}
 	return NULL;
@@ -378,14 +378,14 @@ static void *convert_thread(void *arg)
 		random_range(&seed, &first, &n);
 		attr.address = MAIN_GPA + first * PAGE_SIZE;
 		attr.size = n * PAGE_SIZE;
-		t = now_ns();
 		cpu = thread_cpu_ns();
+		t = now_ns();
 		TEST_ASSERT(!__vm_ioctl(r->vm, KVM_SET_MEMORY_ATTRIBUTES, &attr),
 			    "KVM_SET_MEMORY_ATTRIBUTES(0x%llx) of pages %lu+%lu: errno %d",
 			    attr.attributes, first, n, errno);
 		r->conversions++;
-		r->convert_cpu_ns += thread_cpu_ns() - cpu;
 		r->convert_ns += now_ns() - t;
+		r->convert_cpu_ns += thread_cpu_ns() - cpu;
 		host_pace(&next);
 	}
 	return NULL;
@@ -497,6 +497,23 @@ static void print_kernel_stack(pid_t tid)
 	fclose(f);
 }
 
+/* One of the VM's debugfs counters, summed over its vCPUs; -1 without debugfs. */
+static long vm_debugfs_stat(struct round *r, const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s", getpid(), r->vm->fd, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
 /*
  * What the VM's vCPUs do while one is hung: KVM's fault counters (summed
  * over the vCPUs) over one second. A vCPU retrying one fault forever shows
@@ -508,50 +525,49 @@ static void print_fault_stats(struct round *r)
 		"exits", "pf_taken", "pf_fixed", "pf_spurious", "pf_emulate", "pf_fast",
 		"pf_mmio_spte_created",
 	};
-	uint64_t before[ARRAY_SIZE(names)];
-	char path[128];
+	long before[ARRAY_SIZE(names)];
 
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass)
 			sleep_ms(1000);
 		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-			unsigned long long v = 0;
-			FILE *f;
+			long v = vm_debugfs_stat(r, names[i]);
 
-			snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s", getpid(),
-				 r->vm->fd, names[i]);
-			f = fopen(path, "r");
-			if (!f || fscanf(f, "%llu", &v) != 1) {
-				printf("gmem_stress: no %s\n", path);
-				if (f)
-					fclose(f);
+			if (v < 0) {
+				printf("gmem_stress: no KVM debugfs counter %s\n", names[i]);
 				return;
 			}
-			fclose(f);
 			if (!pass)
 				before[i] = v;
 			else
-				printf("gmem_stress:   %s +%llu in 1 s (%llu)\n", names[i],
+				printf("gmem_stress:   %s +%ld in 1 s (%ld)\n", names[i],
 				       v - before[i], v);
 		}
 	}
 }
 
-/* One of the VM's debugfs counters, summed over its vCPUs; 0 without debugfs. */
-static uint64_t vm_debugfs_stat(struct round *r, const char *name)
+/*
+ * The benchmark's counts at the stop, all taken while the load still runs:
+ * the vCPUs' passes, their threads' CPU time, the VM's faults and exits.
+ * False if a vCPU thread is already gone (it left on a SHUTDOWN).
+ */
+static bool bench_snapshot(struct round *r, uint64_t *passes, uint64_t *cpu_ns, long *pf_fixed,
+			   long *exits)
 {
-	unsigned long long v = 0;
-	char path[128];
-	FILE *f;
+	for (int i = 0; i < r->nr_vcpus; i++) {
+		struct vcpu_info *s = &r->vcpus[i];
+		struct timespec ts;
+		clockid_t clock;
 
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s", getpid(), r->vm->fd, name);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%llu", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v;
+		if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) ||
+		    pthread_getcpuclockid(s->thread, &clock) || clock_gettime(clock, &ts))
+			return false;
+		*passes += READ_ONCE(s->passes);
+		*cpu_ns += ts.tv_sec * 1000000000ul + ts.tv_nsec;
+	}
+	*pf_fixed = vm_debugfs_stat(r, "pf_fixed");
+	*exits = vm_debugfs_stat(r, "exits");
+	return true;
 }
 
 /* QEMU TCG's nested SVM bug: L1's state in the L2 vCPU. */
@@ -639,7 +655,9 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	uint64_t guest_npages = bench_label ? MAIN_NPAGES : TOTAL_NPAGES;
 	long base_kb, base_ref, kb, ref;
 	uint64_t t0, t_stop, passes = 0, fault_exits = 0, mmio_exits = 0, max_gap = 0;
-	uint64_t stop_passes = 0, vcpu_cpu_ns = 0, pf_fixed = 0, exits = 0;
+	uint64_t stop_passes = 0, vcpu_cpu_ns = 0;
+	long pf_fixed = -1, exits = -1;
+	bool snapshot_ok = false;
 	pthread_t host[5];
 	int nr_host = 0;
 	bool emulator;
@@ -705,20 +723,9 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 			break;
 	}
 	t_stop = now_ms();
-	/* What the vCPUs did and the CPU time they had, both up to t_stop. */
-	for (int i = 0; i < nr_vcpus; i++) {
-		clockid_t clock;
-
-		TEST_ASSERT(!pthread_getcpuclockid(r->vcpus[i].thread, &clock),
-			    "pthread_getcpuclockid");
-		stop_passes += READ_ONCE(r->vcpus[i].passes);
-		vcpu_cpu_ns += clock_ns(clock);
-	}
+	if (bench_label && !hung)
+		snapshot_ok = bench_snapshot(r, &stop_passes, &vcpu_cpu_ns, &pf_fixed, &exits);
 	emulator = stop_round(r, host, nr_host, hung);
-	if (bench_label) {
-		pf_fixed = vm_debugfs_stat(r, "pf_fixed");
-		exits = vm_debugfs_stat(r, "exits");
-	}
 
 	for (int i = 0; i < nr_vcpus; i++) {
 		struct vcpu_info *s = &r->vcpus[i];
@@ -755,8 +762,8 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	printf("%lu second files bound and closed, %lu unloads of %s refused; ",
 	       r->second_binds, r->unload_refusals, r->module ?: "(none: built in)");
 	printf("%lu memory-fault exits, %lu MMIO exits\n", fault_exits, mmio_exits);
-	if (bench_label)
-		printf("gmem_stress: %s: %lu guest passes to the stop, %lu faults fixed, %lu exits, vCPU threads on a CPU %.1f%% of the time\n",
+	if (snapshot_ok)
+		printf("gmem_stress: %s: to the stop: %lu guest passes, %ld faults fixed, %ld exits (-1: no debugfs), vCPU threads on a CPU %.1f%% of the time\n",
 		       store_name[store], stop_passes, pf_fixed, exits,
 		       vcpu_cpu_ns / 1e4 / (t_stop - t0) / nr_vcpus);
 
@@ -774,7 +781,10 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 		    store_name[store], r->module, ref, base_ref);
 	printf("gmem_stress: %s: after close: Unevictable %ld kB (%ld before), %s refcnt %ld\n",
 	       store_name[store], kb, base_kb, r->module ?: "no module", ref);
-	if (bench_label && !emulator) {
+	if (bench_label && !emulator && !snapshot_ok)
+		printf("gmem_stress: %s: a vCPU thread was gone at the stop: no BENCH lines\n",
+		       store_name[store]);
+	if (bench_label && !emulator && snapshot_ok) {
 		double s = (t_stop - t0) / 1000.0;
 
 		bench_report(store, nr_vcpus, "touches", stop_passes * guest_npages / s,
