@@ -762,10 +762,13 @@ static bool run_round(enum store store, int nr_vcpus, int seconds)
 	printf("%lu second files bound and closed, %lu unloads of %s refused; ",
 	       r->second_binds, r->unload_refusals, r->module ?: "(none: built in)");
 	printf("%lu memory-fault exits, %lu MMIO exits\n", fault_exits, mmio_exits);
-	if (snapshot_ok)
-		printf("gmem_stress: %s: to the stop: %lu guest passes, %ld faults fixed, %ld exits (-1: no debugfs), vCPU threads on a CPU %.1f%% of the time\n",
-		       store_name[store], stop_passes, pf_fixed, exits,
+	if (snapshot_ok) {
+		/* -1: no KVM debugfs. */
+		printf("gmem_stress: %s: at the stop: %lu passes, %ld faults fixed, %ld exits, ",
+		       store_name[store], stop_passes, pf_fixed, exits);
+		printf("vCPU threads on a CPU %.1f%% of the time\n",
 		       vcpu_cpu_ns / 1e4 / (t_stop - t0) / nr_vcpus);
+	}
 
 	/* Every file is gone: memory and module references are back. */
 	for (int i = 0; i < 20; i++) {
