@@ -51,7 +51,7 @@ ICOUNT_OPTS="-icount shift=0,sleep=off"
 ICOUNT_CPUS=${GMEM_BENCH_ICOUNT_CPUS:-1}
 run() {
 	rm -f "$OUT/done"
-	"$S/vm.sh" "GMEM_BENCH_ONLY=${GMEM_BENCH_ONLY:-} GMEM_BENCH_CONTENDED_SECONDS=${GMEM_BENCH_CONTENDED_SECONDS:-5} $S/guest/run-bench.sh $OUT $1 $STOUT $KBUILD $2 ${GMEM_BENCH_ARGS:-}"
+	"$S/vm.sh" "GMEM_BENCH_ONLY=${GMEM_BENCH_ONLY:-} GMEM_BENCH_CONTENDED_SECONDS=${GMEM_BENCH_CONTENDED_SECONDS:-} $S/guest/run-bench.sh $OUT $1 $STOUT $KBUILD $2 ${GMEM_BENCH_ARGS:-}"
 	[ -f "$OUT/done" ]
 }
 if [ "$ROUNDS" -gt 0 ]; then
