@@ -3,8 +3,8 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: stress, bench, profile, lint, setup, tree, build, series, series-check,
-# vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector.
+# Other targets: stress, bench, profile, insns, lint, setup, tree, build, series,
+# series-check, vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector.
 # See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
@@ -19,7 +19,7 @@ KCSAN ?= 0
 # make profile PROFILE=fault: which workload to profile (allocate, fault, contended).
 PROFILE ?= allocate
 
-.PHONY: all demo check stress bench profile lint setup tree build series series-check vm clean
+.PHONY: all demo check stress bench profile insns lint setup tree build series series-check vm clean
 all demo:
 	@$(S)/demo.sh
 
@@ -38,6 +38,11 @@ bench:
 
 profile:
 	@GMEM_PROFILE=$(PROFILE) $(S)/bench.sh profile
+
+# Exact instruction counts of gmem_bench's timed windows, per kernel function,
+# C against Rust (a QEMU plugin counts them).
+insns:
+	@$(S)/bench.sh insns
 
 # rustfmt, clippy and checkpatch --strict over the series (make check runs it too).
 lint: build

@@ -11,6 +11,8 @@
 #   GMEM_BENCH_ICOUNT_CPUS (1: the guest's CPUs in the -icount pass)
 # make profile (bench.sh profile): the same kernel, perf profiles of one
 # workload on each backend: GMEM_PROFILE=allocate (default), fault or contended.
+# make insns (bench.sh insns): exact instruction counts of gmem_bench's timed
+# windows, per kernel function, on each backend.
 set -uo pipefail
 export GMEM_DEBUG=0
 # Room for gmem_bench's 4 GiB guest_memfd next to everything else, on one
@@ -22,6 +24,8 @@ S=$GMEM_ROOT/scripts
 ROUNDS=${GMEM_BENCH_ROUNDS:-5}
 
 prepare build
+# One virtual ns per guest instruction; no sleeping in real time when idle.
+ICOUNT_OPTS="-icount shift=0,sleep=off"
 
 if [ "${1:-}" = profile ]; then
 	OUT=$RESULTS/profile
@@ -36,14 +40,43 @@ if [ "${1:-}" = profile ]; then
 	exit 0
 fi
 
+# make insns (bench.sh insns): the same kernel on one CPU under -icount, with
+# a QEMU plugin that counts the instructions of each of gmem_bench's timed
+# windows per kernel function, C against Rust. Exact: a 0.1% difference is
+# real. GMEM_BENCH_ARGS as for make bench.
+if [ "${1:-}" = insns ]; then
+	OUT=$RESULTS/insns
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	INS=$TOOLS/insns
+	# The marker's entry sits at this address, which no other guest code uses.
+	MARK_BASE=0x5a5a0000
+	build_insns() {
+		mkdir -p "$INS" &&
+			gcc -O2 -Wall -shared -fPIC -fvisibility=hidden -o "$INS/qemu-insn-count.so" \
+				"$S/qemu-insn-count.c" &&
+			gcc -Os -Wall -nostdlib -static -fno-pie -no-pie -Wl,--build-id=none \
+				-Wl,-Ttext-segment=$MARK_BASE -o "$INS/insn-mark" "$S/insn-mark.c"
+	}
+	phase "build the counting plugin" build_insns
+	entry=$(nm "$INS/insn-mark" | awk '$3 == "_start" { print $1 }')
+	[ -n "$entry" ] || die "insn-mark has no _start"
+	count() {
+		GMEM_VM_CPUS=1 GMEM_VM_QEMU_OPTS="$ICOUNT_OPTS -plugin $INS/qemu-insn-count.so,out=$OUT/counts.txt,marker=0x$entry" \
+			"$S/vm.sh" "$S/guest/run-insns.sh $OUT $STOUT $KBUILD $INS/insn-mark ${GMEM_BENCH_ARGS:-}"
+		[ -f "$OUT/done" ] && [ -s "$OUT/counts.txt" ]
+	}
+	phase "boot and count instructions" count
+	"$S/insns-report.py" "$OUT" | tee "$OUT/report.txt"
+	exit "${PIPESTATUS[0]}"
+fi
+
 OUT=$RESULTS/bench
 rm -rf "$OUT"
 mkdir -p "$OUT"
 ICOUNT_ROUNDS=${GMEM_BENCH_ICOUNT_ROUNDS:-3}
 [ "$ROUNDS" -gt 0 ] || [ "$ICOUNT_ROUNDS" -gt 0 ] ||
 	die "GMEM_BENCH_ROUNDS=0 and GMEM_BENCH_ICOUNT_ROUNDS=0: nothing to run"
-# One virtual ns per guest instruction; no sleeping in real time when idle.
-ICOUNT_OPTS="-icount shift=0,sleep=off"
 # Under -icount QEMU runs every vCPU on one host thread, so a second guest
 # CPU adds no parallelism, only cross-CPU waits (TLB-flush IPIs, vCPU kicks)
 # whose length depends on where its round-robin slices fall: they made the

@@ -51,9 +51,16 @@ struct page *rust_helper_folio_page(struct folio *folio, unsigned long n)
 
 void rust_helper_folio_zero(struct folio *folio)
 {
-	long i, nr = folio_nr_pages(folio);
+	long i, nr;
 
 	/* A page with a memory error is not touched: a read of it is a machine check. */
+	if (!folio_test_large(folio)) {
+		/* A first fault's case: no loop. */
+		if (!folio_test_hwpoison(folio))
+			clear_highpage(&folio->page);
+		return;
+	}
+	nr = folio_nr_pages(folio);
 	for (i = 0; i < nr; i++)
 		if (!PageHWPoison(folio_page(folio, i)))
 			clear_highpage(folio_page(folio, i));
@@ -75,7 +82,9 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 					 pgoff_t index, struct shared_policy *sp,
 					 unsigned int order)
 {
-	struct folio *folio = filemap_grab_folio_order_sp(mapping, index, sp, order);
+	/* Order 0, the common case: one call less per page, as in C's fallocate. */
+	struct folio *folio = order ? filemap_grab_folio_order_sp(mapping, index, sp, order) :
+				      filemap_grab_folio_sp(mapping, index, sp);
 
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);

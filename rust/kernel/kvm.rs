@@ -562,6 +562,7 @@ impl<T: GmemBackend> VmOperations for GmemFops<T> {
 
 /// Where `folio` is, if it holds page `index` of `file`; a backend's folio that does not is a
 /// bug, refused before its pfn reaches KVM or the arch.
+#[inline]
 fn check_folio(file: &File, folio: &LockedFolio, index: u64) -> Result<FolioSpan> {
     let span = folio.span();
     if span.holds(file.inode().mapping(), index) {
@@ -595,6 +596,7 @@ impl GmemFault<'_> {
     /// the slot maps that range to an equally aligned gfn range, and no page of the folio has
     /// a memory error; otherwise 0. KVM maps less where the memory attributes of the range
     /// differ or the slot does not cover it.
+    #[inline]
     pub fn map_order(&self, folio: &LockedFolio) -> u32 {
         let span = folio.span();
         let nr = 1u64 << crate::mm::PMD_ORDER;
@@ -882,13 +884,15 @@ impl<T: GmemBackend> BackendVtable<T> {
             let (folio, order) = T::get_pfn(&gmem, &fault)?;
             let span = check_folio(&file, &folio, index)?;
             // The `1 << order` pages around the gfn that KVM may map with one entry must be
-            // pages of the folio, at the same offsets in the file as in the slot.
+            // pages of the folio, at the same offsets in the file as in the slot (for order 0,
+            // the page `check_folio` found it holds).
             let nr = 1u64 << order.min(span.order());
             let first = index & !(nr - 1);
-            if order > span.order()
-                || first < span.index()
-                || first + nr > span.index() + (1u64 << span.order())
-                || (gfn ^ index) & (nr - 1) != 0
+            if order != 0
+                && (order > span.order()
+                    || first < span.index()
+                    || first + nr > span.index() + (1u64 << span.order())
+                    || (gfn ^ index) & (nr - 1) != 0)
             {
                 crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
                 return Err(EFAULT);

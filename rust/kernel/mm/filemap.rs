@@ -228,7 +228,9 @@ impl<A: AddressSpaceOperations> PageCache<A> {
         // valid policy.
         let next =
             unsafe { bindings::filemap_grab_folio_next(self.as_raw(), index as usize, sp, order) };
-        crate::error::to_result(next.min(0) as i32)?;
+        if next < 0 {
+            return Err(Error::from_errno(next as i32));
+        }
         Ok(next as u64)
     }
 

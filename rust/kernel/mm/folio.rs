@@ -9,6 +9,7 @@ use crate::{
 };
 use core::{
     cell::Cell,
+    mem::MaybeUninit,
     ops::Deref,
     ptr::{addr_of_mut, NonNull},
     sync::atomic::{AtomicUsize, Ordering},
@@ -196,25 +197,30 @@ impl LockedFolio {
         if let Some(span) = self.span.get() {
             return span;
         }
-        let mut span = FolioSpan {
-            mapping: core::ptr::null_mut(),
-            index: 0,
-            order: 0,
-            pfn: 0,
-        };
-        let (mut index, mut pfn) = (0, 0);
-        // SAFETY: The folio is locked and referenced; the pointers are to locals.
-        unsafe {
+        // Uninitialized: faults read this, and zeroing it first cost as much as reading it.
+        let (mut mapping, mut index, mut order, mut pfn) = (
+            MaybeUninit::uninit(),
+            MaybeUninit::uninit(),
+            MaybeUninit::uninit(),
+            MaybeUninit::uninit(),
+        );
+        // SAFETY: The folio is locked and referenced; the pointers are to locals. `folio_span`
+        // writes all four, so they are initialized afterwards.
+        let span = unsafe {
             bindings::folio_span(
                 self.as_raw(),
-                &mut span.mapping,
-                &mut index,
-                &mut span.order,
-                &mut pfn,
-            )
+                mapping.as_mut_ptr(),
+                index.as_mut_ptr(),
+                order.as_mut_ptr(),
+                pfn.as_mut_ptr(),
+            );
+            FolioSpan {
+                mapping: mapping.assume_init(),
+                index: index.assume_init() as u64,
+                order: order.assume_init(),
+                pfn: pfn.assume_init() as u64,
+            }
         };
-        span.index = index as u64;
-        span.pfn = pfn as u64;
         // INVARIANT: Read under the guard's lock.
         self.span.set(Some(span));
         span
@@ -253,11 +259,17 @@ impl LockedFolio {
         if !span.holds(mapping, index) {
             return None;
         }
+        // The lock and the reference pass to the caller with the page: never dropped.
         let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: The folio is referenced and holds the page `index - span.index` pages into
-        // it. The lock and the reference pass to the caller with the page: `this` is never
-        // dropped.
-        Some(unsafe { bindings::folio_page(this.as_raw(), (index - span.index) as usize) })
+        let n = (index - span.index) as usize;
+        if n == 0 {
+            // The first page is the folio's own `page`, as `folio_page(folio, 0)` gives it:
+            // no call for an order-0 folio.
+            // SAFETY: The folio is valid; this only takes the address of a field.
+            return Some(unsafe { addr_of_mut!((*this.as_raw()).__bindgen_anon_1.page) });
+        }
+        // SAFETY: The folio is referenced and holds the page `n` pages into it.
+        Some(unsafe { bindings::folio_page(this.as_raw(), n) })
     }
 
     /// Fills the folio with zeros, before its first use: `EEXIST` if it is uptodate, as its

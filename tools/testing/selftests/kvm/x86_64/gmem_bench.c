@@ -57,10 +57,15 @@
  *                                    memfd as the memslot's private memory
  *   shmem-punch-4k                   punch -s MiB of a plain memfd 4 KiB at
  *                                    a time, with no VM
+ *
+ * GMEM_BENCH_MARK=PROGRAM: run PROGRAM at each clock read, so that an
+ * instruction counter outside the guest (make profile's insns mode) can
+ * tell the timed windows apart. Its runs then count in the times.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +74,7 @@
 #include <unistd.h>
 
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 
 #include <linux/falloc.h>
 #include <linux/kvm.h>
@@ -92,10 +98,34 @@ static uint64_t size = 512ul << 20;
 /* Flags of the guest_memfds that touch VMs create for their slot. */
 static uint64_t gmem_flags;
 
+extern char **environ;
+
+static void run_mark(void)
+{
+	static const char *mark;
+	static bool read;
+	char *argv[2];
+	pid_t pid;
+	int status;
+
+	if (!read) {
+		mark = getenv("GMEM_BENCH_MARK");
+		read = true;
+	}
+	if (!mark)
+		return;
+	argv[0] = (char *)mark;
+	argv[1] = NULL;
+	TEST_ASSERT(!posix_spawn(&pid, mark, NULL, NULL, argv, environ), "spawn %s", mark);
+	TEST_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && !WEXITSTATUS(status),
+		    "%s failed", mark);
+}
+
 static double now_ms(void)
 {
 	struct timespec ts;
 
+	run_mark();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
