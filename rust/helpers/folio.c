@@ -95,20 +95,6 @@ long rust_helper_filemap_grab_folio_next(struct address_space *mapping,
 	return index;
 }
 
-/*
- * Where a folio is, in one call (Rust cannot inline helpers, and faults read
- * all of it). The mapping as stored, with no anon/KSM decoding: for an
- * identity check.
- */
-void rust_helper_folio_span(struct folio *folio, struct address_space **mapping,
-			    pgoff_t *index, unsigned int *order, unsigned long *pfn)
-{
-	*mapping = folio->mapping;
-	*index = folio->index;
-	*order = folio_order(folio);
-	*pfn = folio_pfn(folio);
-}
-
 struct folio *rust_helper_filemap_lock_folio(struct address_space *mapping,
 					     pgoff_t index)
 {

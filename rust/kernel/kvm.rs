@@ -626,7 +626,7 @@ impl GmemFault<'_> {
         // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
         // mapped by this VM's memslot at `gfn`.
         to_result(unsafe {
-            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, span.pfn(), span.order() as i32)
+            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, folio.pfn(), span.order() as i32)
         })
     }
 }
@@ -678,7 +678,7 @@ impl GmemPopulate<'_> {
         } else {
             0
         };
-        let pfn = span.pfn() + (index - span.index());
+        let pfn = folio.pfn() + (index - span.index());
         let Some(f) = self.f else { return Err(EINVAL) };
         // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
         // this object lives in; the VM is valid; the pfn is the page of the file at `gfn`,

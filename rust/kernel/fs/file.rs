@@ -130,8 +130,20 @@ impl Inode {
     /// The inode's size in bytes (`i_size_read`).
     #[inline]
     pub fn size(&self) -> i64 {
+        // On 64-bit, `i_size_read()` is an acquire load, which pairs with `i_size_write()`'s
+        // release: read here, as C inlines it, rather than by a call (host faults read it).
+        #[cfg(CONFIG_64BIT)]
+        // SAFETY: The inode is valid; `i_size` is aligned, and on 64-bit only ever written
+        // whole, by `smp_store_release()`.
+        return unsafe {
+            core::sync::atomic::AtomicI64::from_ptr(core::ptr::addr_of_mut!(
+                (*self.as_raw()).i_size
+            ))
+            .load(core::sync::atomic::Ordering::Acquire)
+        };
+        #[cfg(not(CONFIG_64BIT))]
         // SAFETY: The inode is valid.
-        unsafe { bindings::i_size_read(self.as_raw()) }
+        return unsafe { bindings::i_size_read(self.as_raw()) };
     }
 
     /// The page cache of this inode (`i_mapping`).

@@ -9,7 +9,6 @@ use crate::{
 };
 use core::{
     cell::Cell,
-    mem::MaybeUninit,
     ops::Deref,
     ptr::{addr_of_mut, NonNull},
     sync::atomic::{AtomicUsize, Ordering},
@@ -100,6 +99,13 @@ impl Folio {
         self.flags().load(Ordering::Acquire) & (1 << bit) != 0
     }
 
+    /// Whether flag `bit` is set, with no ordering: for flags that change only under the
+    /// folio's lock, read with it held.
+    #[inline]
+    fn test_flag_relaxed(&self, bit: bindings::pageflags) -> bool {
+        self.flags().load(Ordering::Relaxed) & (1 << bit) != 0
+    }
+
     /// Whether its contents are valid (for guest memory: prepared for the guest).
     #[inline]
     pub fn test_uptodate(&self) -> bool {
@@ -116,15 +122,13 @@ impl Folio {
     }
 }
 
-/// Where a locked folio is, read in one call ([`LockedFolio::span`]): its mapping, its first
-/// page's index in it, its order and its first pfn. A copy: true while the folio stays locked,
-/// and nothing hands out a pfn on its word alone ([`LockedFolio::into_page_pfn`] reads its own).
+/// Where a locked folio is ([`LockedFolio::span`]): its mapping, its first page's index in
+/// it and its order. A copy: true while the folio stays locked.
 #[derive(Clone, Copy)]
 pub struct FolioSpan {
     mapping: *mut bindings::address_space,
     index: u64,
     order: u32,
-    pfn: u64,
 }
 
 impl FolioSpan {
@@ -138,12 +142,6 @@ impl FolioSpan {
     #[inline]
     pub fn order(&self) -> u32 {
         self.order
-    }
-
-    /// The pfn of its first page.
-    #[inline]
-    pub fn pfn(&self) -> u64 {
-        self.pfn
     }
 
     /// Whether the folio holds page `index` of its file.
@@ -197,29 +195,26 @@ impl LockedFolio {
         if let Some(span) = self.span.get() {
             return span;
         }
-        // Uninitialized: faults read this, and zeroing it first cost as much as reading it.
-        let (mut mapping, mut index, mut order, mut pfn) = (
-            MaybeUninit::uninit(),
-            MaybeUninit::uninit(),
-            MaybeUninit::uninit(),
-            MaybeUninit::uninit(),
-        );
-        // SAFETY: The folio is locked and referenced; the pointers are to locals. `folio_span`
-        // writes all four, so they are initialized afterwards.
-        let span = unsafe {
-            bindings::folio_span(
-                self.as_raw(),
-                mapping.as_mut_ptr(),
-                index.as_mut_ptr(),
-                order.as_mut_ptr(),
-                pfn.as_mut_ptr(),
-            );
-            FolioSpan {
-                mapping: mapping.assume_init(),
-                index: index.assume_init() as u64,
-                order: order.assume_init(),
-                pfn: pfn.assume_init() as u64,
-            }
+        let folio = self.as_raw();
+        // Read here, not by a C helper: faults read it, and the call cost as much as the
+        // rest of the check. A folio is large if its head flag is set, as `folio_order()`
+        // tests; then its order comes from C.
+        let order = if self.test_flag_relaxed(bindings::pageflags_PG_head) {
+            // SAFETY: The folio is valid.
+            unsafe { bindings::folio_order(folio) }
+        } else {
+            0
+        };
+        // SAFETY: The folio is valid, and locked: its mapping and index change only under its
+        // lock (truncation, split), so plain reads of them race with no writer.
+        let (mapping, index) = unsafe {
+            let head = &(*folio).__bindgen_anon_1.__bindgen_anon_1;
+            (head.mapping, head.index as u64)
+        };
+        let span = FolioSpan {
+            mapping,
+            index,
+            order,
         };
         // INVARIANT: Read under the guard's lock.
         self.span.set(Some(span));
@@ -237,7 +232,7 @@ impl LockedFolio {
         if !span.covers(index) {
             return Err(crate::error::code::EFAULT);
         }
-        let pfn = span.pfn + (index - span.index);
+        let pfn = self.pfn() + (index - span.index);
         // The reference now belongs to the pfn's receiver.
         let _ = ARef::into_raw(self.unlock());
         Ok(pfn)
