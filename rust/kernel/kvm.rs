@@ -626,7 +626,12 @@ impl GmemFault<'_> {
         // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
         // mapped by this VM's memslot at `gfn`.
         to_result(unsafe {
-            bindings::kvm_gmem_arch_prepare(self.kvm.as_raw(), gfn, folio.pfn(), span.order() as i32)
+            bindings::kvm_gmem_arch_prepare(
+                self.kvm.as_raw(),
+                gfn,
+                folio.pfn(),
+                span.order() as i32,
+            )
         })
     }
 }

@@ -98,8 +98,6 @@ static uint64_t size = 512ul << 20;
 /* Flags of the guest_memfds that touch VMs create for their slot. */
 static uint64_t gmem_flags;
 
-extern char **environ;
-
 static void run_mark(void)
 {
 	static const char *mark;
