@@ -49,7 +49,8 @@ if [ "${1:-}" = insns ]; then
 	rm -rf "$OUT"
 	mkdir -p "$OUT"
 	INS=$TOOLS/insns
-	# The marker's entry sits at this address, which no other guest code uses.
+	# The marker's text goes here, where no other guest code is; the plugin
+	# watches its entry, read back with nm.
 	MARK_BASE=0x5a5a0000
 	build_insns() {
 		mkdir -p "$INS" &&

@@ -2,7 +2,7 @@
 /*
  * make insns: a phase marker for qemu-insn-count.c. The plugin starts a new
  * phase each time this program's entry runs; it is linked at a fixed
- * address (insns.sh) that no other guest code uses, and does nothing else.
+ * address (bench.sh) that no other guest code uses, and does nothing else.
  */
 void _start(void)
 {

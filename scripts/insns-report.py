@@ -5,13 +5,16 @@ page, C against Rust, and the kernel functions where the two differ.
     insns-report.py OUT [TOP]
 
 OUT holds what run-insns.sh and qemu-insn-count.so wrote: counts.txt (per
-block start, instructions per phase), kallsyms and bench.txt (the BENCH
-lines, in the order their windows ran). gmem_bench runs the marker at each
-clock read and its windows are pairs of reads, so phase 2i+1 is window i.
+block start, instructions per phase), kallsyms and bench.txt ("MARK alone",
+then the BENCH lines in the order their windows ran: C, Rust, C again).
+Phase 1 lies between two marks with nothing else; gmem_bench runs the
+marker at each clock read and its windows are pairs of reads, so phase
+2i+3 is window i.
 """
 import bisect
 import collections
 import re
+import subprocess
 import sys
 
 # Kernel text starts here on x86-64; below it is user space (the VMM, and
@@ -39,28 +42,23 @@ def load_symbols(path):
     return [a for a, _ in syms], [n for _, n in syms]
 
 
-def short(name):
-    """A Rust symbol's last path segments, demangled enough to read."""
-    mod = ""
-    if name.endswith("]"):
-        name, mod = name.rsplit(" ", 1)
-        mod = " " + mod
-    if not name.startswith("_RN"):
-        return name + mod
-    # v0 mangling: identifiers are <length><text>; keep the readable ones.
-    parts, i = [], 0
-    while i < len(name):
-        m = re.match(r"(\d+)", name[i:])
-        if not m:
-            i += 1
-            continue
-        n, i = int(m.group(1)), i + len(m.group(1))
-        ident = name[i:i + n]
-        if n and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident):
-            parts.append(ident)
-        i += n
-    keep = [p for p in parts if not re.fullmatch(r"[A-Z][a-z]?", p)]
-    return "::".join(keep[-3:]) + mod
+def demangle(names):
+    """Rust symbols as paths, by binutils' c++filt, crate hashes dropped."""
+    rust = sorted({n.split(" ")[0] for n in names if n.startswith("_R")})
+    plain = {}
+    if rust:
+        try:
+            res = subprocess.run(["c++filt"], input="\n".join(rust), capture_output=True,
+                                 text=True, check=True)
+            plain = dict(zip(rust, res.stdout.splitlines()))
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    out = {}
+    for n in names:
+        sym, _, mod = n.partition(" ")
+        readable = re.sub(r"\[[0-9a-f]{16}\]", "", plain.get(sym, sym))
+        out[n] = readable + (" " + mod if mod else "")
+    return out
 
 
 def main():
@@ -71,7 +69,10 @@ def main():
     addrs, names = load_symbols(f"{out}/kallsyms")
 
     windows = []
-    for line in open(f"{out}/bench.txt"):
+    lines = open(f"{out}/bench.txt").read().splitlines()
+    if not lines or lines[0] != "MARK alone":
+        die(f"{out}/bench.txt does not start with the marks' calibration")
+    for line in lines[1:]:
         kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
         windows.append((kv["backend"], kv["workload"], int(kv["mib"])))
 
@@ -93,42 +94,50 @@ def main():
         for p, c in enumerate(f[1:]):
             if c != "0":
                 per[p][name] += int(c)
-    if phases != 2 * len(windows) + 1:
+    if phases != 2 * len(windows) + 3:
         die(f"{phases} phases for {len(windows)} windows: the marks and the "
-            "windows do not pair up (want 2 marks per window)")
+            "windows do not pair up (want 2 marks per window, and 2 first)")
 
-    by = {}
+    # (backend, workload) -> [(counts, pages)], one per run, in order.
+    by = collections.defaultdict(list)
     for i, (backend, workload, mib) in enumerate(windows):
-        by[(backend, workload)] = (per[2 * i + 1], mib * 1024 // PAGE_KB)
+        by[(backend, workload)].append((per[2 * i + 3], mib * 1024 // PAGE_KB))
 
-    workloads = [w for b, w, _ in windows if b == "c" and ("rust", w) in by]
+    workloads = [w for b, w, _ in windows if b == "rust" and len(by[("c", w)]) == 2]
     if not workloads:
-        die("no workload ran on both backends")
+        die("no workload ran on C, Rust and C again")
     print("Guest instructions per 4 KiB page, each timed window counted exactly")
-    print("(QEMU TCG plugin; the same on every run, whatever the host's load)")
+    print("(QEMU TCG plugin; the same on every run, whatever the host's load).")
+    print(f"A window holds about one run of the marker: {sum(per[1].values()):,} "
+          "instructions, the same for both backends.")
     print()
-    print(f"{'workload':<20} {'C':>10} {'Rust':>10} {'Rust-C':>9} {'Rust/C':>8}")
+    print(f"{'workload':<20} {'C':>10} {'Rust':>10} {'Rust-C':>9} {'Rust/C':>8} "
+          f"{'C again':>8}")
     for w in workloads:
-        (c, pages), (r, _) = by[("c", w)], by[("rust", w)]
-        tc, tr = sum(c.values()) / pages, sum(r.values()) / pages
-        print(f"{w:<20} {tc:10.1f} {tr:10.1f} {tr - tc:+9.1f} {tr / tc:8.4f}")
+        (c, pages), (c2, _) = by[("c", w)]
+        (r, _), = by[("rust", w)]
+        tc, tr, tc2 = (sum(x.values()) / pages for x in (c, r, c2))
+        print(f"{w:<20} {tc:10.1f} {tr:10.1f} {tr - tc:+9.1f} {tr / tc:8.4f} "
+              f"{tc2 / tc - 1:+8.2%}")
+    print("(C again: the C backend run after Rust, against its first run)")
     # The control: the same code on both backends. Other work landing in the
     # windows (another process, a worker) would show here first.
     if "shmem-host-write" in workloads:
-        (c, _), (r, _) = by[("c", "shmem-host-write")], by[("rust", "shmem-host-write")]
+        (c, _), (r, _) = (by[(b, "shmem-host-write")][0] for b in ("c", "rust"))
         drift = sum(r.values()) / sum(c.values()) - 1
         if abs(drift) > 0.001:
             print(f"\nwarning: the control row shmem-host-write differs by {drift:+.2%}: "
                   "the windows counted work that is not the workload's")
     for w in workloads:
-        (c, pages), (r, _) = by[("c", w)], by[("rust", w)]
+        (c, pages), (r, _) = by[("c", w)][0], by[("rust", w)][0]
         print()
         print(f"{w}: the functions where C and Rust differ most, instructions per page")
         print(f"{'C':>9} {'Rust':>9} {'Rust-C':>9}  function")
-        rows = sorted(set(c) | set(r), key=lambda n: -abs(r[n] - c[n]))
-        for n in rows[:top]:
+        rows = sorted(set(c) | set(r), key=lambda n: -abs(r[n] - c[n]))[:top]
+        names = demangle(rows)
+        for n in rows:
             print(f"{c[n] / pages:9.1f} {r[n] / pages:9.1f} "
-                  f"{(r[n] - c[n]) / pages:+9.1f}  {short(n)}")
+                  f"{(r[n] - c[n]) / pages:+9.1f}  {names[n]}")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,6 @@ uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb,
 				    void *userdata);
 void qemu_plugin_outs(const char *string);
-typedef void (*qemu_plugin_vcpu_simple_cb_t)(qemu_plugin_id_t id, unsigned int vcpu_index);
-void qemu_plugin_register_vcpu_idle_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_simple_cb_t cb);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
@@ -84,12 +82,10 @@ struct block {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block *blocks;
 static unsigned int phase;
+static bool too_many;
 static uint64_t marker;
 static bool have_marker;
 static const char *out_path;
-/* Times a vCPU went idle (halted), per phase: under -icount with sleep=off
- * the clock jumps ahead over idle time, which no instruction accounts for. */
-static uint64_t idles[MAX_PHASES];
 
 static void end_phase(void)
 {
@@ -108,16 +104,10 @@ static void on_marker(unsigned int vcpu, void *data)
 	if (phase + 1 < MAX_PHASES) {
 		end_phase();
 		phase++;
-	} else if (phase + 1 == MAX_PHASES) {
+	} else if (!too_many) {
 		qemu_plugin_outs("qemu-insn-count: too many phases\n");
+		too_many = true;
 	}
-	pthread_mutex_unlock(&lock);
-}
-
-static void on_idle(qemu_plugin_id_t id, unsigned int vcpu)
-{
-	pthread_mutex_lock(&lock);
-	idles[phase]++;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -169,10 +159,7 @@ static void on_exit_write(qemu_plugin_id_t id, void *data)
 		v[i++] = b;
 	/* Retranslations of a block share its start: one line for all. */
 	qsort(v, n, sizeof(*v), cmp_vaddr);
-	fprintf(f, "# phases %u\n# idle", phase + 1);
-	for (p = 0; p <= phase; p++)
-		fprintf(f, " %" PRIu64, idles[p]);
-	fputc('\n', f);
+	fprintf(f, "# phases %u\n", phase + 1);
 	for (i = 0; i < n; i = j) {
 		uint64_t sum[MAX_PHASES] = { 0 };
 		bool any = false;
@@ -215,7 +202,6 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
 		return -1;
 	}
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
-	qemu_plugin_register_vcpu_idle_cb(id, on_idle);
 	qemu_plugin_register_atexit_cb(id, on_exit_write, NULL);
 	return 0;
 }

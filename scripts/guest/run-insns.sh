@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
 # Runs inside the make insns guest (QEMU with qemu-insn-count.so): gmem_bench's
-# single-threaded workloads against the built-in C backend, then gmem_rs,
-# with the phase marker run at each of gmem_bench's clock reads, so that the
-# plugin counts each timed window apart. Then the kernel's symbols, which
-# the report maps the counts to.
+# single-threaded workloads against the built-in C backend, gmem_rs, then C
+# again (how far the two C runs differ bounds what running first or second
+# does), with the phase marker run at each of gmem_bench's clock reads, so
+# that the plugin counts each timed window apart. First, two marks with
+# nothing between them: what a mark itself costs. Last, the kernel's
+# symbols, which the report maps the counts to.
 #   run-insns.sh OUT SELFTESTS_DIR MODULE_DIR MARK [gmem_bench args]
 set -euo pipefail
 OUT=$1 STDIR=$2 MODDIR=$3 MARK=$4
 shift 4
-BENCH=$STDIR/kvm/x86_64/gmem_bench
-insmod "$MODDIR/mm/memfd_inaccessible.ko"
+KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
+# The programs run from the guest's tmpfs, and gmem_bench's output goes
+# there, read after it exits: reads of the host's files (9p) in a window,
+# or a reader woken by a pipe, would be counted in it.
+TMP=$(mktemp -d /run/insns.XXXXXX)
+cp "$STDIR/kvm/x86_64/gmem_bench" "$MARK" "$TMP/"
+BENCH=$TMP/gmem_bench MARK=$TMP/$(basename "$MARK")
 : >"$OUT/bench.txt"
-# gmem_bench's output goes to a file in the guest's tmpfs, read after it
-# exits: a reader woken by a pipe, or a write to the shared results folder
-# (9p), would run inside the next timed window and be counted there.
-TMP=$(mktemp)
-for b in c rust; do
-	if [ "$b" = rust ]; then insmod "$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko"; fi
+"$MARK"
+"$MARK"
+echo "MARK alone" >>"$OUT/bench.txt"
+run() {
+	GMEM_BENCH_MARK=$MARK "$BENCH" -b "$1" -w "$2" "${@:3}" >"$TMP/out" ||
+		{ cat "$TMP/out"; exit 1; }
+	grep '^BENCH ' "$TMP/out" | tee -a "$OUT/bench.txt" || true
+}
+for b in c rust c; do
+	if [ "$b" = rust ]; then insmod "$KO"; fi
 	for w in fault mmap allocate; do
-		GMEM_BENCH_MARK=$MARK "$BENCH" -b "$b" -w "$w" "$@" >"$TMP"
-		grep '^BENCH ' "$TMP" | tee -a "$OUT/bench.txt"
+		run "$b" "$w" "$@"
 	done
+	if [ "$b" = rust ]; then
+		# Modules' symbols too, while gmem_rs is loaded; the guest runs as root.
+		cat /proc/kallsyms >"$OUT/kallsyms"
+		rmmod gmem_rs
+	fi
 done
-rm -f "$TMP"
-# Modules' symbols too (gmem_rs stays loaded); the guest runs as root.
-cat /proc/kallsyms >"$OUT/kallsyms"
+rm -rf "$TMP"
 touch "$OUT/done"

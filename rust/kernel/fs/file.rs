@@ -133,8 +133,8 @@ impl Inode {
         // On 64-bit, `i_size_read()` is an acquire load, which pairs with `i_size_write()`'s
         // release: read here, as C inlines it, rather than by a call (host faults read it).
         #[cfg(CONFIG_64BIT)]
-        // SAFETY: The inode is valid; `i_size` is aligned, and on 64-bit only ever written
-        // whole, by `smp_store_release()`.
+        // SAFETY: The inode is valid and `i_size` aligned: this is the load `i_size_read()`
+        // does on 64-bit, and races with a writer only as C's does.
         return unsafe {
             core::sync::atomic::AtomicI64::from_ptr(core::ptr::addr_of_mut!(
                 (*self.as_raw()).i_size

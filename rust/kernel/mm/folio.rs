@@ -206,10 +206,13 @@ impl LockedFolio {
             0
         };
         // SAFETY: The folio is valid, and locked: its mapping and index change only under its
-        // lock (truncation, split), so plain reads of them race with no writer.
+        // lock (truncation, split), so plain reads of them race with no writer. The two fields
+        // are read in place, with no reference to the rest of the struct, which others change.
         let (mapping, index) = unsafe {
-            let head = &(*folio).__bindgen_anon_1.__bindgen_anon_1;
-            (head.mapping, head.index as u64)
+            (
+                (*folio).__bindgen_anon_1.__bindgen_anon_1.mapping,
+                (*folio).__bindgen_anon_1.__bindgen_anon_1.index as u64,
+            )
         };
         let span = FolioSpan {
             mapping,

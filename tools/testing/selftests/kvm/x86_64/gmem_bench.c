@@ -59,8 +59,8 @@
  *                                    a time, with no VM
  *
  * GMEM_BENCH_MARK=PROGRAM: run PROGRAM at each clock read, so that an
- * instruction counter outside the guest (make profile's insns mode) can
- * tell the timed windows apart. Its runs then count in the times.
+ * instruction counter outside the guest (a QEMU plugin watching PROGRAM's
+ * entry) can tell the timed windows apart. Its runs count in the times.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,14 +101,14 @@ static uint64_t gmem_flags;
 static void run_mark(void)
 {
 	static const char *mark;
-	static bool read;
+	static bool looked_up;
 	char *argv[2];
 	pid_t pid;
 	int status;
 
-	if (!read) {
+	if (!looked_up) {
 		mark = getenv("GMEM_BENCH_MARK");
-		read = true;
+		looked_up = true;
 	}
 	if (!mark)
 		return;
