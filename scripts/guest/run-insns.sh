@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs inside the make insns guest (QEMU with qemu-insn-count.so): gmem_bench's
-# single-threaded workloads against the built-in C backend, gmem_rs, then C
-# again (how far the two C runs differ bounds what running first or second
-# does), with the phase marker run at each of gmem_bench's clock reads, so
-# that the plugin counts each timed window apart. First, two marks with
-# nothing between them: what a mark itself costs. Last, the kernel's
-# symbols, which the report maps the counts to.
+# single-threaded workloads against the built-in C backend and gmem_rs
+# alternately, twice each (C, Rust, C, Rust): other work in the guest now
+# and then lands in a window, and only ever adds to it, so the report takes
+# each window's smaller count. The phase marker runs at each of gmem_bench's
+# clock reads, so that the plugin counts each timed window apart. First,
+# two marks with nothing between them: what a mark itself costs. The
+# kernel's symbols, which the report maps the counts to, are read while
+# gmem_rs is loaded.
 #   run-insns.sh OUT SELFTESTS_DIR MODULE_DIR MARK [gmem_bench args]
 set -euo pipefail
 OUT=$1 STDIR=$2 MODDIR=$3 MARK=$4
@@ -26,13 +28,13 @@ run() {
 		{ cat "$TMP/out"; exit 1; }
 	grep '^BENCH ' "$TMP/out" | tee -a "$OUT/bench.txt" || true
 }
-for b in c rust c; do
+for b in c rust c rust; do
 	if [ "$b" = rust ]; then insmod "$KO"; fi
 	for w in fault mmap allocate; do
 		run "$b" "$w" "$@"
 	done
 	if [ "$b" = rust ]; then
-		# Modules' symbols too, while gmem_rs is loaded; the guest runs as root.
+		# The modules' symbols too; the guest runs as root.
 		cat /proc/kallsyms >"$OUT/kallsyms"
 		rmmod gmem_rs
 	fi
