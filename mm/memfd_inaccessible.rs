@@ -102,10 +102,9 @@ impl Provider for Inaccessible {
         }
         // Consumers stop using the pages before shmem frees them, and do not map them again
         // until the punch is over.
-        let invalidation = data
-            .node
-            .invalidate((offset >> PAGE_SHIFT) as u64, (end >> PAGE_SHIFT) as u64);
-        file.punch_hole(&invalidation, offset, len)
+        let (first, last) = ((offset >> PAGE_SHIFT) as u64, (end >> PAGE_SHIFT) as u64);
+        data.node
+            .invalidate(first, last, |inv| file.punch_hole(inv, offset, len))
     }
 }
 

@@ -3,6 +3,8 @@
 #   rustfmt      the project's Rust files, with the kernel's .rustfmt.toml
 #   clippy       the kernel crate and the Rust modules built with CLIPPY=1
 #                (the kernel's lints); any warning fails
+#   compile-fail tests/compile-fail: rules of the abstractions that only the
+#                compiler checks, each a module that must fail to build
 #   checkpatch   scripts/checkpatch.pl --strict on every patch of the series,
 #                which also wants each patch Signed-off-by its author
 # Needs the assembled tree and a built kernel (make build). Prints one TAP
@@ -41,6 +43,11 @@ kmake CLIPPY=1 rust/kernel.o "${objs[@]}" >"$OUT/clippy-build.txt" 2>&1 ||
 	echo "the CLIPPY=1 build failed: see $OUT/clippy-build.txt" >>"$OUT/clippy-build.txt"
 grep -E -A4 '^(warning|error)' "$OUT/clippy-build.txt" >"$OUT/clippy.txt" || true
 result clippy "$OUT/clippy.txt"
+
+# The rules only the compiler checks: each case must fail to build, with its message.
+"$(dirname "$0")/compile-fail.sh" >"$OUT/compile-fail.tap" 2>&1
+cat "$OUT/compile-fail.tap"
+grep -q '^not ok' "$OUT/compile-fail.tap" && fails=$((fails + 1))
 
 # FILE_PATH_CHANGES (does MAINTAINERS need updating?) fires for every new
 # file; the series says who maintains what in its cover letter.

@@ -75,6 +75,11 @@ void kvm_gmem_slot_set_file(struct kvm_memory_slot *slot, struct file *file,
 			    unsigned long pgoff, bool gmem_only);
 /* KVM_CAP_GUEST_MEMFD_FLAGS's rule: whether @kvm has private memory. */
 bool kvm_gmem_vm_has_private_mem(struct kvm *kvm);
+/*
+ * Whether the arch prepares @kvm's private memory before the guest uses it
+ * (SEV-SNP): the host may then never map or write that memory.
+ */
+bool kvm_gmem_vm_prepares_memory(struct kvm *kvm);
 /* A reference on the slot's file, or NULL if it is closed or closing. */
 struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);
 /*

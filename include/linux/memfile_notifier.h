@@ -150,6 +150,13 @@ int memfile_get_pfn(struct memfile_notifier *notifier, pgoff_t offset,
 		    unsigned long *pfn, int *order);
 void memfile_put_pfn(struct memfile_notifier *notifier, unsigned long pfn);
 
+/* Internal to the core (mm/memfile_notifier.c, for rust/kernel/memfile.rs). */
+void memfile_stores_lock(void);
+void memfile_stores_unlock(void);
+int memfile_srcu_read_lock(void);
+void memfile_srcu_read_unlock(int idx);
+void memfile_srcu_synchronize(void);
+
 #else /* !CONFIG_MEMFILE_NOTIFIER */
 
 static inline int memfile_register_notifier(struct file *file,

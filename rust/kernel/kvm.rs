@@ -30,6 +30,7 @@ use crate::{
         File, FileDescriptorReservation, Inode, NotThreadSafe,
     },
     mm::{
+        filemap::{AddressSpaceOperations, PageCache},
         folio::{FolioSpan, LockedFolio},
         mempolicy::SharedPolicy,
         page_aligned,
@@ -109,6 +110,14 @@ impl Kvm {
         unsafe { bindings::kvm_gmem_range_is_private(self.as_raw(), start, end) }
     }
 
+    /// Whether the arch prepares the VM's private memory before its guest uses it (SEV-SNP):
+    /// the host must then never map or write that memory.
+    #[inline]
+    pub fn prepares_memory(&self) -> bool {
+        // SAFETY: The VM is valid.
+        unsafe { bindings::kvm_gmem_vm_prepares_memory(self.as_raw()) }
+    }
+
     /// Whether the VM has private memory (on x86, `KVM_X86_SW_PROTECTED_VM` and the
     /// confidential types): its guest_memfd memory cannot start shared.
     #[inline]
@@ -128,12 +137,16 @@ pub const GUEST_MEMFD_FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SH
 /// The flags `T`'s files take for `kvm` (`None`: for some VM): what the backend says, within
 /// what KVM allows. A VM with private memory keeps its private/shared state in its memory
 /// attributes, so its memory cannot start shared, whatever a backend says: host faults would
-/// otherwise reach folios the guest owns. Flags of the backend's own (not KVM's) are its to
-/// keep.
+/// otherwise reach folios the guest owns. A VM whose memory the arch prepares (SEV-SNP) gets
+/// no mappable files at all. Flags of the backend's own (not KVM's) are its to keep.
 fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
     let mut allowed = T::supported_flags(kvm);
-    if kvm.is_some_and(|kvm| kvm.has_private_mem()) {
-        allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
+    if let Some(kvm) = kvm {
+        if kvm.prepares_memory() {
+            allowed &= !(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+        } else if kvm.has_private_mem() {
+            allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
+        }
     }
     allowed
 }
@@ -143,8 +156,10 @@ fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
 #[inline]
 pub fn arch_invalidate(folio: &crate::mm::filemap::FreedFolio) {
     let pfn = folio.pfn();
-    // SAFETY: The range is the folio's own pages, which nothing maps or uses any more (it
-    // has left the page cache and is being freed), so the host may take them back.
+    // SAFETY: The range is the folio's own pages, which the file has given up (`FreedFolio`
+    // invariant). The guest maps none of them: a guest_memfd's folios are freed only by
+    // `GmemFile::punch_hole`, inside an invalidation of their range, or after release has
+    // unbound every memslot. So the host may take them back, as C's `free_folio` does.
     unsafe { bindings::kvm_gmem_arch_invalidate(pfn, pfn + (1u64 << folio.order())) };
 }
 
@@ -191,7 +206,8 @@ impl Drop for ZapGuard<'_> {
 pub struct MemorySlot(Opaque<bindings::kvm_memory_slot>);
 
 // SAFETY: Memslots are shared between threads; the accessors used here are safe to call
-// concurrently (binding fields are written with WRITE_ONCE and read with READ_ONCE).
+// concurrently: a binding's offset and flags are written only before the slot is visible
+// (`bind`), and its file pointer with WRITE_ONCE, read with READ_ONCE or `get_file_active()`.
 unsafe impl Sync for MemorySlot {}
 // SAFETY: See above.
 unsafe impl Send for MemorySlot {}
@@ -349,9 +365,10 @@ pub struct GmemFile<T: GmemBackend> {
 }
 
 impl<T: GmemBackend> GmemFile<T> {
-    /// Creates a guest_memfd file of `size` bytes, fixed, with `flags`, for `kvm`, lets
-    /// `setup` set up its page cache while nobody else sees it, and gives it a file
-    /// descriptor, which is returned. A flag the backend does not support for `kvm`
+    /// Creates a guest_memfd file of `size` bytes, fixed, with `flags`, for `kvm`, with the
+    /// backend's page-cache operations ([`GmemBackend::Aops`]) installed, lets `setup` set up
+    /// its page cache while nobody else sees it, and gives it a file descriptor, which is
+    /// returned. A flag the backend does not support for `kvm`
     /// ([`GmemBackend::supported_flags`]) is `EINVAL`.
     pub fn create(
         kvm: &Kvm,
@@ -377,6 +394,9 @@ impl<T: GmemBackend> GmemFile<T> {
         static NAME: &CStr = crate::c_str!("[kvm-gmem]");
         let mut file = NewFile::create(T::table().fops(), NAME, gmem.clone(), O_RDWR)?;
         file.set_fixed_size(size);
+        // The abstraction's, not the backend's: it frees the page cache (`punch_hole`,
+        // release), and takes this reference back at release.
+        file.set_aops::<T::Aops>(gmem.clone())?;
         setup(&mut file, &gmem)?;
         let nr = fd.reserved_fd();
         fd.fd_install(file.into_file());
@@ -397,6 +417,66 @@ impl<T: GmemBackend> GmemFile<T> {
     /// every folio the backend allocates follows it, for `fallocate()` and for faults alike.
     pub fn policy(&self) -> &SharedPolicy {
         &self.policy
+    }
+
+    /// Whether `file` is this guest_memfd's file.
+    #[inline]
+    fn owns(&self, file: &File) -> bool {
+        // SAFETY: `file` is valid; `f_op` is fixed once the file is open.
+        let fops = unsafe { (*file.as_raw()).f_op };
+        if !core::ptr::eq(fops, T::table().fops().as_raw()) {
+            return false;
+        }
+        // SAFETY: The file has `T`'s file operations (checked above) and `&File` holds a
+        // reference on it.
+        let data = unsafe { BackendVtable::<T>::data(file) };
+        core::ptr::eq(&*data, self)
+    }
+
+    /// The page cache of `file`, this guest_memfd's file (`EINVAL` for another file). It
+    /// allocates and looks up folios; freeing them is [`GmemFile::punch_hole`]'s alone.
+    #[inline]
+    pub fn page_cache<'a>(&self, file: &'a File) -> Result<&'a PageCache<T::Aops>> {
+        if !self.owns(file) {
+            return Err(EINVAL);
+        }
+        file.inode().mapping().page_cache::<T::Aops>().ok_or(EINVAL)
+    }
+
+    /// Frees pages `[start, end)` of `file`, this guest_memfd's file (`EINVAL` for another),
+    /// the one way to free memory of a guest_memfd before its release. Under the mapping's
+    /// exclusive `invalidate_lock`, and inside an MMU invalidation of the range rounded out to
+    /// the largest folio the page cache may hold (clamped to the file): KVM may map a large
+    /// folio whole, and a fault may bring in a large folio around the range meanwhile, so
+    /// every mapping of a page of a folio being freed or split is zapped first, and faults on
+    /// them retry until the truncation is over. A large folio the range cuts is split, or
+    /// its pages in the range zeroed in place if it never splits.
+    pub fn punch_hole(&self, file: &File, start: u64, end: u64) -> Result {
+        let cache = self.page_cache(file)?;
+        let npages = file.inode().size() as u64 >> PAGE_SHIFT;
+        let end = end.min(npages);
+        if start >= end {
+            return Ok(());
+        }
+        let block = 1u64 << cache.max_folio_order();
+        let zap_start = start & !(block - 1);
+        let zap_end = end.div_ceil(block).saturating_mul(block).min(npages);
+        let truncate = cache.lock_for_truncate();
+        self.invalidate(zap_start, zap_end, || {
+            truncate.truncate_range(
+                (start << PAGE_SHIFT) as i64,
+                ((end << PAGE_SHIFT) - 1) as i64,
+            );
+            if block > 1 {
+                // A large folio at an edge whose split failed (a fault held a reference):
+                // faults on it retry now, so split it, or zero the range's pages in place.
+                // Not where the arch prepares the VM's memory: a page the hardware may still
+                // give the guest must not be written (there `EBUSY`, and backends do not
+                // offer large folios to such VMs).
+                let _ = truncate.finish_partial(start, end, !self.kvm.prepares_memory());
+            }
+        });
+        Ok(())
     }
 
     /// Whether page `index` of the file is bound to `slot`, read from the table. Faults use
@@ -513,9 +593,14 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
 
     fn release(gmem: ArcBorrow<'_, GmemFile<T>>, inode: &Inode) {
         gmem.unbind_all(inode);
-        // The VM's memslots are free to change again; the backend frees the memory now, while
-        // the module is pinned by the file.
+        // The VM's memslots are free to change again; the memory is freed now, while the
+        // module is pinned by the file (the inode is evicted after the file drops its module
+        // reference), and the page cache's reference on the file state (and so on the VM)
+        // is taken back, whatever the backend did.
         T::release(&gmem, inode);
+        if let Some(cache) = inode.mapping().page_cache::<T::Aops>() {
+            drop(cache.lock_for_truncate().take_aops_private());
+        }
     }
 
     fn fallocate(
@@ -621,6 +706,11 @@ impl GmemFault<'_> {
         if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) {
             return Ok(());
         }
+        // Only private memory is the guest's to have prepared (a guest_memfd-only slot
+        // serves shared faults from the file too).
+        if !self.kvm.range_is_private(self.gfn, self.gfn + 1) {
+            return Ok(());
+        }
         let span = check_folio(self.file, folio, self.index)?;
         let gfn = self.gfn - (self.index - span.index());
         // SAFETY: The VM is valid; the pfns are the folio's own pages, locked and referenced,
@@ -664,31 +754,69 @@ impl GmemPopulate<'_> {
         self.slot.index_of(self.gfn + i)
     }
 
-    /// Hands the `i`th page, which `folio` holds, to the populate callback (which copies the
-    /// initial contents in and, on SEV-SNP and TDX, encrypts them). `EINVAL` if the gfn is not
-    /// private.
-    pub fn call(&self, i: u64, folio: &LockedFolio) -> Result {
-        // The slot holds the `npages` pages from `gfn`, and no others.
-        if i >= self.npages {
-            return Err(EINVAL);
-        }
+    /// Whether the `n` pages from the `i`th are all private (and inside the call).
+    pub fn is_private(&self, i: u64, n: u64) -> bool {
+        i.checked_add(n).is_some_and(|end| end <= self.npages)
+            && self.kvm.range_is_private(self.gfn + i, self.gfn + i + n)
+    }
+
+    /// Fills `folio`, which starts at the `i`th page, with its pages' initial contents: hands
+    /// each page to the populate callback (which copies them in and, on SEV-SNP and TDX,
+    /// encrypts them) and marks the folio uptodate. Returns the number of pages filled, the
+    /// folio's. `EEXIST` if it is uptodate already (before or, a racing fault, after), `EINVAL`
+    /// if its pages are not all inside the call and private, `EHWPOISON` for a memory error in
+    /// it; a callback's error is returned as is, and the folio stays not uptodate.
+    ///
+    /// As in 6.12, the callbacks run with the folio unlocked (they copy from userspace, which
+    /// may fault, and must not hold up the guest's faults on other pages while they do), and
+    /// referenced; the mapping's `invalidate_lock`, which the populate trampoline holds, keeps
+    /// the folio in the file meanwhile.
+    pub fn fill(&self, i: u64, folio: LockedFolio) -> Result<u64> {
         let index = self.index(i);
-        let span = check_folio(self.file, folio, index)?;
-        let gfn = self.gfn + i;
-        if !self.kvm.range_is_private(gfn, gfn + 1) {
+        let span = check_folio(self.file, &folio, index)?;
+        let nr = 1u64 << span.order();
+        if span.index() != index || !self.is_private(i, nr) {
             return Err(EINVAL);
         }
-        let src = if self.src != 0 {
-            self.src + (i << PAGE_SHIFT) as usize
-        } else {
-            0
-        };
-        let pfn = folio.pfn() + (index - span.index());
-        let Some(f) = self.f else { return Err(EINVAL) };
-        // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate call
-        // this object lives in; the VM is valid; the pfn is the page of the file at `gfn`,
-        // locked and referenced.
-        to_result(unsafe { f(self.kvm.as_raw(), gfn, pfn, src as _, 0, self.opaque) })
+        if folio.test_uptodate() {
+            return Err(EEXIST);
+        }
+        if folio.contains_hwpoison() {
+            return Err(EHWPOISON);
+        }
+        let pfn = folio.pfn();
+        let folio = folio.unlock();
+        for n in 0..nr {
+            let src = if self.src != 0 {
+                // A bad address is the callback's to refuse (`EFAULT`), as in C: no panic.
+                self.src.wrapping_add(((i + n) << PAGE_SHIFT) as usize)
+            } else {
+                0
+            };
+            let Some(f) = self.f else { return Err(EINVAL) };
+            // SAFETY: KVM gave us `f` and `opaque` together for the duration of the populate
+            // call this object lives in; the VM is valid; the pfn is the page of the file at
+            // the gfn, referenced (`folio`) and kept in the file by `invalidate_lock`.
+            to_result(unsafe {
+                f(self.kvm.as_raw(), self.gfn + i + n, pfn + n, src as _, 0, self.opaque)
+            })?;
+        }
+        // Locked again to mark it; the same folio, unless a memory error split it meanwhile.
+        let locked = self
+            .file
+            .inode()
+            .mapping()
+            .lock_folio(index)
+            .ok_or(EHWPOISON)?;
+        if !core::ptr::eq(locked.as_raw(), folio.as_raw()) || locked.order() != span.order() {
+            return Err(EHWPOISON);
+        }
+        // A guest fault that raced with the callbacks zeroed and prepared it: theirs now.
+        if locked.test_uptodate() {
+            return Err(EEXIST);
+        }
+        locked.mark_uptodate();
+        Ok(nr)
     }
 }
 
@@ -699,6 +827,10 @@ impl GmemPopulate<'_> {
 pub trait GmemBackend: Sized + 'static {
     /// The module the backend lives in.
     const OWNER: &'static ThisModule;
+
+    /// The operations of its files' page caches, which [`GmemFile::create`] installs with the
+    /// file's state as their private data, and release takes back.
+    type Aops: AddressSpaceOperations<Private = Arc<GmemFile<Self>>>;
 
     /// The backend's table (`static TABLE: BackendTable<Self> = BackendTable::new();`).
     fn table() -> &'static BackendTable<Self>;
@@ -728,9 +860,9 @@ pub trait GmemBackend: Sized + 'static {
     /// `fallocate(2)` on the file.
     fn fallocate(gmem: &GmemFile<Self>, file: &File, mode: i32, offset: i64, len: i64) -> Result;
 
-    /// The file is being released and bound to nothing any more: free its memory (what is
-    /// left in the page cache is truncated after this).
-    fn release(gmem: &GmemFile<Self>, inode: &Inode);
+    /// The file is being released and bound to nothing any more; its page cache is emptied
+    /// after this. Nothing by default.
+    fn release(_gmem: &GmemFile<Self>, _inode: &Inode) {}
 
     /// The folio holding the faulting page, locked, with the order KVM may map it at (at most
     /// the folio's); KVM gets the page with a reference. The abstraction checked that the slot
@@ -886,8 +1018,16 @@ impl<T: GmemBackend> BackendVtable<T> {
                 gfn,
                 index,
             };
-            let (folio, order) = T::get_pfn(&gmem, &fault)?;
+            let (folio, mut order) = T::get_pfn(&gmem, &fault)?;
             let span = check_folio(&file, &folio, index)?;
+            // A memory error arrives without the folio lock: whatever the backend saw, a
+            // poisoned page is refused, and a folio with one is not mapped whole.
+            if folio.page_hwpoison(index) {
+                return Err(EHWPOISON);
+            }
+            if order != 0 && folio.contains_hwpoison() {
+                order = 0;
+            }
             // The `1 << order` pages around the gfn that KVM may map with one entry must be
             // pages of the folio, at the same offsets in the file as in the slot (for order 0,
             // the page `check_folio` found it holds).

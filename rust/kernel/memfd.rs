@@ -183,27 +183,31 @@ impl ShmemFile {
     }
 
     /// shmem's `fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: frees the range,
-    /// which `inv` invalidates in the file's consumers (`EINVAL` if it does not), so that none
-    /// of them still uses a page being freed.
+    /// in whole pages, which `inv` invalidates in the file's consumers (`EINVAL` if it does
+    /// not, or if the range is not page-aligned), so that none of them still uses a page being
+    /// freed. Whole pages only: shmem does not zero the partial pages of an inaccessible
+    /// mapping (6.12's `truncate_inode_partial_folio()`), which would keep their old bytes.
     pub fn punch_hole(&self, inv: &Invalidation<'_>, offset: i64, len: i64) -> Result {
         let end = offset.checked_add(len).ok_or(EINVAL)?;
-        if offset < 0 || len <= 0 {
+        if offset < 0
+            || len <= 0
+            || !crate::mm::page_aligned(offset as u64)
+            || !crate::mm::page_aligned(len as u64)
+        {
             return Err(EINVAL);
         }
         let shift = crate::page::PAGE_SHIFT;
-        let page_end = (end as u64).div_ceil(1 << shift);
-        if !inv.covers(&self.0, offset as u64 >> shift, page_end) {
+        if !inv.covers(&self.0, offset as u64 >> shift, end as u64 >> shift) {
             return Err(EINVAL);
         }
         let mode = bindings::FALLOC_FL_PUNCH_HOLE | bindings::FALLOC_FL_KEEP_SIZE;
         self.shmem_fallocate(mode as i32, offset, len)?;
         // Large folios (`shmem_enabled` gives them) that shmem could not split; the consumers
-        // are invalidated meanwhile, so their references drain. Whole pages only: shmem zeroed
-        // the partial ones. No consumer prepares these pages for a guest, so they may be
-        // zeroed in place.
+        // are invalidated meanwhile, so their references drain. No consumer prepares these
+        // pages for a guest, so they may be zeroed in place.
         crate::mm::filemap::finish_partial_truncate(
             self.0.inode().mapping(),
-            (offset as u64).div_ceil(1 << shift),
+            offset as u64 >> shift,
             end as u64 >> shift,
             true,
             || self.shmem_fallocate(mode as i32, offset, len),

@@ -45,7 +45,7 @@ const F_ALLOWED: usize = F_USER_INACCESSIBLE | F_UNMOVABLE | F_UNRECLAIMABLE;
 const MAX_STORES: usize = bindings::MEMFILE_MAX_BACKING_STORES as usize;
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_STORE: AtomicPtr<bindings::memfile_backing_store> = AtomicPtr::new(null_mut());
-/// The registered stores; a slot is published with `Release` and read under RCU.
+/// The registered stores; a slot is published with `Release` and read under SRCU.
 static STORES: [AtomicPtr<bindings::memfile_backing_store>; MAX_STORES] = [NO_STORE; MAX_STORES];
 
 /// A registered notifier, as the node keeps it.
@@ -114,15 +114,21 @@ impl Node {
         !self.inner.lock().notifiers.is_empty()
     }
 
-    /// Invalidates pages `[start, end)` of the node's file: every notifier gets its begin now
-    /// and its end when the returned guard is dropped. The store drops the pages in between.
-    pub fn invalidate(&self, start: u64, end: u64) -> Invalidation<'_> {
-        self.begin(start as c_ulong, end as c_ulong);
-        Invalidation {
+    /// Invalidates pages `[start, end)` of the node's file while `f` runs: every notifier gets
+    /// its begin before and its end after. `f` frees the pages, with the [`Invalidation`] as
+    /// proof. A closure, not a guard, so that no end can be skipped (a guard can be leaked
+    /// with `mem::forget`, which would leave the node busy and every later registration and
+    /// invalidation waiting forever).
+    pub fn invalidate<R>(&self, start: u64, end: u64, f: impl FnOnce(&Invalidation<'_>) -> R) -> R {
+        let (start, end) = (start as c_ulong, end as c_ulong);
+        self.begin(start, end);
+        let r = f(&Invalidation {
             node: self,
-            start: start as c_ulong,
-            end: end as c_ulong,
-        }
+            start,
+            end,
+        });
+        self.end(start, end);
+        r
     }
 
     /// A memory error in pages `[start, end)`: every notifier stops using them, now. Unlike
@@ -217,7 +223,7 @@ fn conflict(a: &bindings::memfile_notifier, b: &bindings::memfile_notifier) -> b
     a.owner != b.owner || (a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end)
 }
 
-/// An invalidation in progress; dropping it ends it.
+/// An invalidation in progress, which [`Node::invalidate`] ends when its closure returns.
 pub struct Invalidation<'a> {
     node: &'a Node,
     start: c_ulong,
@@ -234,12 +240,6 @@ impl Invalidation<'_> {
             && self.start as u64 <= start
             && start <= end
             && end <= self.end as u64
-    }
-}
-
-impl Drop for Invalidation<'_> {
-    fn drop(&mut self) {
-        self.node.end(self.start, self.end);
     }
 }
 

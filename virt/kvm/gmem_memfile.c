@@ -31,14 +31,21 @@ static struct kvm_memfile_binding *to_binding(struct memfile_notifier *n)
 	return container_of(n, struct kvm_memfile_binding, notifier);
 }
 
+/* Whether file pages [start, end) overlap the pages bound to the slot. */
+static bool kvm_memfile_overlaps(struct kvm_memory_slot *slot, pgoff_t start,
+				 pgoff_t end)
+{
+	pgoff_t pgoff = slot->gmem.pgoff;
+
+	return max(start, pgoff) < min(end, pgoff + slot->npages);
+}
+
 static void kvm_memfile_invalidate_begin(struct memfile_notifier *n,
 					 pgoff_t start, pgoff_t end)
 {
 	struct kvm_memfile_binding *b = to_binding(n);
-	struct kvm_memory_slot *slot = b->slot;
-	pgoff_t pgoff = slot->gmem.pgoff;
 
-	b->zapping = max(start, pgoff) < min(end, pgoff + slot->npages);
+	b->zapping = kvm_memfile_overlaps(b->slot, start, end);
 	if (b->zapping)
 		kvm_gmem_zap_begin(b->kvm, &b->slot, 1, start, end);
 }
@@ -62,10 +69,8 @@ static void kvm_memfile_memory_error(struct memfile_notifier *n,
 				     pgoff_t start, pgoff_t end)
 {
 	struct kvm_memfile_binding *b = to_binding(n);
-	struct kvm_memory_slot *slot = b->slot;
-	pgoff_t pgoff = slot->gmem.pgoff;
 
-	if (max(start, pgoff) >= min(end, pgoff + slot->npages))
+	if (!kvm_memfile_overlaps(b->slot, start, end))
 		return;
 	kvm_gmem_zap_begin(b->kvm, &b->slot, 1, start, end);
 	kvm_gmem_zap_end(b->kvm);
@@ -144,6 +149,9 @@ int kvm_memfile_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 	int r;
 
 	if (offset > (u64)size || slot->npages > ((u64)size - offset) >> PAGE_SHIFT)
+		return -EINVAL;
+	/* Stores do not run the arch's preparation of private memory (SEV-SNP). */
+	if (kvm_gmem_vm_prepares_memory(kvm))
 		return -EINVAL;
 
 	b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);

@@ -138,6 +138,19 @@ bool kvm_gmem_vm_has_private_mem(struct kvm *kvm)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_vm_has_private_mem);
 
+bool kvm_gmem_vm_prepares_memory(struct kvm *kvm)
+{
+#if defined(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) && defined(CONFIG_X86)
+	/* sev_gmem_prepare() acts on SEV-SNP VMs only. */
+	return kvm->arch.vm_type == KVM_X86_SNP_VM;
+#elif defined(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE)
+	return kvm_arch_has_private_mem(kvm);
+#else
+	return false;
+#endif
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_vm_prepares_memory);
+
 bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
 {
 	return kvm_range_has_memory_attributes(kvm, start_gfn, end_gfn,

@@ -230,18 +230,17 @@ impl<T: FileOperations> FileOpsTable<T> {
 /// assert_eq!(folio.order(), 0);
 /// assert!(folio.pfn() != 0);
 /// assert!(!folio.test_uptodate() && !folio.test_hwpoison());
-/// folio.zero()?;
-/// folio.mark_uptodate();
-/// // An uptodate folio is not written again (it may be a guest's).
-/// assert!(folio.zero().is_err());
-/// let folio = folio.unlock();
+/// // Zeroed and prepared on first use, and only then uptodate.
+/// assert!(folio.init_once(|_| Err(EIO)).is_err());
+/// assert!(!folio.test_uptodate());
+/// folio.init_once(|_| Ok(()))?;
 /// assert!(folio.test_uptodate());
+/// // An uptodate folio is not prepared again (it may be a guest's).
+/// folio.init_once(|_| Err(EIO))?;
 /// drop(folio);
 ///
-/// // The same folio is found again, until the range is truncated.
+/// // The same folio is found again (only its owner's abstraction frees it).
 /// assert!(mapping.grab_folio(1, None, 0)?.test_uptodate());
-/// mapping.lock_for_truncate().truncate_range(0, -1);
-/// assert!(!mapping.grab_folio(1, None, 0)?.test_uptodate());
 ///
 /// // Filling a range a folio at a time: each call says where the next one starts.
 /// assert_eq!(mapping.populate_folio(2, None, 0)?, 3);

@@ -235,8 +235,11 @@ impl<A: AddressSpaceOperations> PageCache<A> {
     }
 
     /// Takes `invalidate_lock` exclusively, for the operations that remove folios.
+    /// Crate-private: who may free a page cache's folios, and after which invalidation of their
+    /// users, is for the abstraction that owns it to say (for guest_memfd,
+    /// [`GmemFile::punch_hole`](crate::kvm::GmemFile::punch_hole) and release).
     #[inline]
-    pub fn lock_for_truncate(&self) -> TruncateGuard<'_, A> {
+    pub(crate) fn lock_for_truncate(&self) -> TruncateGuard<'_, A> {
         TruncateGuard {
             guard: self.invalidate_lock(),
             cache: self,
@@ -246,7 +249,7 @@ impl<A: AddressSpaceOperations> PageCache<A> {
 
 /// A [`PageCache`] whose `invalidate_lock` is held exclusively: folios can be removed.
 #[must_use = "the lock is released when the guard is dropped"]
-pub struct TruncateGuard<'a, A: AddressSpaceOperations> {
+pub(crate) struct TruncateGuard<'a, A: AddressSpaceOperations> {
     guard: InvalidateGuard<'a>,
     cache: &'a PageCache<A>,
 }
@@ -255,7 +258,7 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
     /// Removes the folios of bytes `[start, end]` (inclusive) from the mapping, zeroing the
     /// partial pages at the edges.
     #[inline]
-    pub fn truncate_range(&self, start: i64, end: i64) {
+    pub(crate) fn truncate_range(&self, start: i64, end: i64) {
         let _ = &self.guard;
         // SAFETY: The mapping is valid and the guard excludes other truncation; the mapping's
         // a_ops are `A`'s (type invariant), with no backing store to write back to.
@@ -266,13 +269,11 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
     /// large folios: see [`finish_partial_truncate`]. The caller has stopped the folios' users
     /// from using the range (for guest memory, zapped it), so that their references drain.
     ///
-    /// Where KVM's arch prepares guest memory (SEV-SNP), the host must not write a page the
-    /// hardware may still give a guest: there a folio that never splits is left as it is, and
-    /// the result is `EBUSY`.
-    pub fn finish_partial(&self, start: u64, end: u64) -> Result {
+    /// Without `may_zero` (where KVM's arch prepares guest memory, SEV-SNP: the host must not
+    /// write a page the hardware may still give a guest), a folio that never splits is left
+    /// as it is, and the result is `EBUSY`.
+    pub(crate) fn finish_partial(&self, start: u64, end: u64, may_zero: bool) -> Result {
         let size = crate::page::PAGE_SIZE as u64;
-        let may_zero =
-            !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) && !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE);
         finish_partial_truncate(self.cache, start, end, may_zero, || {
             let (first, last) = (start.saturating_mul(size), end.saturating_mul(size) - 1);
             self.truncate_range(first as i64, last as i64);
@@ -288,7 +289,7 @@ impl<A: AddressSpaceOperations> TruncateGuard<'_, A> {
     /// The data is unpublished first, then every folio is truncated: truncation waits for each
     /// folio's lock, so a memory-error callback that borrowed the data (it runs with a folio of
     /// the mapping locked) has returned before the data is handed back.
-    pub fn take_aops_private(&self) -> Option<A::Private> {
+    pub(crate) fn take_aops_private(&self) -> Option<A::Private> {
         // SAFETY: Once the file is shared, `i_private` is only accessed through `aops_private`.
         let slot = unsafe { aops_private(self.cache) };
         let ptr = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
@@ -416,13 +417,15 @@ impl Drop for InvalidateSharedGuard<'_> {
     }
 }
 
-/// A folio that has left its page cache and is being freed: what
+/// A folio that has left its page cache, which is about to put its own references on it: what
 /// [`AddressSpaceOperations::free_folio`] gets, and only it.
 ///
 /// # Invariants
 ///
-/// The folio is no longer in any page cache and nobody but the caller of `free_folio`
-/// references it.
+/// The folio has been removed from its page cache: no lookup of the mapping finds it, and it
+/// is not mapped into userspace through the mapping any more. Others may still hold
+/// references (a speculative lookup that has not yet seen it go, a pin taken earlier): the
+/// folio is not necessarily freed when `free_folio` returns, only given up by its file.
 #[repr(transparent)]
 pub struct FreedFolio(Folio);
 
@@ -458,7 +461,7 @@ pub trait AddressSpaceOperations: Sized + 'static {
     fn table() -> &'static AopsTable<Self>;
 
     /// A memory error was found in `folio`, which is locked and in `mapping`. `private` is
-    /// `None` once it has been taken back with [`TruncateGuard::take_aops_private`].
+    /// `None` once the page cache's owner has taken it back (at the file's release).
     fn error_remove_folio(
         _private: Option<<Self::Private as ForeignOwnable>::Borrowed<'_>>,
         _mapping: &AddressSpace,
@@ -467,7 +470,7 @@ pub trait AddressSpaceOperations: Sized + 'static {
         crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// `folio` has left the page cache and is about to be freed.
+    /// `folio` has left the page cache, which puts its references on it after this.
     fn free_folio(_folio: &FreedFolio) {
         crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
@@ -524,9 +527,11 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
 
     /// # Safety
     ///
-    /// Called by the mm with a folio that has left the page cache.
+    /// Called by the mm (`filemap_free_folio()`) with a folio it has just removed from the page
+    /// cache, before it puts the page cache's references.
     unsafe extern "C" fn free_folio(folio: *mut bindings::folio) {
-        // SAFETY: The caller holds the last reference while the folio is being freed;
+        // SAFETY: The page cache's references, which the caller puts after this, keep the folio
+        // alive for the call, and it has left the mapping (the `FreedFolio` invariant);
         // `FreedFolio` is a transparent `Folio`.
         A::free_folio(unsafe { &*folio.cast::<FreedFolio>() });
     }
@@ -541,7 +546,11 @@ impl<A: AddressSpaceOperations> AopsVtable<A> {
         _src: *mut bindings::folio,
         _mode: bindings::migrate_mode,
     ) -> i32 {
-        crate::pr_warn!("migrate_folio on an unmovable mapping\n");
+        // Once: the mm may retry, and a warning per try would flood the log.
+        static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            crate::pr_warn!("migrate_folio on an unmovable mapping\n");
+        }
         EINVAL.to_errno()
     }
 

@@ -86,7 +86,10 @@ impl Folio {
     #[inline]
     fn flags(&self) -> &AtomicUsize {
         // SAFETY: The folio is valid while `&self` is, and its first word is its head page's
-        // `flags`, which the kernel only changes with atomic bit operations.
+        // `flags`. While others can reach the folio (as we can, through a reference), the
+        // kernel changes them with atomic bit operations; its non-atomic `__folio_set_*()`
+        // forms are for folios nobody else can reach yet or any more (allocation, freeing,
+        // a split with the refcount frozen, which a reference of ours prevents).
         unsafe {
             AtomicUsize::from_ptr(addr_of_mut!((*self.as_raw()).__bindgen_anon_1.page.flags).cast())
         }
@@ -226,13 +229,14 @@ impl LockedFolio {
 
     /// Unlocks the folio and hands its reference to whoever receives the pfn of page `index`
     /// of its file (KVM releases it with `kvm_release_pfn_clean`); `EFAULT`, and the folio
-    /// unlocked and put, if the folio does not hold that page. Crate-private: only the
-    /// trampolines that checked the folio against its file hand pfns out.
+    /// unlocked and put, if the folio does not hold that page or is not uptodate (its contents
+    /// would be whatever the page last held). Crate-private: only the trampolines that checked
+    /// the folio against its file hand pfns out.
     #[inline]
     pub(crate) fn into_page_pfn(self, index: u64) -> crate::error::Result<u64> {
         // The guard's own span, not the caller's: the pfn comes from the folio.
         let span = self.span();
-        if !span.covers(index) {
+        if !span.covers(index) || !self.test_uptodate() {
             return Err(crate::error::code::EFAULT);
         }
         let pfn = self.pfn() + (index - span.index);
@@ -243,8 +247,8 @@ impl LockedFolio {
 
     /// Hands the lock and the reference to the MM, as a fault handler's
     /// `VM_FAULT_LOCKED` page: the page of `mapping` at `index`, or `None` (and the folio
-    /// unlocked and put) if the folio does not hold it. Crate-private: for [`VmOperations`]'s
-    /// trampoline, which checks against the faulting file.
+    /// unlocked and put) if the folio does not hold it or is not uptodate. Crate-private: for
+    /// [`VmOperations`]'s trampoline, which checks against the faulting file.
     ///
     /// [`VmOperations`]: crate::mm::virt::VmOperations
     #[inline]
@@ -254,7 +258,7 @@ impl LockedFolio {
         index: u64,
     ) -> Option<*mut bindings::page> {
         let span = self.span();
-        if !span.holds(mapping, index) {
+        if !span.holds(mapping, index) || !self.test_uptodate() {
             return None;
         }
         // The lock and the reference pass to the caller with the page: never dropped.
@@ -274,7 +278,7 @@ impl LockedFolio {
     /// contents may then be a guest's, which the host must not write (on SEV-SNP, a write to a
     /// guest-owned page faults).
     #[inline]
-    pub fn zero(&self) -> crate::error::Result {
+    fn zero(&self) -> crate::error::Result {
         if self.test_uptodate() {
             return Err(crate::error::code::EEXIST);
         }
@@ -285,10 +289,27 @@ impl LockedFolio {
         Ok(())
     }
 
-    /// Marks its contents valid. Release, so that its contents are written before the flag is
-    /// seen, as `smp_wmb()` does in C's `folio_mark_uptodate()`.
+    /// Makes the folio ready for its first use, unless it is uptodate already: zeroes it, so
+    /// that nobody sees what its pages held before, runs `prepare` on it (the arch's
+    /// preparation of guest memory), and marks it uptodate. An error of `prepare` leaves it
+    /// not uptodate. The one public way to mark a folio uptodate: the pfns and pages that the
+    /// abstractions hand to KVM and to the MM are those of uptodate folios only.
     #[inline]
-    pub fn mark_uptodate(&self) {
+    pub fn init_once(&self, prepare: impl FnOnce(&LockedFolio) -> crate::error::Result) -> crate::error::Result {
+        if self.test_uptodate() {
+            return Ok(());
+        }
+        self.zero()?;
+        prepare(self)?;
+        self.mark_uptodate();
+        Ok(())
+    }
+
+    /// Marks its contents valid. Release, so that its contents are written before the flag is
+    /// seen, as `smp_wmb()` does in C's `folio_mark_uptodate()`. Crate-private: only after
+    /// the folio was zeroed ([`LockedFolio::init_once`]) or filled (populate).
+    #[inline]
+    pub(crate) fn mark_uptodate(&self) {
         // The folio is locked, as marking it requires.
         self.flags()
             .fetch_or(1 << bindings::pageflags_PG_uptodate, Ordering::Release);

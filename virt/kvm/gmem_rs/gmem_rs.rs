@@ -26,7 +26,7 @@
 use kernel::{
     fs::{
         falloc::{KEEP_SIZE, PUNCH_HOLE},
-        File, Inode,
+        File,
     },
     kvm::{
         BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration,
@@ -70,27 +70,36 @@ type Gmem = GmemFile<GmemRs>;
 static TABLE: BackendTable<GmemRs> = BackendTable::new();
 static AOPS: AopsTable<GmemAops> = AopsTable::new();
 
-/// The file's page cache: every gmem_rs file has `GmemAops`.
-fn page_cache(file: &File) -> Result<&PageCache<GmemAops>> {
-    file.inode()
-        .mapping()
-        .page_cache::<GmemAops>()
-        .ok_or(EINVAL)
-}
-
 /// Whether the file's memory comes in PMD-sized folios.
 fn is_huge(gmem: &Gmem) -> bool {
     gmem.flags() & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD != 0
 }
 
-/// The order of the file's new folios. A huge file's size is a multiple of the PMD size, so
-/// every PMD-aligned range of it is inside it.
-fn folio_order(gmem: &Gmem) -> u32 {
+/// Where a file of `npages` pages stops taking PMD-sized folios: the end of its last whole
+/// PMD-aligned block if it is huge (a huge file's tail past it gets 4 KiB folios), else 0.
+#[inline]
+fn huge_end(gmem: &Gmem, npages: u64) -> u64 {
     if is_huge(gmem) {
+        npages & !(PMD_PAGES - 1)
+    } else {
+        0
+    }
+}
+
+/// The order of a new folio at page `index` of a file whose huge blocks end at `huge_end`.
+#[inline]
+fn folio_order(huge_end: u64, index: u64) -> u32 {
+    if index < huge_end {
         mm::PMD_ORDER
     } else {
         0
     }
+}
+
+/// The file's size in pages.
+#[inline]
+fn npages(file: &File) -> u64 {
+    file.inode().size() as u64 >> PAGE_SHIFT
 }
 
 /// The folio holding page `index` of `file`, locked, for a fault of the guest or of the host:
@@ -103,39 +112,18 @@ fn folio_in_use(
     index: u64,
     prepare: impl FnOnce(&LockedFolio) -> Result,
 ) -> Result<LockedFolio> {
-    let folio = page_cache(file)?.grab_folio(index, Some(gmem.policy()), folio_order(gmem))?;
+    // The size is an atomic load: read only for huge files.
+    let order = if is_huge(gmem) {
+        folio_order(huge_end(gmem, npages(file)), index)
+    } else {
+        0
+    };
+    let folio = gmem.page_cache(file)?.grab_folio(index, Some(gmem.policy()), order)?;
     if folio.page_hwpoison(index) {
         return Err(EHWPOISON);
     }
-    if !folio.test_uptodate() {
-        folio.zero()?;
-        prepare(&folio)?;
-        folio.mark_uptodate();
-    }
+    folio.init_once(prepare)?;
     Ok(folio)
-}
-
-fn punch_hole(gmem: &Gmem, cache: &PageCache<GmemAops>, size: u64, offset: u64, len: u64) {
-    let (start, end) = (offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT);
-    // A huge folio that the range cuts is split, and the guest may map any page of it with
-    // one entry: invalidate its whole range, so that no fault maps it whole meanwhile.
-    let (zap_start, zap_end) = if is_huge(gmem) {
-        let end = end.div_ceil(PMD_PAGES) * PMD_PAGES;
-        (start & !(PMD_PAGES - 1), end.min(size >> PAGE_SHIFT))
-    } else {
-        (start, end)
-    };
-    let inval = cache.lock_for_truncate();
-    // The guest's mappings go first, so it never maps a page being freed.
-    gmem.invalidate(zap_start, zap_end, || {
-        inval.truncate_range(offset as i64, (offset + len - 1) as i64);
-        // A huge folio at an edge whose split failed (a fault held a reference): faults on
-        // its range retry now, so split it, or zero the punched pages in place.
-        // (`EBUSY` only where the flag is not offered: see `supported_flags`.)
-        if is_huge(gmem) {
-            let _ = inval.finish_partial(start, end);
-        }
-    });
 }
 
 fn allocate(gmem: &Gmem, cache: &PageCache<GmemAops>, size: i64, offset: u64, len: u64) -> Result {
@@ -153,7 +141,7 @@ fn allocate(gmem: &Gmem, cache: &PageCache<GmemAops>, size: i64, offset: u64, le
     // per 4 KiB folio the two made allocation 3% slower than C (counted under QEMU -icount).
     // A signal still stops the loop within 8 folios.
     // Read once: the loop's calls would make the compiler read them again for each page.
-    let (policy, order) = (Some(gmem.policy()), folio_order(gmem));
+    let (policy, huge_end) = (Some(gmem.policy()), huge_end(gmem, size as u64 >> PAGE_SHIFT));
     let mut folios = 0u32;
     while index < end {
         if folios % RESCHED_EVERY == 0 {
@@ -162,7 +150,7 @@ fn allocate(gmem: &Gmem, cache: &PageCache<GmemAops>, size: i64, offset: u64, le
             }
             mm::cond_resched();
         }
-        index = cache.populate_folio(index, policy, order)?;
+        index = cache.populate_folio(index, policy, folio_order(huge_end, index))?;
         folios = folios.wrapping_add(1);
     }
     Ok(())
@@ -206,22 +194,22 @@ struct GmemRs;
 #[vtable]
 impl GmemBackend for GmemRs {
     const OWNER: &'static ThisModule = &THIS_MODULE;
+    type Aops = GmemAops;
 
     fn table() -> &'static BackendTable<Self> {
         &TABLE
     }
 
-    fn supported_flags(_kvm: Option<&Kvm>) -> u64 {
-        // Both, as the built-in backend; `kernel::kvm` drops `INIT_SHARED` for VMs with private
-        // memory, whatever a backend says.
+    fn supported_flags(kvm: Option<&Kvm>) -> u64 {
+        // Both, as the built-in backend; `kernel::kvm` drops what a VM may not have (both
+        // where the arch prepares its memory, `INIT_SHARED` where it has private memory),
+        // whatever a backend says.
         let flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
-        // Huge folios need THP's page cache. Not where the arch prepares memory for its guest
+        // Huge folios need THP's page cache. Not for a VM whose memory the arch prepares
         // (SEV-SNP): a punch that cannot split a folio zeroes the range in place, and a page
-        // the hardware still assigns to the guest cannot be written by the host.
-        if cfg!(CONFIG_TRANSPARENT_HUGEPAGE)
-            && !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE)
-            && !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE)
-        {
+        // the hardware still assigns to the guest cannot be written by the host. Decided per
+        // VM, so a kernel with SEV support still offers them to every other VM.
+        if cfg!(CONFIG_TRANSPARENT_HUGEPAGE) && !kvm.is_some_and(|kvm| kvm.prepares_memory()) {
             flags | GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD
         } else {
             flags
@@ -234,12 +222,12 @@ impl GmemBackend for GmemRs {
             return Err(EINVAL);
         }
         let huge = flags & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD != 0;
-        // Huge files are whole huge pages, and private: the host does not map them.
-        if huge && (size % (PMD_PAGES << PAGE_SHIFT) != 0 || flags & GUEST_MEMFD_FLAG_MMAP != 0) {
+        // Huge files are private: the host does not map them. Any size: the tail past the
+        // last whole 2 MiB gets 4 KiB folios (`folio_order`).
+        if huge && flags & GUEST_MEMFD_FLAG_MMAP != 0 {
             return Err(EINVAL);
         }
-        GmemFile::create(kvm, size, flags, |file, gmem| {
-            file.set_aops::<GmemAops>(gmem.clone())?;
+        GmemFile::create(kvm, size, flags, |file, _gmem| {
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();
             if huge {
@@ -268,23 +256,17 @@ impl GmemBackend for GmemRs {
         if !page_aligned(offset) || !page_aligned(len) {
             return Err(EINVAL);
         }
-        let cache = page_cache(file)?;
+        let cache = gmem.page_cache(file)?;
         if mode & PUNCH_HOLE != 0 {
-            punch_hole(gmem, cache, file.inode().size() as u64, offset, len);
+            // The guest's mappings of the range (rounded to the folios it may cut) go first,
+            // so it never maps a page being freed.
+            gmem.punch_hole(file, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT)?;
         } else {
             allocate(gmem, cache, file.inode().size(), offset, len)?;
         }
         // As in 6.12, a failure to update the timestamps is not the caller's error.
         let _ = file.modified();
         Ok(())
-    }
-
-    fn release(_gmem: &Gmem, inode: &Inode) {
-        // Free the memory now, while the module is pinned by the file (the inode is evicted
-        // after the file drops its module reference).
-        if let Some(cache) = inode.mapping().page_cache::<GmemAops>() {
-            drop(cache.lock_for_truncate().take_aops_private());
-        }
     }
 
     // Inlined into the trampoline: one call frame less per fault.
@@ -310,7 +292,8 @@ impl GmemBackend for GmemRs {
     }
 
     fn populate(gmem: &Gmem, populate: &GmemPopulate<'_>) -> Result<u64> {
-        let cache = page_cache(populate.file())?;
+        let cache = gmem.page_cache(populate.file())?;
+        let huge_end = huge_end(gmem, npages(populate.file()));
         let task = kernel::current!();
         let mut done = 0u64;
         while done < populate.npages() {
@@ -320,8 +303,8 @@ impl GmemBackend for GmemRs {
             let step = (|| -> Result<u64> {
                 let index = populate.index(done);
                 // A huge folio only where the call fills all of it.
-                let whole = index % PMD_PAGES == 0 && populate.npages() - done >= PMD_PAGES;
-                let order = if whole { folio_order(gmem) } else { 0 };
+                let whole = index % PMD_PAGES == 0 && populate.is_private(done, PMD_PAGES);
+                let order = if whole { folio_order(huge_end, index) } else { 0 };
                 let mut folio = cache.grab_folio(index, Some(gmem.policy()), order)?;
                 if folio.page_hwpoison(index) {
                     return Err(EHWPOISON);
@@ -332,23 +315,23 @@ impl GmemBackend for GmemRs {
                 let nr = 1u64 << folio.order();
                 if nr > 1
                     && (folio.index() != index
-                        || populate.npages() - done < nr
+                        || !populate.is_private(done, nr)
                         || folio.contains_hwpoison())
                 {
                     // Populated a page at a time, each uptodate alone (and a poisoned one
                     // refused): the folio is not uptodate, so no one maps it, and only a
-                    // racing fault's reference (or a lack of memory) stops the split.
-                    folio.split().map_err(|_| EAGAIN)?;
-                    // The first page is ours now; another page's folio is found again.
-                    return Ok(0);
+                    // racing fault's reference (which it drops once it has the lock and has
+                    // made the folio uptodate: then `EEXIST`, as in 6.12) or a lack of memory
+                    // stops the split. Either way the page is looked up again.
+                    return match folio.split() {
+                        Err(e) if e != EAGAIN => Err(e),
+                        _ => Ok(0),
+                    };
                 }
-                for i in 0..nr {
-                    populate.call(done + i, &folio)?;
-                }
-                folio.mark_uptodate();
-                Ok(nr)
+                populate.fill(done, folio)
             })();
             match step {
+                Ok(0) => mm::cond_resched(),
                 Ok(nr) => done += nr,
                 Err(e) => return if done == 0 { Err(e) } else { Ok(done) },
             }

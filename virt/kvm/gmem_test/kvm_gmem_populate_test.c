@@ -7,6 +7,11 @@
  * fd and a gfn range and populates it with a callback that copies the
  * caller's pages (or zeroes, without a source), as the confidential VM
  * types' callbacks do, and returns what kvm_gmem_populate() returns.
+ *
+ * GMEM_HOLD_TEST takes a VM fd and a gfn and holds the page reference that
+ * kvm_gmem_get_pfn() gives for it, as a fault does between getting the pfn
+ * and mapping it, until GMEM_RELEASE_TEST (or unload): tests make a large
+ * folio unsplittable with it. One page at a time.
  */
 #include <linux/debugfs.h>
 #include <linux/delay.h>
@@ -27,6 +32,19 @@ struct gmem_populate_test_args {
 };
 
 #define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
+
+struct gmem_hold_test_args {
+	__u32 vm_fd;
+	__u32 pad;
+	__u64 gfn;
+	__u64 pfn;		/* out: the pfn held */
+};
+
+#define GMEM_HOLD_TEST		_IOWR('G', 0x71, struct gmem_hold_test_args)
+#define GMEM_RELEASE_TEST	_IO('G', 0x72)
+
+static DEFINE_MUTEX(gmem_hold_lock);
+static kvm_pfn_t gmem_held_pfn = KVM_PFN_ERR_FAULT;
 
 static int gmem_populate_test_copy(struct kvm *kvm, gfn_t gfn, kvm_pfn_t pfn,
 				   void __user *src, int order, void *opaque)
@@ -53,6 +71,57 @@ static int gmem_populate_test_copy(struct kvm *kvm, gfn_t gfn, kvm_pfn_t pfn,
 	return 0;
 }
 
+static void gmem_release_held(void)
+{
+	mutex_lock(&gmem_hold_lock);
+	if (!is_error_pfn(gmem_held_pfn))
+		kvm_release_pfn_clean(gmem_held_pfn);
+	gmem_held_pfn = KVM_PFN_ERR_FAULT;
+	mutex_unlock(&gmem_hold_lock);
+}
+
+static long gmem_hold_test(unsigned long arg)
+{
+	struct gmem_hold_test_args args;
+	struct kvm_memory_slot *slot;
+	kvm_pfn_t pfn;
+	struct kvm *kvm;
+	struct fd f;
+	int r, idx;
+
+	if (copy_from_user(&args, (void __user *)arg, sizeof(args)))
+		return -EFAULT;
+	f = fdget(args.vm_fd);
+	if (!fd_file(f))
+		return -EBADF;
+	if (!file_is_kvm(fd_file(f))) {
+		r = -EINVAL;
+		goto out;
+	}
+	kvm = fd_file(f)->private_data;
+	mutex_lock(&gmem_hold_lock);
+	if (!is_error_pfn(gmem_held_pfn)) {
+		r = -EBUSY;
+		goto unlock;
+	}
+	idx = srcu_read_lock(&kvm->srcu);
+	slot = gfn_to_memslot(kvm, args.gfn);
+	r = slot && kvm_slot_can_be_private(slot) ?
+	    kvm_gmem_get_pfn(kvm, slot, args.gfn, &pfn, NULL) : -EINVAL;
+	srcu_read_unlock(&kvm->srcu, idx);
+	if (!r) {
+		gmem_held_pfn = pfn;
+		args.pfn = pfn;
+		if (copy_to_user((void __user *)arg, &args, sizeof(args)))
+			r = -EFAULT;
+	}
+unlock:
+	mutex_unlock(&gmem_hold_lock);
+out:
+	fdput(f);
+	return r;
+}
+
 static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct gmem_populate_test_args args;
@@ -60,6 +129,12 @@ static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsign
 	struct fd f;
 	long r;
 
+	if (cmd == GMEM_HOLD_TEST)
+		return gmem_hold_test(arg);
+	if (cmd == GMEM_RELEASE_TEST) {
+		gmem_release_held();
+		return 0;
+	}
 	if (cmd != GMEM_POPULATE_TEST)
 		return -ENOTTY;
 	if (copy_from_user(&args, (void __user *)arg, sizeof(args)))
@@ -110,6 +185,7 @@ static int __init gmem_populate_test_init(void)
 static void __exit gmem_populate_test_exit(void)
 {
 	debugfs_remove(gmem_populate_test_dentry);
+	gmem_release_held();
 }
 
 module_init(gmem_populate_test_init);

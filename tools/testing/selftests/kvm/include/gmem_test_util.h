@@ -217,4 +217,15 @@ struct gmem_populate_test_args {
 #define GMEM_POPULATE_TEST	_IOWR('G', 0x70, struct gmem_populate_test_args)
 #define GMEM_POPULATE_DEV	"/sys/kernel/debug/kvm_gmem_populate_test"
 
+/* Holds kvm_gmem_get_pfn()'s page reference on a gfn until GMEM_RELEASE_TEST. */
+struct gmem_hold_test_args {
+	__u32 vm_fd;
+	__u32 pad;
+	__u64 gfn;
+	__u64 pfn;
+};
+
+#define GMEM_HOLD_TEST		_IOWR('G', 0x71, struct gmem_hold_test_args)
+#define GMEM_RELEASE_TEST	_IO('G', 0x72)
+
 #endif /* SELFTEST_KVM_GMEM_TEST_UTIL_H */

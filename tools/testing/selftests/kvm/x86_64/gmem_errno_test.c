@@ -8,6 +8,11 @@
  * backend creates guest_memfds (Documentation/virt/kvm/gmem_rs.rst has the same table).
  * Bad input must also change nothing: after the table, the file still has
  * its size and still allocates and binds.
+ *
+ * Then the capability is read as a VMM reads it (and as mainline's
+ * guest_memfd_test does): on each VM type, every flag that
+ * KVM_CAP_GUEST_MEMFD_FLAGS lists must work alone, at every valid size (one
+ * page, a few pages, 2 MiB and a page), and every other bit be EINVAL.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +150,46 @@ static const struct row rows[] = {
 	R(bind_first_half, 0), R(bind_overlap, EINVAL), R(bind_second_half, 0),
 };
 
+/* Sizes a VMM may ask for: any whole number of pages. */
+static const uint64_t flag_loop_sizes[] = {
+	PAGE_SIZE, 3 * PAGE_SIZE, (2ul << 20) + PAGE_SIZE,
+};
+
+static void test_flag_loop(unsigned long type, const char *name)
+{
+	struct kvm_vm *v = vm_create_barebones_type(type);
+	uint64_t valid = vm_check_cap(v, KVM_CAP_GUEST_MEMFD_FLAGS);
+	uint64_t flag, size, bad = 0, bad_size = 0;
+	unsigned int i;
+	int fd, e;
+
+	for (i = 0; i < ARRAY_SIZE(flag_loop_sizes); i++) {
+		size = flag_loop_sizes[i];
+		for (flag = 1; flag; flag <<= 1) {
+			errno = 0;
+			fd = __vm_create_guest_memfd(v, size, flag);
+			e = errno;
+			if (fd >= 0)
+				close(fd);
+			if (flag & valid ? fd >= 0 : fd < 0 && e == EINVAL)
+				continue;
+			if (!bad) {
+				bad = flag;
+				bad_size = size;
+				ksft_print_msg("%s VM: flag %#lx at %lu bytes: fd %d, errno %d\n",
+					       name, flag, size, fd, e);
+			}
+		}
+	}
+	if (!bad)
+		ksft_test_result_pass("%s VM: each flag listed (%#lx) works alone at %zu sizes; others EINVAL\n",
+				      name, valid, ARRAY_SIZE(flag_loop_sizes));
+	else
+		ksft_test_result_fail("%s VM: flag %#lx at %lu bytes (listed: %#lx)\n", name, bad,
+				      bad_size, valid);
+	kvm_vm_free(v);
+}
+
 int main(int argc, char *argv[])
 {
 	uint64_t valid;
@@ -166,7 +211,7 @@ int main(int argc, char *argv[])
 	valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
 
 	ksft_print_header();
-	ksft_set_plan(ARRAY_SIZE(rows) + 1);
+	ksft_set_plan(ARRAY_SIZE(rows) + 3);
 	for (i = 0; i < ARRAY_SIZE(rows); i++) {
 		int want = rows[i].flag & valid ? 0 : rows[i].err;
 		int r, e;
@@ -193,5 +238,8 @@ int main(int argc, char *argv[])
 
 	kvm_vm_free(other_vm);
 	kvm_vm_free(vm);
+
+	test_flag_loop(KVM_X86_DEFAULT_VM, "default");
+	test_flag_loop(KVM_X86_SW_PROTECTED_VM, "software-protected");
 	ksft_finished();
 }

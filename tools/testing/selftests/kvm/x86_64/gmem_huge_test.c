@@ -139,10 +139,12 @@ static uint64_t guest_run(struct huge_vm *h, uint64_t op)
 
 /*
  * A software-protected VM with a private slot of @slot_size bytes at
- * TEST_GPA, bound to a new huge file of SIZE bytes from @offset. The slot's
- * host memory is 2 MiB aligned, as KVM needs to map 2 MiB at all.
+ * TEST_GPA, bound from @offset to @fd, or to a new huge file of @fsize
+ * bytes if @fd is negative. The slot's host memory is 2 MiB aligned, as KVM
+ * needs to map 2 MiB at all.
  */
-static void huge_vm_create_fd(struct huge_vm *h, int fd, uint64_t offset, uint64_t slot_size)
+static void huge_vm_create_sized(struct huge_vm *h, int fd, uint64_t fsize, uint64_t offset,
+				 uint64_t slot_size)
 {
 	const struct vm_shape shape = {
 		.mode = VM_MODE_DEFAULT,
@@ -150,7 +152,7 @@ static void huge_vm_create_fd(struct huge_vm *h, int fd, uint64_t offset, uint64
 	};
 
 	h->vm = __vm_create_shape_with_one_vcpu(shape, &h->vcpu, 64, guest_code);
-	h->fd = fd >= 0 ? fd : vm_create_guest_memfd(h->vm, SIZE, HUGE);
+	h->fd = fd >= 0 ? fd : vm_create_guest_memfd(h->vm, fsize, HUGE);
 	h->npages = slot_size / PAGE_SIZE;
 	h->shared_alloc = mmap(NULL, slot_size + HPAGE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -165,6 +167,11 @@ static void huge_vm_create_fd(struct huge_vm *h, int fd, uint64_t offset, uint64
 	g_seed += 1000000;
 	/* The guest's code, stack and page tables are mapped before anything is counted. */
 	TEST_ASSERT_EQ(guest_run(h, OP_NONE), 0);
+}
+
+static void huge_vm_create_fd(struct huge_vm *h, int fd, uint64_t offset, uint64_t slot_size)
+{
+	huge_vm_create_sized(h, fd, SIZE, offset, slot_size);
 }
 
 static void huge_vm_create(struct huge_vm *h, uint64_t offset, uint64_t slot_size)
@@ -229,10 +236,14 @@ static void test_flags(bool rust)
 		kvm_vm_free(vm);
 		return;
 	}
-	fd = __vm_create_guest_memfd(vm, HPAGE + PAGE_SIZE, HUGE);
-	TEST_ASSERT(fd < 0 && errno == EINVAL, "2 MiB + 4 KiB: fd %d errno %d", fd, errno);
+	/* Any size: what is listed works alone on one page, as VMMs expect. */
 	fd = __vm_create_guest_memfd(vm, PAGE_SIZE, HUGE);
-	TEST_ASSERT(fd < 0 && errno == EINVAL, "4 KiB: fd %d errno %d", fd, errno);
+	TEST_ASSERT(fd >= 0 && !fallocate(fd, KS, 0, PAGE_SIZE) &&
+		    !fallocate(fd, KS | PH, 0, PAGE_SIZE), "4 KiB: fd %d errno %d", fd, errno);
+	close(fd);
+	fd = __vm_create_guest_memfd(vm, HPAGE + PAGE_SIZE, HUGE);
+	TEST_ASSERT(fd >= 0, "2 MiB + 4 KiB: errno %d", errno);
+	close(fd);
 	fd = __vm_create_guest_memfd(vm, HPAGE, HUGE | GUEST_MEMFD_FLAG_MMAP);
 	TEST_ASSERT(fd < 0 && errno == EINVAL, "HUGE | MMAP: fd %d errno %d", fd, errno);
 	fd = __vm_create_guest_memfd(vm, HPAGE, HUGE | BIT_ULL(17));
@@ -242,7 +253,7 @@ static void test_flags(bool rust)
 	TEST_ASSERT(mmap(NULL, HPAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED &&
 		    errno == ENODEV, "mmap of a huge file: errno %d", errno);
 	close(fd);
-	ksft_test_result_pass("huge files are whole huge pages, without MMAP: EINVAL\n");
+	ksft_test_result_pass("huge files of any size (one page, 2 MiB + 4 KiB); with MMAP: EINVAL\n");
 	kvm_vm_free(vm);
 }
 
@@ -345,6 +356,52 @@ static void test_punch_ranges(void)
 	TEST_ASSERT(!bad, "%lu pages read back wrong after an unaligned punch", bad);
 	ksft_test_result_pass("an unaligned punch of %lu kB gave back %ld kB and reads zeros\n",
 			      len >> 10, kb);
+	huge_vm_free(&h);
+}
+
+/*
+ * A file whose size is not a whole number of huge pages: its whole 2 MiB
+ * blocks get huge folios, mapped 2 MiB; its tail gets 4 KiB folios, mapped
+ * 4 KiB. A punch across the last block's end, and one past the end of the
+ * file, give back what they cover and read as zeros.
+ */
+#define TAIL_PAGES	16ul
+static void test_tail(void)
+{
+	const uint64_t fsize = (NHUGE - 1) * HPAGE + TAIL_PAGES * PAGE_SIZE;
+	uint64_t alloc0, fallback0, m2, m4, bad, start;
+	struct huge_vm h;
+	long kb;
+
+	alloc0 = gmem_vmstat("thp_file_alloc");
+	fallback0 = gmem_vmstat("thp_file_fallback");
+	huge_vm_create_sized(&h, -1, fsize, 0, fsize);
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	m4 = vm_get_stat(h.vm, "pages_4k");
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong", bad);
+	TEST_ASSERT(gmem_vmstat("thp_file_alloc") - alloc0 == NHUGE - 1 &&
+		    gmem_vmstat("thp_file_fallback") == fallback0,
+		    "huge folios allocated %lu, fallbacks %lu, of %lu",
+		    gmem_vmstat("thp_file_alloc") - alloc0,
+		    gmem_vmstat("thp_file_fallback") - fallback0, NHUGE - 1);
+	expect_maps(&h, m2, m4, NHUGE - 1, TAIL_PAGES, "tail");
+
+	/* 4 pages each side of the last block's end; then the last page and past it. */
+	start = (NHUGE - 1) * HPAGE - 4 * PAGE_SIZE;
+	kb = gmem_unevictable_kb();
+	punch(h.fd, start, 8 * PAGE_SIZE);
+	TEST_ASSERT(!fallocate(h.fd, KS | PH, fsize - PAGE_SIZE, 2 * PAGE_SIZE),
+		    "a punch past the end: errno %d", errno);
+	g_zero[fsize / PAGE_SIZE - 1] = 1;
+	kb -= gmem_unevictable_kb();
+	TEST_ASSERT(near_kb(kb, 9 * PAGE_SIZE >> 10), "tail punches of 36 kB gave back %ld kB",
+		    kb);
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong after tail punches", bad);
+	ksft_test_result_pass("%lu x 2 MiB + %lu pages: blocks mapped 2 MiB, tail 4 KiB; punches read 0\n",
+			      NHUGE - 1, TAIL_PAGES);
 	huge_vm_free(&h);
 }
 
@@ -513,6 +570,66 @@ static void test_hwpoison(void)
 }
 
 /* The fail_page_alloc attributes this test sets, and their values before. */
+/*
+ * A memory error in a huge folio that cannot be split, because a fault's
+ * page reference is held meanwhile (the populate test module holds what
+ * kvm_gmem_get_pfn() gives): 6.12's memory_failure() gives up on the split,
+ * and must still tell guest_memfd, which zaps the guest's 2 MiB mapping.
+ * The poisoned gfn then fails, and the rest of the 2 MiB reads back.
+ */
+static void test_hwpoison_unsplit(void)
+{
+	uint64_t gfn = (TEST_GPA >> PAGE_SHIFT) + 2 * HPAGE_PAGES;
+	uint64_t poisoned = 2 * HPAGE_PAGES + 9, m2, bad;
+	struct gmem_hold_test_args hold = {};
+	struct huge_vm h;
+	char buf[64];
+	int dev, fd, r;
+
+	huge_vm_create(&h, 0, SIZE);
+	TEST_ASSERT_EQ(guest_run(&h, OP_WRITE), 0);
+	m2 = vm_get_stat(h.vm, "pages_2m");
+	TEST_ASSERT(m2 >= NHUGE, "the guest maps %lu x 2 MiB, wanted %lu", m2, NHUGE);
+
+	dev = open(GMEM_POPULATE_DEV, O_RDWR);
+	TEST_ASSERT(dev >= 0, "open(%s): errno %d", GMEM_POPULATE_DEV, errno);
+	hold.vm_fd = h.vm->fd;
+	hold.gfn = gfn;
+	TEST_ASSERT(!ioctl(dev, GMEM_HOLD_TEST, &hold), "GMEM_HOLD_TEST: errno %d", errno);
+
+	snprintf(buf, sizeof(buf), "0x%lx", (unsigned long)hold.pfn + 9);
+	fd = open(CORRUPT_PFN, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", CORRUPT_PFN, errno);
+	r = write(fd, buf, strlen(buf));
+	TEST_ASSERT(r == (int)strlen(buf) || errno == EBUSY || errno == EHWPOISON,
+		    "injecting at pfn %s: %d, errno %d", buf, r, errno);
+	close(fd);
+	TEST_ASSERT(vm_get_stat(h.vm, "pages_2m") == m2 - 1,
+		    "after the error: %lu x 2 MiB mapped, wanted %lu (the poisoned one zapped)",
+		    vm_get_stat(h.vm, "pages_2m"), m2 - 1);
+
+	g_one = poisoned;
+	g_op = OP_READ_ONE;
+	sync_global_to_guest(h.vm, g_op);
+	sync_global_to_guest(h.vm, g_one);
+	r = _vcpu_run(h.vcpu);
+	TEST_ASSERT(r == -1 && errno == EHWPOISON, "KVM_RUN on the poisoned page: %d, errno %d",
+		    r, errno);
+	TEST_ASSERT_EQ(h.vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	TEST_ASSERT_EQ(h.vcpu->run->memory_fault.gpa, TEST_GPA + poisoned * PAGE_SIZE);
+
+	TEST_ASSERT(!ioctl(dev, GMEM_RELEASE_TEST), "GMEM_RELEASE_TEST: errno %d", errno);
+	close(dev);
+	/* The read that exited resumes, with the page punched (and free to split) now. */
+	punch(h.fd, poisoned * PAGE_SIZE, PAGE_SIZE);
+	guest_run(&h, OP_READ_ONE);
+	g_skip[poisoned] = 1;
+	bad = guest_run(&h, OP_CHECK);
+	TEST_ASSERT(!bad, "%lu pages read back wrong beside a poisoned page", bad);
+	ksft_test_result_pass("a poisoned page of a huge folio held unsplittable: 2 MiB zapped, its gfn fails\n");
+	huge_vm_free(&h);
+}
+
 static const char *const fail_attrs[] = {
 	"probability", "times", "min-order", "ignore-gfp-wait", "ignore-gfp-highmem",
 	"task-filter", "verbose",
@@ -789,15 +906,17 @@ int main(int argc, char *argv[])
 	gmem_drain_all_lru();
 
 	ksft_print_header();
-	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 4 + 1 + 1 : 2 + 1);
+	ksft_set_plan(rust ? 2 + 3 + 2 + 1 + 1 + 4 + 1 + 1 + 1 : 2 + 1);
 	test_flags(rust);
 	test_mfd_huge();
 	if (rust) {
 		test_map_convert_punch();
 		test_punch_ranges();
+		test_tail();
 		test_misaligned_slot();
 		test_populate();
 		test_hwpoison();
+		test_hwpoison_unsplit();
 		test_fragmentation();
 		test_punch_while_running();
 		test_allocation_race();

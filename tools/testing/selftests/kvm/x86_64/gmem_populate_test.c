@@ -10,10 +10,13 @@
  * shared gfn is EINVAL, a poisoned page EHWPOISON, a gfn outside any
  * guest_memfd slot EINVAL; a signal stops the call with the count done so
  * far. A punched page can be populated again. MFD_INACCESSIBLE slots do not
- * populate (EOPNOTSUPP). Memory goes back to its baseline after close.
+ * populate (EOPNOTSUPP). Memory goes back to its baseline after close. The
+ * callback runs with the page's folio unlocked, as in 6.12: a fault on the
+ * page does not wait for it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -206,6 +210,56 @@ static void on_alarm(int sig)
 {
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
+static void *populate_slowly(void *vm)
+{
+	return (void *)populate(vm, 3, 1, 0xc3000000000000ul, 1000, NULL);
+}
+
+/*
+ * The callback copies from userspace, which may fault or wait (on a
+ * userfaultfd): it runs with the folio unlocked, as in 6.12, so a fault on
+ * the same page does not wait for it. Here the callback sleeps 1 s, and a
+ * fault of the page meanwhile (kvm_gmem_get_pfn(), through the test
+ * module's hold) must return at once; the populate call then finds the page
+ * prepared by that fault (EEXIST), or, as C does, counts it.
+ */
+static void fault_during_callback(void)
+{
+	struct gmem_hold_test_args hold = {};
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t t0, dt;
+	pthread_t t;
+	void *ret;
+	long r;
+
+	vm = private_vm(&vcpu, -1);
+	TEST_ASSERT(!pthread_create(&t, NULL, populate_slowly, vm), "pthread_create");
+	/* The callback is asleep by then. */
+	usleep(300 * 1000);
+	hold.vm_fd = vm->fd;
+	hold.gfn = TEST_GFN + 3;
+	t0 = now_ms();
+	TEST_ASSERT(!ioctl(populate_fd, GMEM_HOLD_TEST, &hold), "GMEM_HOLD_TEST: errno %d", errno);
+	dt = now_ms() - t0;
+	TEST_ASSERT(!ioctl(populate_fd, GMEM_RELEASE_TEST), "GMEM_RELEASE_TEST: errno %d", errno);
+	TEST_ASSERT(!pthread_join(t, &ret), "pthread_join");
+	r = (long)ret;
+	TEST_ASSERT(dt < 600, "a fault waited %lu ms for populate's callback", dt);
+	TEST_ASSERT(r == 1 || r == -EEXIST, "populate raced by a fault: %ld", r);
+	kvm_vm_free(vm);
+	printf("gmem_populate: a fault during the callback returned in %lu ms; populate: %ld\n",
+	       dt, r);
+}
+
 /* A signal stops the call between two pages, with the count done. */
 static void signal_stops(void)
 {
@@ -302,6 +356,7 @@ int main(int argc, char *argv[])
 	copy_once();
 	shared_gfn();
 	signal_stops();
+	fault_during_callback();
 	inaccessible_memfd();
 	after = gmem_unevictable_kb();
 	TEST_ASSERT(after <= baseline_kb + SLACK_KB,
