@@ -227,7 +227,7 @@ impl GmemBackend for GmemRs {
         if huge && flags & GUEST_MEMFD_FLAG_MMAP != 0 {
             return Err(EINVAL);
         }
-        GmemFile::create(kvm, size, flags, |file, _gmem| {
+        Gmem::create(kvm, size, flags, |file, _gmem| {
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();
             if huge {
