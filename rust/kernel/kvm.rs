@@ -798,7 +798,14 @@ impl GmemPopulate<'_> {
             // call this object lives in; the VM is valid; the pfn is the page of the file at
             // the gfn, referenced (`folio`) and kept in the file by `invalidate_lock`.
             to_result(unsafe {
-                f(self.kvm.as_raw(), self.gfn + i + n, pfn + n, src as _, 0, self.opaque)
+                f(
+                    self.kvm.as_raw(),
+                    self.gfn + i + n,
+                    pfn + n,
+                    src as _,
+                    0,
+                    self.opaque,
+                )
             })?;
         }
         // Locked again to mark it; the same folio, unless a memory error split it meanwhile.

@@ -2,7 +2,10 @@
 //! A guard dropped at once locks nothing: `#[must_use]` says so (denied
 //! here, as a warning is in the kernel's build).
 #![deny(unused_must_use)]
-use kernel::{fs::File, kvm::{GmemBackend, GmemFile}};
+use kernel::{
+    fs::File,
+    kvm::{GmemBackend, GmemFile},
+};
 
 #[allow(dead_code)]
 fn check<T: GmemBackend>(gmem: &GmemFile<T>, file: &File) {

@@ -5,5 +5,9 @@ use kernel::memfile::{Invalidation, Node};
 
 #[allow(dead_code)]
 fn check(node: &Node) -> Invalidation<'_> {
-    Invalidation { node, start: 0, end: 1 }
+    Invalidation {
+        node,
+        start: 0,
+        end: 1,
+    }
 }

@@ -2,7 +2,10 @@
 //! A backend frees guest_memfd memory only through `GmemFile::punch_hole`,
 //! which invalidates the range first: truncating its page cache directly
 //! would free folios KVM still maps.
-use kernel::{fs::File, kvm::{GmemBackend, GmemFile}};
+use kernel::{
+    fs::File,
+    kvm::{GmemBackend, GmemFile},
+};
 
 #[allow(dead_code)]
 fn check<T: GmemBackend>(gmem: &GmemFile<T>, file: &File) {

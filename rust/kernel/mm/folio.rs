@@ -295,7 +295,10 @@ impl LockedFolio {
     /// not uptodate. The one public way to mark a folio uptodate: the pfns and pages that the
     /// abstractions hand to KVM and to the MM are those of uptodate folios only.
     #[inline]
-    pub fn init_once(&self, prepare: impl FnOnce(&LockedFolio) -> crate::error::Result) -> crate::error::Result {
+    pub fn init_once(
+        &self,
+        prepare: impl FnOnce(&LockedFolio) -> crate::error::Result,
+    ) -> crate::error::Result {
         if self.test_uptodate() {
             return Ok(());
         }

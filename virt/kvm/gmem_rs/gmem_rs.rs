@@ -118,7 +118,9 @@ fn folio_in_use(
     } else {
         0
     };
-    let folio = gmem.page_cache(file)?.grab_folio(index, Some(gmem.policy()), order)?;
+    let folio = gmem
+        .page_cache(file)?
+        .grab_folio(index, Some(gmem.policy()), order)?;
     if folio.page_hwpoison(index) {
         return Err(EHWPOISON);
     }
@@ -141,7 +143,10 @@ fn allocate(gmem: &Gmem, cache: &PageCache<GmemAops>, size: i64, offset: u64, le
     // per 4 KiB folio the two made allocation 3% slower than C (counted under QEMU -icount).
     // A signal still stops the loop within 8 folios.
     // Read once: the loop's calls would make the compiler read them again for each page.
-    let (policy, huge_end) = (Some(gmem.policy()), huge_end(gmem, size as u64 >> PAGE_SHIFT));
+    let (policy, huge_end) = (
+        Some(gmem.policy()),
+        huge_end(gmem, size as u64 >> PAGE_SHIFT),
+    );
     let mut folios = 0u32;
     while index < end {
         if folios % RESCHED_EVERY == 0 {
@@ -304,7 +309,11 @@ impl GmemBackend for GmemRs {
                 let index = populate.index(done);
                 // A huge folio only where the call fills all of it.
                 let whole = index % PMD_PAGES == 0 && populate.is_private(done, PMD_PAGES);
-                let order = if whole { folio_order(huge_end, index) } else { 0 };
+                let order = if whole {
+                    folio_order(huge_end, index)
+                } else {
+                    0
+                };
                 let mut folio = cache.grab_folio(index, Some(gmem.policy()), order)?;
                 if folio.page_hwpoison(index) {
                     return Err(EHWPOISON);

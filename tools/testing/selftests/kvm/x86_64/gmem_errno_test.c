@@ -182,7 +182,7 @@ static void test_flag_loop(unsigned long type, const char *name)
 		}
 	}
 	if (!bad)
-		ksft_test_result_pass("%s VM: each flag listed (%#lx) works alone at %zu sizes; others EINVAL\n",
+		ksft_test_result_pass("%s VM: each flag of %#lx alone, %zu sizes; others EINVAL\n",
 				      name, valid, ARRAY_SIZE(flag_loop_sizes));
 	else
 		ksft_test_result_fail("%s VM: flag %#lx at %lu bytes (listed: %#lx)\n", name, bad,

@@ -253,7 +253,7 @@ static void test_flags(bool rust)
 	TEST_ASSERT(mmap(NULL, HPAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED &&
 		    errno == ENODEV, "mmap of a huge file: errno %d", errno);
 	close(fd);
-	ksft_test_result_pass("huge files of any size (one page, 2 MiB + 4 KiB); with MMAP: EINVAL\n");
+	ksft_test_result_pass("huge files of any size (4 KiB, 2 MiB + 4 KiB); with MMAP: EINVAL\n");
 	kvm_vm_free(vm);
 }
 
@@ -400,7 +400,7 @@ static void test_tail(void)
 		    kb);
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong after tail punches", bad);
-	ksft_test_result_pass("%lu x 2 MiB + %lu pages: blocks mapped 2 MiB, tail 4 KiB; punches read 0\n",
+	ksft_test_result_pass("%lu x 2 MiB + %lu pages: blocks 2 MiB, tail 4 KiB; punches read 0\n",
 			      NHUGE - 1, TAIL_PAGES);
 	huge_vm_free(&h);
 }
@@ -626,7 +626,7 @@ static void test_hwpoison_unsplit(void)
 	g_skip[poisoned] = 1;
 	bad = guest_run(&h, OP_CHECK);
 	TEST_ASSERT(!bad, "%lu pages read back wrong beside a poisoned page", bad);
-	ksft_test_result_pass("a poisoned page of a huge folio held unsplittable: 2 MiB zapped, its gfn fails\n");
+	ksft_test_result_pass("an unsplittable poisoned huge folio: 2 MiB zapped, its gfn fails\n");
 	huge_vm_free(&h);
 }
 
