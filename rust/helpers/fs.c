@@ -1,60 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
+/*
+ * As mainline's rust/helpers/fs.c (which has this helper alone): the page
+ * cache's helpers are in filemap.c.
+ */
+
 #include <linux/fs.h>
-#include <linux/pagemap.h>
 
 struct file *rust_helper_get_file(struct file *f)
 {
 	return get_file(f);
-}
-
-loff_t rust_helper_i_size_read(const struct inode *inode)
-{
-	return i_size_read(inode);
-}
-
-void rust_helper_filemap_invalidate_lock(struct address_space *mapping)
-{
-	filemap_invalidate_lock(mapping);
-}
-
-void rust_helper_filemap_invalidate_unlock(struct address_space *mapping)
-{
-	filemap_invalidate_unlock(mapping);
-}
-
-void rust_helper_filemap_invalidate_lock_shared(struct address_space *mapping)
-{
-	filemap_invalidate_lock_shared(mapping);
-}
-
-void rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
-{
-	filemap_invalidate_unlock_shared(mapping);
-}
-
-void rust_helper_mapping_set_gfp_mask(struct address_space *m, gfp_t mask)
-{
-	mapping_set_gfp_mask(m, mask);
-}
-
-void rust_helper_mapping_set_inaccessible(struct address_space *mapping)
-{
-	mapping_set_inaccessible(mapping);
-}
-
-bool rust_helper_mapping_unevictable(struct address_space *mapping)
-{
-	return mapping_unevictable(mapping);
-}
-
-void rust_helper_mapping_set_folio_order_range(struct address_space *mapping,
-					       unsigned int min, unsigned int max)
-{
-	mapping_set_folio_order_range(mapping, min, max);
-}
-
-unsigned int rust_helper_mapping_max_folio_order(const struct address_space *mapping)
-{
-	return mapping_max_folio_order(mapping);
 }

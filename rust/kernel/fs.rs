@@ -11,11 +11,6 @@ pub mod file;
 
 pub use file::{File, FileDescriptorReservation, Inode};
 
-/// A marker that keeps a type from being `Send` or `Sync`: for guards of locks and other state
-/// that belongs to the task that made them (a lock is released by its holder, a reserved fd is
-/// in the reserving task's table).
-pub(crate) type NotThreadSafe = core::marker::PhantomData<*mut ()>;
-
 /// `fallocate(2)` modes.
 pub mod falloc {
     /// Do not change the file size.

@@ -27,7 +27,7 @@ use crate::{
     fs::{
         anon_file::{FileOperations, FileOpsTable, FopsVtable, NewFile},
         flags::O_RDWR,
-        File, FileDescriptorReservation, Inode, NotThreadSafe,
+        File, FileDescriptorReservation, Inode,
     },
     mm::{
         filemap::{AddressSpaceOperations, PageCache},
@@ -41,7 +41,7 @@ use crate::{
     rbtree::{RBTree, RBTreeNodeReservation},
     str::CStr,
     sync::{Arc, ArcBorrow, Mutex},
-    types::{ARef, AlwaysRefCounted, ForeignOwnable, Opaque},
+    types::{ARef, AlwaysRefCounted, ForeignOwnable, NotThreadSafe, Opaque},
     uaccess::UserPtr,
     ThisModule,
 };
@@ -99,7 +99,7 @@ impl Kvm {
         // INVARIANT: The lock was just taken.
         SlotsGuard {
             kvm: self,
-            _not_send: NotThreadSafe::default(),
+            _not_send: NotThreadSafe,
         }
     }
 
@@ -514,7 +514,7 @@ impl<T: GmemBackend> GmemFile<T> {
         // INVARIANT: An invalidation was begun on the VM.
         Some(ZapGuard {
             kvm: &self.kvm,
-            _not_send: NotThreadSafe::default(),
+            _not_send: NotThreadSafe,
         })
     }
 
@@ -1120,7 +1120,7 @@ pub struct Registration<T: GmemBackend> {
 impl<T: GmemBackend> Registration<T> {
     /// Registers `T`: from now on, new guest_memfds are `T`'s. `EBUSY` if another backend is
     /// registered.
-    pub fn register() -> Result<Self> {
+    pub fn new() -> Result<Self> {
         let table = T::table();
         // SAFETY: The table is `'static`; bindings that use it after unregistration hold
         // references on its module, which keeps it.

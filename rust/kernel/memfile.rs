@@ -278,13 +278,13 @@ fn lookup(
 }
 
 /// Holds the lock that serializes store registration and unregistration.
-struct StoresGuard(crate::fs::NotThreadSafe);
+struct StoresGuard(crate::types::NotThreadSafe);
 
 impl StoresGuard {
     fn lock() -> Self {
         // SAFETY: No preconditions; a sleeping lock, taken in process context.
         unsafe { bindings::memfile_stores_lock() };
-        Self(crate::fs::NotThreadSafe::default())
+        Self(crate::types::NotThreadSafe)
     }
 }
 

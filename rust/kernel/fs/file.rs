@@ -164,7 +164,7 @@ impl Inode {
 #[must_use = "dropping the reservation releases the number"]
 pub struct FileDescriptorReservation {
     fd: u32,
-    _not_send: crate::fs::NotThreadSafe,
+    _not_send: crate::types::NotThreadSafe,
 }
 
 impl FileDescriptorReservation {
@@ -177,7 +177,7 @@ impl FileDescriptorReservation {
         // INVARIANT: `fd` was just reserved.
         Ok(Self {
             fd: fd as u32,
-            _not_send: crate::fs::NotThreadSafe::default(),
+            _not_send: crate::types::NotThreadSafe,
         })
     }
 

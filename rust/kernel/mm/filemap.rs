@@ -10,13 +10,13 @@
 use crate::{
     bindings,
     error::{code::*, from_err_ptr, Result},
-    fs::{Inode, NotThreadSafe},
+    fs::Inode,
     mm::{
         folio::{Folio, LockedFolio},
         mempolicy::SharedPolicy,
     },
     prelude::*,
-    types::{ForeignOwnable, Opaque},
+    types::{ForeignOwnable, NotThreadSafe, Opaque},
 };
 use core::{
     ffi::c_void,
@@ -128,7 +128,7 @@ impl AddressSpace {
         // INVARIANT: The lock was just taken exclusively.
         InvalidateGuard {
             mapping: self,
-            _not_send: NotThreadSafe::default(),
+            _not_send: NotThreadSafe,
         }
     }
 
@@ -140,7 +140,7 @@ impl AddressSpace {
         // INVARIANT: The lock was just taken shared.
         InvalidateSharedGuard {
             mapping: self,
-            _not_send: NotThreadSafe::default(),
+            _not_send: NotThreadSafe,
         }
     }
 

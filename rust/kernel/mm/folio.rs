@@ -170,7 +170,7 @@ impl FolioSpan {
 pub struct LockedFolio {
     folio: ARef<Folio>,
     span: Cell<Option<FolioSpan>>,
-    _not_send: crate::fs::NotThreadSafe,
+    _not_send: crate::types::NotThreadSafe,
 }
 
 impl LockedFolio {
@@ -187,7 +187,7 @@ impl LockedFolio {
         Self {
             folio,
             span: Cell::new(None),
-            _not_send: crate::fs::NotThreadSafe::default(),
+            _not_send: crate::types::NotThreadSafe,
         }
     }
 

@@ -355,7 +355,7 @@ struct GmemRsModule {
 
 impl kernel::Module for GmemRsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let registration = Registration::register()?;
+        let registration = Registration::new()?;
         pr_info!("guest_memfd backend registered\n");
         Ok(Self {
             _registration: registration,
