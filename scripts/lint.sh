@@ -45,7 +45,10 @@ grep -E -A4 '^(warning|error)' "$OUT/clippy-build.txt" >"$OUT/clippy.txt" || tru
 result clippy "$OUT/clippy.txt"
 
 # The rules only the compiler checks: each case must fail to build, with its message.
-"$(dirname "$0")/compile-fail.sh" >"$OUT/compile-fail.tap" 2>&1
+if ! "$(dirname "$0")/compile-fail.sh" >"$OUT/compile-fail.tap" 2>&1 ||
+	! grep -q '^ok ' "$OUT/compile-fail.tap"; then
+	echo "not ok - compile-fail: the cases did not run ($OUT/compile-fail.tap)" >>"$OUT/compile-fail.tap"
+fi
 cat "$OUT/compile-fail.tap"
 grep -q '^not ok' "$OUT/compile-fail.tap" && fails=$((fails + 1))
 

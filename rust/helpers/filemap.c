@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-/* Helpers for rust/kernel/mm/filemap.rs and rust/kernel/fs/file.rs: inodes and their page cache. */
+/* Helpers for the inode and page-cache abstractions (kernel::fs, kernel::mm::filemap). */
 
 #include <linux/fs.h>
 #include <linux/pagemap.h>

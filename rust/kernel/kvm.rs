@@ -396,8 +396,13 @@ impl<T: GmemBackend> GmemFile<T> {
         file.set_fixed_size(size);
         // The abstraction's, not the backend's: it frees the page cache (`punch_hole`,
         // release), and takes this reference back at release.
-        file.set_aops::<T::Aops>(gmem.clone())?;
+        file.install_aops::<T::Aops>(gmem.clone())?;
         setup(&mut file, &gmem)?;
+        // Memory the arch prepares (SEV-SNP) is prepared and handed back a folio at a time,
+        // and a large folio's pages may need zeroing in place (`punch_hole`): 4 KiB only.
+        if kvm.prepares_memory() && file.inode().mapping().max_folio_order() > 0 {
+            return Err(EINVAL);
+        }
         let nr = fd.reserved_fd();
         fd.fd_install(file.into_file());
         Ok(nr)
@@ -706,10 +711,14 @@ impl GmemFault<'_> {
         if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) {
             return Ok(());
         }
-        // Only private memory is the guest's to have prepared (a guest_memfd-only slot
-        // serves shared faults from the file too).
-        if !self.kvm.range_is_private(self.gfn, self.gfn + 1) {
+        if !self.kvm.prepares_memory() {
             return Ok(());
+        }
+        // Only private memory is prepared. Such a VM has no guest_memfd-only slots (no `MMAP`
+        // files), so a shared gfn here is a conversion that raced with the fault: fail it,
+        // rather than mark the folio ready unprepared; the guest faults again.
+        if !self.kvm.range_is_private(self.gfn, self.gfn + 1) {
+            return Err(EAGAIN);
         }
         let span = check_folio(self.file, folio, self.index)?;
         let gfn = self.gfn - (self.index - span.index());

@@ -360,7 +360,23 @@ impl<T: FileOperations> NewFile<T> {
     /// Installs the address-space operations of `A` on the file's page cache, with `private`
     /// for them to use; see [`AddressSpaceOperations`]. Once: `EBUSY` if operations were
     /// installed already or the page cache has folios.
-    pub fn set_aops<A: AddressSpaceOperations>(&mut self, private: A::Private) -> Result {
+    ///
+    /// `Copy` data only: nothing takes it back when the file goes, so it must have nothing to
+    /// drop. An abstraction that owns a page cache and takes its data back at release (as
+    /// [`GmemFile`](crate::kvm::GmemFile) does) installs any data with `install_aops`.
+    pub fn set_aops<A: AddressSpaceOperations>(&mut self, private: A::Private) -> Result
+    where
+        A::Private: Copy,
+    {
+        self.install_aops::<A>(private)
+    }
+
+    /// [`NewFile::set_aops`] for data that must be dropped: the caller takes it back before
+    /// the file is freed (`TruncateGuard::take_aops_private`, in its release).
+    pub(crate) fn install_aops<A: AddressSpaceOperations>(
+        &mut self,
+        private: A::Private,
+    ) -> Result {
         let inode = self.inode_raw();
         // SAFETY: Nobody else sees the file (type invariant), so its inode can be read.
         let busy = unsafe { !(*inode).i_private.is_null() || (*(*inode).i_mapping).nrpages != 0 };

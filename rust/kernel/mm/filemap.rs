@@ -183,7 +183,9 @@ impl<A: AddressSpaceOperations> PageCache<A> {
     /// A new folio is allocated on the NUMA nodes `policy` gives for that page (`None`, or no
     /// policy set there: the task's), with `order` if it can be: at `index` rounded down to
     /// it, if the allocator has one at once and no page of that range is cached; else with
-    /// order 0. The caller keeps the rounded range inside the file.
+    /// order 0, as where the rounded range would reach past the end of the file (a folio across
+    /// the end would lose its pages past it to a later split, freed with no word to the
+    /// mapping's owner).
     ///
     /// Dirty, because this page cache has no backing store: the folio is the only copy of its
     /// data, and the mm evicts clean, unmapped page-cache folios with no word to the owner
@@ -195,6 +197,7 @@ impl<A: AddressSpaceOperations> PageCache<A> {
         policy: Option<&SharedPolicy>,
         order: u32,
     ) -> Result<LockedFolio> {
+        let order = self.order_inside(index, order);
         let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
         // SAFETY: The mapping is valid; any index and order are accepted (an order past the
         // mapping's maximum is order 0); `sp` is NULL or a valid policy.
@@ -223,6 +226,7 @@ impl<A: AddressSpaceOperations> PageCache<A> {
         policy: Option<&SharedPolicy>,
         order: u32,
     ) -> Result<u64> {
+        let order = self.order_inside(index, order);
         let sp = policy.map_or(ptr::null_mut(), SharedPolicy::as_raw);
         // SAFETY: The mapping is valid; any index and order are accepted; `sp` is NULL or a
         // valid policy.
@@ -232,6 +236,22 @@ impl<A: AddressSpaceOperations> PageCache<A> {
             return Err(Error::from_errno(next as i32));
         }
         Ok(next as u64)
+    }
+
+    /// `order`, or 0 if the folio of that order around page `index` would reach past the end
+    /// of the file. The size is read only for large orders.
+    #[inline]
+    fn order_inside(&self, index: u64, order: u32) -> u32 {
+        if order == 0 {
+            return 0;
+        }
+        let nr = 1u64 << order;
+        let npages = self.host().size() as u64 >> crate::page::PAGE_SHIFT;
+        if (index & !(nr - 1)) + nr > npages {
+            0
+        } else {
+            order
+        }
     }
 
     /// Takes `invalidate_lock` exclusively, for the operations that remove folios.

@@ -110,10 +110,13 @@ static long gmem_hold_test(unsigned long arg)
 	    kvm_gmem_get_pfn(kvm, slot, args.gfn, &pfn, NULL) : -EINVAL;
 	srcu_read_unlock(&kvm->srcu, idx);
 	if (!r) {
-		gmem_held_pfn = pfn;
 		args.pfn = pfn;
-		if (copy_to_user((void __user *)arg, &args, sizeof(args)))
+		if (copy_to_user((void __user *)arg, &args, sizeof(args))) {
+			kvm_release_pfn_clean(pfn);
 			r = -EFAULT;
+		} else {
+			gmem_held_pfn = pfn;
+		}
 	}
 unlock:
 	mutex_unlock(&gmem_hold_lock);

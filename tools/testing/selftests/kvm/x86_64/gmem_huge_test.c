@@ -569,7 +569,6 @@ static void test_hwpoison(void)
 	huge_vm_free(&h);
 }
 
-/* The fail_page_alloc attributes this test sets, and their values before. */
 /*
  * A memory error in a huge folio that cannot be split, because a fault's
  * page reference is held meanwhile (the populate test module holds what
@@ -630,6 +629,7 @@ static void test_hwpoison_unsplit(void)
 	huge_vm_free(&h);
 }
 
+/* The fail_page_alloc attributes this test sets, and their values before. */
 static const char *const fail_attrs[] = {
 	"probability", "times", "min-order", "ignore-gfp-wait", "ignore-gfp-highmem",
 	"task-filter", "verbose",

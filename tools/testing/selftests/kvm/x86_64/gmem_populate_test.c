@@ -218,9 +218,14 @@ static uint64_t now_ms(void)
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
+static uint64_t slow_last_pfn, slow_end_ms;
+
 static void *populate_slowly(void *vm)
 {
-	return (void *)populate(vm, 3, 1, 0xc3000000000000ul, 1000, NULL);
+	long r = populate(vm, 3, 1, 0xc3000000000000ul, 1000, &slow_last_pfn);
+
+	slow_end_ms = now_ms();
+	return (void *)r;
 }
 
 /*
@@ -253,6 +258,13 @@ static void fault_during_callback(void)
 	TEST_ASSERT(!ioctl(populate_fd, GMEM_RELEASE_TEST), "GMEM_RELEASE_TEST: errno %d", errno);
 	TEST_ASSERT(!pthread_join(t, &ret), "pthread_join");
 	r = (long)ret;
+	/*
+	 * The callback had the page (it sleeps after the copy) when the fault
+	 * came, and populate ended after the fault did.
+	 */
+	TEST_ASSERT(slow_last_pfn == hold.pfn, "the callback's pfn %#lx, the fault's %#lx",
+		    slow_last_pfn, (uint64_t)hold.pfn);
+	TEST_ASSERT(slow_end_ms > t0 + dt, "populate ended before the fault: no race tested");
 	TEST_ASSERT(dt < 600, "a fault waited %lu ms for populate's callback", dt);
 	TEST_ASSERT(r == 1 || r == -EEXIST, "populate raced by a fault: %ld", r);
 	kvm_vm_free(vm);
