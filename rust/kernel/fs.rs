@@ -18,9 +18,3 @@ pub mod falloc {
     /// Deallocate the range (with [`KEEP_SIZE`]).
     pub const PUNCH_HOLE: u32 = crate::bindings::FALLOC_FL_PUNCH_HOLE;
 }
-
-/// `open(2)` flags.
-pub mod flags {
-    /// Open for reading and writing.
-    pub const O_RDWR: u32 = crate::bindings::O_RDWR;
-}

@@ -26,7 +26,7 @@ use crate::{
     error::{from_result, to_result, Result},
     fs::{
         anon_file::{FileOperations, FileOpsTable, FopsVtable, NewFile},
-        flags::O_RDWR,
+        file::flags::O_RDWR,
         File, FileDescriptorReservation, Inode,
     },
     mm::{
@@ -285,7 +285,7 @@ impl MemorySlot {
         // it in the file's release (`unbind_all`), before the file is freed, and in `unbind`,
         // before KVM frees the slot.
         unsafe {
-            bindings::kvm_gmem_slot_set_file(self.as_raw(), file.as_raw(), pgoff as _, gmem_only)
+            bindings::kvm_gmem_slot_set_file(self.as_raw(), file.as_ptr(), pgoff as _, gmem_only)
         };
     }
 
@@ -428,7 +428,7 @@ impl<T: GmemBackend> GmemFile<T> {
     #[inline]
     fn owns(&self, file: &File) -> bool {
         // SAFETY: `file` is valid; `f_op` is fixed once the file is open.
-        let fops = unsafe { (*file.as_raw()).f_op };
+        let fops = unsafe { (*file.as_ptr()).f_op };
         if !core::ptr::eq(fops, T::table().fops().as_raw()) {
             return false;
         }
@@ -971,7 +971,7 @@ impl<T: GmemBackend> BackendVtable<T> {
     ) -> i32 {
         from_result(|| {
             // SAFETY: Per the function's safety requirement.
-            let (kvm, file) = unsafe { (Kvm::from_raw(kvm), File::from_raw(file)) };
+            let (kvm, file) = unsafe { (Kvm::from_raw(kvm), File::from_raw_file(file)) };
             if slot.is_null() {
                 return Err(EINVAL);
             }

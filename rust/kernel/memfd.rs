@@ -218,7 +218,7 @@ impl ShmemFile {
         let f = shmem_fops().fallocate.ok_or(EOPNOTSUPP)?;
         // SAFETY: The file is a shmem file (a file of a provider, made by `create`),
         // referenced for the duration of the call.
-        let r = unsafe { f(self.0.as_raw(), mode, offset, len) };
+        let r = unsafe { f(self.0.as_ptr(), mode, offset, len) };
         to_result(r as c_int)
     }
 }
@@ -490,11 +490,11 @@ pub struct NewShmemFile<T: Provider>(ARef<File>, PhantomData<T>);
 /// The data of `file` if it is a file of `T`.
 pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Borrowed<'_>> {
     // SAFETY: A referenced file's `f_op` is stable.
-    if !ptr::eq(unsafe { (*file.as_raw()).f_op }, &T::table().fops) {
+    if !ptr::eq(unsafe { (*file.as_ptr()).f_op }, &T::table().fops) {
         return None;
     }
     // SAFETY: The file is a live file of `T`, referenced for `'_`.
-    Some(unsafe { Vtable::<T>::data(file.as_raw()) })
+    Some(unsafe { Vtable::<T>::data(file.as_ptr()) })
 }
 
 /// The folio at page `index` of a file of `T`, allocated and zeroed if it is a hole; locked,

@@ -233,7 +233,7 @@ pub struct Invalidation<'a> {
 impl Invalidation<'_> {
     /// Whether this invalidates pages `[start, end)` of `file`: the node is `file`'s.
     pub fn covers(&self, file: &File, start: u64, end: u64) -> bool {
-        let Some((_, node)) = lookup(file.as_raw(), |_| true) else {
+        let Some((_, node)) = lookup(file.as_ptr(), |_| true) else {
             return false;
         };
         ptr::eq(node, self.node.as_raw())
@@ -542,7 +542,7 @@ impl<T: BackingStore> StoreVtable<T> {
     /// `file` is a valid file, referenced for the call.
     unsafe extern "C" fn lookup_node(file: *mut bindings::file) -> *mut bindings::memfile_node {
         // SAFETY: Per the function's safety requirement.
-        let file = unsafe { File::from_raw(file) };
+        let file = unsafe { File::from_raw_file(file) };
         T::lookup_node(file).map_or(null_mut(), Node::as_raw)
     }
 
@@ -557,7 +557,7 @@ impl<T: BackingStore> StoreVtable<T> {
         order: *mut c_int,
     ) -> c_int {
         // SAFETY: Per the function's safety requirement.
-        let file = unsafe { File::from_raw(file) };
+        let file = unsafe { File::from_raw_file(file) };
         let index = offset as u64;
         let folio = match T::get_folio(file, index) {
             Ok(folio) => folio,

@@ -97,7 +97,7 @@ impl<T: FileOperations> FopsVtable<T> {
     ) -> crate::ffi::c_long {
         from_result(|| {
             // SAFETY: The VFS holds a reference on the file for the duration of the call.
-            let file = unsafe { File::from_raw(file) };
+            let file = unsafe { File::from_raw_file(file) };
             // SAFETY: `private_data` came from `into_foreign` and is only given back in
             // `release`, which cannot run while this call holds a file reference.
             let data = unsafe { T::Data::borrow(file.private_data()) };
@@ -116,13 +116,13 @@ impl<T: FileOperations> FopsVtable<T> {
     ) -> crate::ffi::c_int {
         from_result(|| {
             // SAFETY: The VFS holds a reference on the file for the duration of the call.
-            let file = unsafe { File::from_raw(file) };
+            let file = unsafe { File::from_raw_file(file) };
             // SAFETY: As in `fallocate`.
             let data = unsafe { T::Data::borrow(file.private_data()) };
             // The VMA's faults find the file's data through `vm_file`: it must be this file
             // (6.12's `mmap_region()` sets it before calling us; checked, not assumed).
             // SAFETY: The VMA is valid and being set up by `mmap`.
-            if unsafe { (*vma).vm_file } != file.as_raw() {
+            if unsafe { (*vma).vm_file } != file.as_ptr() {
                 return Err(EINVAL);
             }
             // SAFETY: The VMA is being set up for this file, one of `T`'s, by `mmap`.
@@ -353,7 +353,7 @@ impl<T: FileOperations> NewFile<T> {
             (*inode).i_op = &FIXED_SIZE_IOPS;
             (*inode).i_mode |= bindings::S_IFREG as u16;
             (*inode).i_size = size;
-            (*self.file.as_raw()).f_flags |= bindings::O_LARGEFILE;
+            (*self.file.as_ptr()).f_flags |= bindings::O_LARGEFILE;
         }
     }
 

@@ -31,7 +31,7 @@ unsafe impl AlwaysRefCounted for File {
     #[inline]
     fn inc_ref(&self) {
         // SAFETY: The existence of `&self` means the refcount is non-zero.
-        unsafe { bindings::get_file(self.as_raw()) };
+        unsafe { bindings::get_file(self.as_ptr()) };
     }
 
     #[inline]
@@ -48,7 +48,7 @@ impl File {
     ///
     /// `ptr` must point to a file on which the caller holds a reference for the whole of `'a`.
     #[inline]
-    pub unsafe fn from_raw<'a>(ptr: *const bindings::file) -> &'a File {
+    pub unsafe fn from_raw_file<'a>(ptr: *const bindings::file) -> &'a File {
         // SAFETY: `File` is `repr(transparent)` over the C struct, and the caller guarantees the
         // pointer is valid for `'a`.
         unsafe { &*ptr.cast() }
@@ -65,9 +65,9 @@ impl File {
         unsafe { ARef::from_raw(ptr.cast()) }
     }
 
-    /// The raw `struct file`.
+    /// The raw `struct file` (mainline's name).
     #[inline]
-    pub fn as_raw(&self) -> *mut bindings::file {
+    pub fn as_ptr(&self) -> *mut bindings::file {
         self.0.get()
     }
 
@@ -77,7 +77,7 @@ impl File {
         // SAFETY: A file holds its inode alive for as long as the file lives, and `f_inode` is
         // set before the file is visible and never changes (`file_inode()` reads it, but is a
         // helper call from Rust).
-        unsafe { Inode::from_raw((*self.as_raw()).f_inode) }
+        unsafe { Inode::from_raw((*self.as_ptr()).f_inode) }
     }
 
     /// `file->private_data`.
@@ -85,14 +85,14 @@ impl File {
     pub fn private_data(&self) -> *mut core::ffi::c_void {
         // SAFETY: The file is valid. Only the pointer is read; the callers dereference it
         // only for files whose operations they own, and those never rewrite it.
-        unsafe { (*self.as_raw()).private_data }
+        unsafe { (*self.as_ptr()).private_data }
     }
 
     /// Updates the file's timestamps after a change to it, as `file_modified()` does.
     #[inline]
     pub fn modified(&self) -> Result {
         // SAFETY: The file is valid.
-        to_result(unsafe { bindings::file_modified(self.as_raw()) })
+        to_result(unsafe { bindings::file_modified(self.as_ptr()) })
     }
 }
 
@@ -204,4 +204,10 @@ impl Drop for FileDescriptorReservation {
         // SAFETY: `fd` is reserved and not installed (type invariant).
         unsafe { bindings::put_unused_fd(self.fd) };
     }
+}
+
+/// `open(2)` flags (where mainline has them: `fs::file::flags`).
+pub mod flags {
+    /// Open for reading and writing.
+    pub const O_RDWR: u32 = crate::bindings::O_RDWR;
 }

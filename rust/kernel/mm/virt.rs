@@ -132,7 +132,7 @@ impl<F: VmOperations> VmOpsVtable<F> {
         // SAFETY: The VMA's file is one of `F`'s (`VmaNew` invariant), referenced by the VMA;
         // its `private_data` came from `F::Data::into_foreign` (`NewFile::create`) and is
         // given back only in release, which cannot run while the mapping holds the file.
-        unsafe { F::Data::borrow(File::from_raw((*vma).vm_file).private_data()) }
+        unsafe { F::Data::borrow(File::from_raw_file((*vma).vm_file).private_data()) }
     }
 
     /// # Safety
@@ -145,7 +145,7 @@ impl<F: VmOperations> VmOpsVtable<F> {
             let vmf = &*vmf;
             let vma = &*vmf.__bindgen_anon_1.vma;
             (
-                File::from_raw(vma.vm_file),
+                File::from_raw_file(vma.vm_file),
                 vmf.__bindgen_anon_1.pgoff as u64,
             )
         };
