@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 /*
- * As mainline's rust/helpers/fs.c (which has this helper alone): the page
- * cache's helpers are in filemap.c.
+ * This helper alone, as in mainline (which has it in this file): the page
+ * cache's helpers are with the page cache's.
  */
 
 #include <linux/fs.h>
