@@ -506,6 +506,23 @@ static void test_populate(void)
 	munmap(src, HPAGE);
 }
 
+/* The guest's read of @page fails: KVM_RUN exits on its poisoned 4 KiB. */
+static void expect_poisoned_read(struct huge_vm *h, uint64_t page)
+{
+	int r;
+
+	g_one = page;
+	g_op = OP_READ_ONE;
+	sync_global_to_guest(h->vm, g_op);
+	sync_global_to_guest(h->vm, g_one);
+	r = _vcpu_run(h->vcpu);
+	TEST_ASSERT(r == -1 && errno == EHWPOISON, "KVM_RUN on the poisoned page: %d, errno %d",
+		    r, errno);
+	TEST_ASSERT_EQ(h->vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	TEST_ASSERT_EQ(h->vcpu->run->memory_fault.gpa, TEST_GPA + page * PAGE_SIZE);
+	TEST_ASSERT_EQ(h->vcpu->run->memory_fault.size, PAGE_SIZE);
+}
+
 /*
  * A memory error in a page of a huge folio splits the folio: the guest
  * reads every other page, mapped 4 KiB from then on, and the poisoned
@@ -547,16 +564,7 @@ static void test_hwpoison(void)
 	/* Huge page 1 was zapped and is mapped 4 KiB now, but for the poisoned page. */
 	expect_maps(&h, m2, m4, 0, HPAGE_PAGES - 1, "a page poisoned");
 
-	g_one = poisoned;
-	g_op = OP_READ_ONE;
-	sync_global_to_guest(h.vm, g_op);
-	sync_global_to_guest(h.vm, g_one);
-	r = _vcpu_run(h.vcpu);
-	TEST_ASSERT(r == -1 && errno == EHWPOISON, "KVM_RUN on the poisoned page: %d, errno %d",
-		    r, errno);
-	TEST_ASSERT_EQ(h.vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
-	TEST_ASSERT_EQ(h.vcpu->run->memory_fault.gpa, TEST_GPA + poisoned * PAGE_SIZE);
-	TEST_ASSERT_EQ(h.vcpu->run->memory_fault.size, PAGE_SIZE);
+	expect_poisoned_read(&h, poisoned);
 
 	punch(h.fd, poisoned * PAGE_SIZE, PAGE_SIZE);
 	/*
@@ -607,15 +615,7 @@ static void test_hwpoison_unsplit(void)
 		    "after the error: %lu x 2 MiB mapped, wanted %lu (the poisoned one zapped)",
 		    vm_get_stat(h.vm, "pages_2m"), m2 - 1);
 
-	g_one = poisoned;
-	g_op = OP_READ_ONE;
-	sync_global_to_guest(h.vm, g_op);
-	sync_global_to_guest(h.vm, g_one);
-	r = _vcpu_run(h.vcpu);
-	TEST_ASSERT(r == -1 && errno == EHWPOISON, "KVM_RUN on the poisoned page: %d, errno %d",
-		    r, errno);
-	TEST_ASSERT_EQ(h.vcpu->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
-	TEST_ASSERT_EQ(h.vcpu->run->memory_fault.gpa, TEST_GPA + poisoned * PAGE_SIZE);
+	expect_poisoned_read(&h, poisoned);
 
 	TEST_ASSERT(!ioctl(dev, GMEM_RELEASE_TEST), "GMEM_RELEASE_TEST: errno %d", errno);
 	close(dev);
