@@ -23,6 +23,12 @@ if ! git -C "$WT" rev-parse -q --verify "base-$BASE_KVERSION" >/dev/null 2>&1; t
 		die "cannot make the work tree $WT"
 fi
 cp "$KBUILD/.config" "$CACHE/series-check/tip.config"
+# Commits built before with the same configuration: a commit id names its
+# whole tree and history, so a rerun after a fix to patch N starts at N.
+BUILT=$CACHE/series-check/built
+cfg=$(sha1sum <"$CACHE/series-check/tip.config" | cut -c1-40)
+touch "$BUILT"
+resuming=1
 
 # build_at COMMIT: the kernel of that commit, with the tip's options that
 # exist there (Kconfig drops the others).
@@ -38,6 +44,11 @@ total=$(git -C "$SRC" rev-list --count "base-$BASE_KVERSION..gmem-rs")
 for c in $(git -C "$SRC" rev-list --reverse "base-$BASE_KVERSION..gmem-rs"); do
 	n=$((n + 1))
 	subject=$(git -C "$SRC" log -1 --format=%s "$c")
+	if [ $resuming = 1 ] && grep -qx "$c $cfg" "$BUILT"; then
+		echo "ok $n - $subject (built before, same commit and configuration)"
+		continue
+	fi
+	resuming=0
 	t=$(date +%s)
 	if ! build_at "$c"; then
 		echo "not ok $n - $subject"
@@ -45,6 +56,7 @@ for c in $(git -C "$SRC" rev-list --reverse "base-$BASE_KVERSION..gmem-rs"); do
 		echo "series-check: patch $n of $total does not build (log: $LOG)"
 		exit 1
 	fi
+	echo "$c $cfg" >>"$BUILT"
 	echo "ok $n - $subject ($(($(date +%s) - t))s)"
 done
 dt=$(( $(date +%s) - T0 ))
