@@ -4,6 +4,15 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 
+/*
+ * Rust's Folio reads a folio's flags in place, on every guest fault: they must
+ * be its first word, one unsigned long (6.18 wraps it in memdesc_flags_t); and
+ * it takes a folio's first page as the folio itself.
+ */
+static_assert(offsetof(struct folio, page) == 0);
+static_assert(offsetof(struct folio, flags) == 0);
+static_assert(sizeof(((struct folio *)NULL)->flags) == sizeof(unsigned long));
+
 void rust_helper_folio_get(struct folio *folio)
 {
 	folio_get(folio);

@@ -34,14 +34,18 @@ use crate::{
         folio::{FolioSpan, LockedFolio},
         mempolicy::SharedPolicy,
         page_aligned,
-        virt::{VmFault, VmOperations, VmaNew},
+        virt::{VmFault, VmOperations, VmOpsTable, VmaNew},
     },
     new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
+    static_table::StaticTable,
     str::CStr,
-    sync::{Arc, ArcBorrow, Mutex},
-    types::{ARef, AlwaysRefCounted, ForeignOwnable, NotThreadSafe, Opaque},
+    sync::{
+        aref::{ARef, AlwaysRefCounted},
+        Arc, ArcBorrow, Mutex,
+    },
+    types::{ForeignOwnable, NotThreadSafe, Opaque},
     uaccess::UserPtr,
     ThisModule,
 };
@@ -618,7 +622,9 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
         T::fallocate(&gmem, file, mode, offset, len)
     }
 
-    fn mmap(gmem: ArcBorrow<'_, GmemFile<T>>, _file: &File, vma: &VmaNew<Self>) -> Result {
+    const VM_OPS: Option<&'static VmOpsTable<Self>> = Some(VmOpsTable::build());
+
+    fn mmap(gmem: ArcBorrow<'_, GmemFile<T>>, _file: &File, vma: &VmaNew) -> Result {
         if gmem.flags & GUEST_MEMFD_FLAG_MMAP == 0 {
             return Err(ENODEV);
         }
@@ -626,7 +632,6 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
         if !vma.is_shared() {
             return Err(EINVAL);
         }
-        vma.set_vm_ops();
         Ok(())
     }
 }
@@ -891,36 +896,31 @@ pub trait GmemBackend: Sized + 'static {
 }
 
 /// A backend's tables: KVM's `struct kvm_gmem_ops`, with the file operations of the backend's
-/// files in it, in a `static` of the backend's module. KVM recognises the files by the address
-/// of those file operations, and a `static` has one address, which a constant does not.
-#[repr(transparent)]
-pub struct BackendTable<T: GmemBackend>(bindings::kvm_gmem_ops, PhantomData<T>);
-
-// SAFETY: The table is never written; it holds pointers to functions and to static data.
-unsafe impl<T: GmemBackend> Sync for BackendTable<T> {}
+/// files in it, in a `static` of the backend's module; KVM recognises the files by the address
+/// of those file operations.
+pub type BackendTable<T> = StaticTable<bindings::kvm_gmem_ops, T>;
 
 impl<T: GmemBackend> BackendTable<T> {
     /// `T`'s table.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self(
-            bindings::kvm_gmem_ops {
-                owner: T::OWNER.as_ptr(),
-                fops: FopsVtable::<GmemFops<T>>::VTABLE,
-                supported_flags: Some(BackendVtable::<T>::supported_flags),
-                create: Some(BackendVtable::<T>::create),
-                bind: Some(BackendVtable::<T>::bind),
-                unbind: Some(BackendVtable::<T>::unbind),
-                get_pfn: Some(BackendVtable::<T>::get_pfn),
-                populate: Some(BackendVtable::<T>::populate),
-            },
-            PhantomData,
-        )
+        let ops = bindings::kvm_gmem_ops {
+            owner: T::OWNER.as_ptr(),
+            fops: FopsVtable::<GmemFops<T>>::VTABLE,
+            supported_flags: Some(BackendVtable::<T>::supported_flags),
+            create: Some(BackendVtable::<T>::create),
+            bind: Some(BackendVtable::<T>::bind),
+            unbind: Some(BackendVtable::<T>::unbind),
+            get_pfn: Some(BackendVtable::<T>::get_pfn),
+            populate: Some(BackendVtable::<T>::populate),
+        };
+        // SAFETY: `ops` holds `T`'s trampolines, `T::OWNER` and `T`'s file operations only.
+        unsafe { Self::from_raw(ops) }
     }
 
     fn fops(&'static self) -> &'static FileOpsTable<GmemFops<T>> {
         // SAFETY: `fops` is `FopsVtable::<GmemFops<T>>::VTABLE` (`new`).
-        unsafe { FileOpsTable::from_raw(&self.0.fops) }
+        unsafe { FileOpsTable::from_raw_ref(&self.as_raw().fops) }
     }
 }
 
@@ -1133,7 +1133,7 @@ impl<T: GmemBackend> Registration<T> {
         let table = T::table();
         // SAFETY: The table is `'static`; bindings that use it after unregistration hold
         // references on its module, which keeps it.
-        to_result(unsafe { bindings::kvm_gmem_register_ops(&table.0) })?;
+        to_result(unsafe { bindings::kvm_gmem_register_ops(table.as_raw()) })?;
         // INVARIANT: Registered just now.
         Ok(Self { table })
     }
@@ -1143,6 +1143,6 @@ impl<T: GmemBackend> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: `table` is registered (type invariant): the very pointer `register` passed.
         // After this KVM no longer hands it out.
-        unsafe { bindings::kvm_gmem_unregister_ops(&self.table.0) };
+        unsafe { bindings::kvm_gmem_unregister_ops(self.table.as_raw()) };
     }
 }

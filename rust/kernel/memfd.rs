@@ -22,8 +22,10 @@ use crate::{
     memfile::Invalidation,
     mm::folio::LockedFolio,
     prelude::*,
+    static_table::StaticTable,
     str::CStr,
-    types::{ARef, ForeignOwnable},
+    sync::aref::ARef,
+    types::ForeignOwnable,
     ThisModule,
 };
 use core::{
@@ -47,13 +49,6 @@ fn shmem_iops() -> &'static bindings::inode_operations {
     // SAFETY: As in `shmem_fops`.
     unsafe { &*SHMEM_IOPS.load(Ordering::Acquire) }
 }
-
-/// An operations table in a `static`, whose address is its identity.
-#[repr(transparent)]
-struct OpsTable<T>(T);
-
-// SAFETY: The tables are never written; they hold pointers to functions and to static data only.
-unsafe impl<T> Sync for OpsTable<T> {}
 
 /// A new open of the inode (through `/proc/<pid>/fd`) would make a file without the provider's
 /// data, which no check could allow anything: refused.
@@ -107,19 +102,25 @@ unsafe extern "C" fn inode_getattr(
     }
 }
 
-static INODE_OPS: OpsTable<bindings::inode_operations> = OpsTable(bindings::inode_operations {
-    setattr: Some(inode_setattr),
-    getattr: Some(inode_getattr),
-    // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
-    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
-});
+// SAFETY: Built-in functions only.
+static INODE_OPS: StaticTable<bindings::inode_operations, ()> = unsafe {
+    StaticTable::from_raw(bindings::inode_operations {
+        setattr: Some(inode_setattr),
+        getattr: Some(inode_getattr),
+        // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
+        ..core::mem::MaybeUninit::zeroed().assume_init()
+    })
+};
 
 /// The inode's `i_fop`, used only to open it again; no owner: built in.
-static INODE_FOPS: OpsTable<bindings::file_operations> = OpsTable(bindings::file_operations {
-    open: Some(reopen),
-    // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
-    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
-});
+// SAFETY: A built-in function only.
+static INODE_FOPS: StaticTable<bindings::file_operations, ()> = unsafe {
+    StaticTable::from_raw(bindings::file_operations {
+        open: Some(reopen),
+        // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
+        ..core::mem::MaybeUninit::zeroed().assume_init()
+    })
+};
 
 /// The operations of a provider's files: checks that run before shmem's operations.
 #[vtable]
@@ -396,7 +397,7 @@ impl<T: Provider> Vtable<T> {
         unsafe {
             bindings::i_mmap_lock_read(mapping);
             let file = (*mapping).i_private_data.cast::<bindings::file>();
-            if !file.is_null() && ptr::eq((*file).f_op, &T::table().fops) {
+            if !file.is_null() && ptr::eq((*file).f_op, &T::table().as_raw().fops) {
                 T::memory_error(
                     T::Data::borrow((*file).private_data),
                     start as u64,
@@ -414,27 +415,27 @@ impl<T: Provider> Vtable<T> {
     };
 }
 
-/// A provider's tables, in a `static` of its module: memfd's ops, and the file operations of
-/// its files. Files are recognised by the address of their file operations, and a `static`
-/// has one address, which a constant does not.
-pub struct ProviderTable<T: Provider> {
+/// What a provider's table holds: memfd's ops, and the file operations of its files.
+#[doc(hidden)]
+pub struct ProviderOps {
     fops: bindings::file_operations,
     ops: bindings::memfd_inaccessible_ops,
-    _p: PhantomData<T>,
 }
 
-// SAFETY: The tables are never written; they hold pointers to functions and to static data.
-unsafe impl<T: Provider> Sync for ProviderTable<T> {}
+/// A provider's tables, in a `static` of its module; files are recognised by the address of
+/// their file operations.
+pub type ProviderTable<T> = StaticTable<ProviderOps, T>;
 
 impl<T: Provider> ProviderTable<T> {
     /// `T`'s tables.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self {
+        let ops = ProviderOps {
             fops: Vtable::<T>::FOPS,
             ops: Vtable::<T>::OPS,
-            _p: PhantomData,
-        }
+        };
+        // SAFETY: `ops` holds `T`'s trampolines, `T::OWNER` and built-in functions only.
+        unsafe { Self::from_raw(ops) }
     }
 }
 
@@ -466,9 +467,9 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<NewShmemFile<T>
         (*ptr).private_data = data.into_foreign() as *mut _;
         // For the memory-error path, which starts from the mapping (see `Vtable::release`).
         (*(*ptr).f_mapping).i_private_data = ptr.cast();
-        (*ptr).f_op = &T::table().fops;
-        (*inode).__bindgen_anon_3.i_fop = &INODE_FOPS.0;
-        (*inode).i_op = &INODE_OPS.0;
+        (*ptr).f_op = &T::table().as_raw().fops;
+        (*inode).__bindgen_anon_3.i_fop = INODE_FOPS.as_raw();
+        (*inode).i_op = INODE_OPS.as_raw();
     }
     let mapping = file.inode().mapping();
     mapping.set_inaccessible();
@@ -490,7 +491,7 @@ pub struct NewShmemFile<T: Provider>(ARef<File>, PhantomData<T>);
 /// The data of `file` if it is a file of `T`.
 pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Borrowed<'_>> {
     // SAFETY: A referenced file's `f_op` is stable.
-    if !ptr::eq(unsafe { (*file.as_ptr()).f_op }, &T::table().fops) {
+    if !ptr::eq(unsafe { (*file.as_ptr()).f_op }, &T::table().as_raw().fops) {
         return None;
     }
     // SAFETY: The file is a live file of `T`, referenced for `'_`.
@@ -544,7 +545,7 @@ impl<T: Provider> Registration<T> {
     pub fn new() -> Result<Self> {
         let table = T::table();
         // SAFETY: The ops are `'static`; the files they make pin their module.
-        to_result(unsafe { bindings::memfd_register_inaccessible(&table.ops) })?;
+        to_result(unsafe { bindings::memfd_register_inaccessible(&table.as_raw().ops) })?;
         // INVARIANT: Registered just now.
         Ok(Self { table })
     }
@@ -553,6 +554,6 @@ impl<T: Provider> Registration<T> {
 impl<T: Provider> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: `table.ops` is registered (type invariant): the very pointer `new` passed.
-        unsafe { bindings::memfd_unregister_inaccessible(&self.table.ops) };
+        unsafe { bindings::memfd_unregister_inaccessible(&self.table.as_raw().ops) };
     }
 }

@@ -18,9 +18,11 @@ use crate::{
     bindings, c_str,
     error::{code::*, Result},
     fs::File,
+    macros::export,
     mm::folio::LockedFolio,
     prelude::*,
     static_lock_class,
+    static_table::StaticTable,
     str::CStr,
     sync::{
         lock::{mutex::MutexBackend, Guard},
@@ -301,7 +303,7 @@ impl Drop for StoresGuard {
 ///
 /// `bs` stays valid until `memfile_unregister_backing_store` and as long as any file it claims
 /// exists.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_register_backing_store(
     bs: *const bindings::memfile_backing_store,
 ) -> c_int {
@@ -333,7 +335,7 @@ pub unsafe extern "C" fn memfile_register_backing_store(
 /// # Safety
 ///
 /// `bs` was registered with `memfile_register_backing_store`.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_unregister_backing_store(
     bs: *const bindings::memfile_backing_store,
 ) {
@@ -352,7 +354,7 @@ pub unsafe extern "C" fn memfile_unregister_backing_store(
 }
 
 /// A node for a C store's new file, or NULL; see the C header.
-#[no_mangle]
+#[export]
 pub extern "C" fn memfile_node_alloc() -> *mut bindings::memfile_node {
     match KBox::pin_init(Node::new(), GFP_KERNEL) {
         // SAFETY: The node is never moved out of its allocation: `memfile_node_free` frees it
@@ -367,7 +369,7 @@ pub extern "C" fn memfile_node_alloc() -> *mut bindings::memfile_node {
 /// # Safety
 ///
 /// `node` came from `memfile_node_alloc` and is not used after this.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_node_free(node: *mut bindings::memfile_node) {
     if node.is_null() {
         return;
@@ -384,7 +386,7 @@ pub unsafe extern "C" fn memfile_node_free(node: *mut bindings::memfile_node) {
 /// # Safety
 ///
 /// `node` is live, and `memfile_invalidate_end` follows.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_invalidate_begin(
     node: *mut bindings::memfile_node,
     start: c_ulong,
@@ -399,7 +401,7 @@ pub unsafe extern "C" fn memfile_invalidate_begin(
 /// # Safety
 ///
 /// `node` is live, and `memfile_invalidate_begin` preceded.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_invalidate_end(
     node: *mut bindings::memfile_node,
     start: c_ulong,
@@ -414,7 +416,7 @@ pub unsafe extern "C" fn memfile_invalidate_end(
 /// # Safety
 ///
 /// `node` is live.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_memory_error(
     node: *mut bindings::memfile_node,
     start: c_ulong,
@@ -430,7 +432,7 @@ pub unsafe extern "C" fn memfile_memory_error(
 ///
 /// `file` is referenced by the caller until it unregisters; `notifier` is valid with `ops` set,
 /// not registered, and stays valid until `memfile_unregister_notifier` returns.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_register_notifier(
     file: *mut bindings::file,
     flags: c_ulong,
@@ -477,7 +479,7 @@ pub unsafe extern "C" fn memfile_register_notifier(
 /// # Safety
 ///
 /// `notifier` was registered and its file is still referenced by the caller.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_unregister_notifier(notifier: *mut bindings::memfile_notifier) {
     // SAFETY: A registered notifier's node lives as long as its file, which the caller holds.
     unsafe { Node::from_raw((*notifier).node) }.remove(NotifierPtr(notifier));
@@ -491,7 +493,7 @@ pub unsafe extern "C" fn memfile_unregister_notifier(notifier: *mut bindings::me
 /// # Safety
 ///
 /// `notifier` is registered; `pfn` and `order` are valid for writes.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_get_pfn(
     notifier: *mut bindings::memfile_notifier,
     offset: c_ulong,
@@ -508,7 +510,7 @@ pub unsafe extern "C" fn memfile_get_pfn(
 /// # Safety
 ///
 /// `notifier` is registered and `pfn` came from `memfile_get_pfn` on it.
-#[no_mangle]
+#[export]
 pub unsafe extern "C" fn memfile_put_pfn(notifier: *mut bindings::memfile_notifier, pfn: c_ulong) {
     // SAFETY: As in `memfile_get_pfn`.
     unsafe { ((*(*notifier).bs).put_pfn.unwrap_unchecked())(pfn) }
@@ -600,18 +602,15 @@ impl<T: BackingStore> StoreVtable<T> {
 }
 
 /// A Rust store's `struct memfile_backing_store`, in a `static` of its module: the store is
-/// known by its address, and a `static` has one address, which a constant does not.
-#[repr(transparent)]
-pub struct StoreTable<T: BackingStore>(bindings::memfile_backing_store, PhantomData<T>);
-
-// SAFETY: The table is never written; it holds pointers to functions only.
-unsafe impl<T: BackingStore> Sync for StoreTable<T> {}
+/// known by its address.
+pub type StoreTable<T> = StaticTable<bindings::memfile_backing_store, T>;
 
 impl<T: BackingStore> StoreTable<T> {
     /// `T`'s table.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self(StoreVtable::<T>::VTABLE, PhantomData)
+        // SAFETY: `VTABLE` holds `T`'s trampolines and `T::FLAGS` only.
+        unsafe { Self::from_raw(StoreVtable::<T>::VTABLE) }
     }
 }
 
@@ -629,7 +628,7 @@ impl<T: BackingStore> Registration<T> {
     pub fn new() -> Result<Self> {
         let table = T::table();
         // SAFETY: The table is `'static`; notifiers on the files of `T` pin its module.
-        let r = unsafe { memfile_register_backing_store(&table.0) };
+        let r = unsafe { memfile_register_backing_store(table.as_raw()) };
         crate::error::to_result(r)?;
         // INVARIANT: Registered just now.
         Ok(Self { table })
@@ -639,6 +638,6 @@ impl<T: BackingStore> Registration<T> {
 impl<T: BackingStore> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: `table` is registered (type invariant): the very pointer `new` passed.
-        unsafe { memfile_unregister_backing_store(&self.table.0) };
+        unsafe { memfile_unregister_backing_store(self.table.as_raw()) };
     }
 }

@@ -12,11 +12,13 @@ use crate::{
     fs::{File, Inode},
     mm::{
         filemap::{AddressSpaceOperations, Gfp},
-        virt::VmaNew,
+        virt::{VmOpsTable, VmaNew},
     },
     prelude::*,
+    static_table::StaticTable,
     str::CStr,
-    types::{ARef, ForeignOwnable},
+    sync::aref::ARef,
+    types::ForeignOwnable,
     ThisModule,
 };
 use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
@@ -38,12 +40,15 @@ pub trait FileOperations: Sized + 'static {
     /// outlive its file and its module: no folio may reach the module's operations then).
     fn release(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, inode: &Inode);
 
-    /// `mmap(2)`: checks the new mapping and sets it up ([`VmaNew::set_vm_ops`]). Without
-    /// it, `mmap` fails with `ENODEV`.
+    /// What serves the faults of the file's mappings; `mmap` fails with `ENODEV` without it.
+    const VM_OPS: Option<&'static VmOpsTable<Self>> = None;
+
+    /// `mmap(2)`: checks the new mapping, which [`FileOperations::VM_OPS`] then serves.
+    /// Without it, `mmap` fails with `ENODEV`.
     fn mmap(
         _data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
         _file: &File,
-        _vma: &VmaNew<Self>,
+        _vma: &VmaNew,
     ) -> Result {
         crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
@@ -125,9 +130,12 @@ impl<T: FileOperations> FopsVtable<T> {
             if unsafe { (*vma).vm_file } != file.as_ptr() {
                 return Err(EINVAL);
             }
-            // SAFETY: The VMA is being set up for this file, one of `T`'s, by `mmap`.
-            let vma = unsafe { VmaNew::<T>::from_raw(vma) };
+            let ops = T::VM_OPS.ok_or(ENODEV)?;
+            // SAFETY: The VMA is being set up by `mmap`.
+            let vma = unsafe { VmaNew::from_raw(vma) };
             T::mmap(data, file, vma)?;
+            // SAFETY: The VMA's file is this one, one of `T`'s, and `mmap` succeeds now.
+            unsafe { vma.set_vm_ops(ops) };
             Ok(0)
         })
     }
@@ -148,35 +156,16 @@ impl<T: FileOperations> FopsVtable<T> {
 }
 
 /// The `file_operations` of `T`'s files, in a `static` of the module that implements `T`
-/// (`static FOPS: FileOpsTable<T> = FileOpsTable::new();`). Files are recognised by the
-/// address of their table, and a `static` has one address, which a constant does not.
-#[repr(transparent)]
-pub struct FileOpsTable<T: FileOperations>(bindings::file_operations, PhantomData<T>);
-
-// SAFETY: The table is never written; it holds pointers to functions and to static data.
-unsafe impl<T: FileOperations> Sync for FileOpsTable<T> {}
+/// (`static FOPS: FileOpsTable<T> = FileOpsTable::new();`): files are recognised by its
+/// address.
+pub type FileOpsTable<T> = StaticTable<bindings::file_operations, T>;
 
 impl<T: FileOperations> FileOpsTable<T> {
     /// The table of `T`'s operations.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self(FopsVtable::<T>::VTABLE, PhantomData)
-    }
-
-    /// Views a copy of `T`'s table kept inside another static structure (KVM's backend ops).
-    ///
-    /// # Safety
-    ///
-    /// `raw` is a copy of `FopsVtable::<T>::VTABLE`.
-    pub(crate) const unsafe fn from_raw(raw: &'static bindings::file_operations) -> &'static Self {
-        // SAFETY: `repr(transparent)`; the caller guarantees what the table does.
-        unsafe { &*core::ptr::from_ref(raw).cast::<Self>() }
-    }
-
-    /// The raw table; a file is one of `T`'s if its `f_op` is this.
-    #[inline]
-    pub fn as_raw(&'static self) -> *const bindings::file_operations {
-        &self.0
+        // SAFETY: `VTABLE` holds `T`'s trampolines, `generic_file_open` and `T::OWNER` only.
+        unsafe { Self::from_raw(FopsVtable::<T>::VTABLE) }
     }
 }
 

@@ -6,7 +6,8 @@ use crate::{
     bindings,
     error::{to_result, Result},
     mm::filemap::AddressSpace,
-    types::{ARef, AlwaysRefCounted, Opaque},
+    sync::aref::{ARef, AlwaysRefCounted},
+    types::Opaque,
 };
 use core::ptr::NonNull;
 

@@ -16,6 +16,7 @@ use crate::{
         mempolicy::SharedPolicy,
     },
     prelude::*,
+    static_table::StaticTable,
     types::{ForeignOwnable, NotThreadSafe, Opaque},
 };
 use core::{
@@ -151,7 +152,7 @@ impl AddressSpace {
         // before anyone else sees the file (`NewFile::set_aops`) and never replaced, so a
         // match is stable.
         let aops = unsafe { (*self.as_raw()).a_ops };
-        if !core::ptr::eq(aops, &A::table().0) {
+        if !core::ptr::eq(aops, A::table().as_raw()) {
             return None;
         }
         // SAFETY: `PageCache<A>` is a transparent `AddressSpace`; its invariant was just checked.
@@ -496,23 +497,16 @@ pub trait AddressSpaceOperations: Sized + 'static {
     }
 }
 
-/// The `address_space_operations` of `A`, in a `static`: a `static` has one address, which a
-/// constant does not (each use of a constant may have its own copy).
-#[repr(transparent)]
-pub struct AopsTable<A: AddressSpaceOperations>(bindings::address_space_operations, PhantomData<A>);
-
-// SAFETY: The table is never written; it holds pointers to functions only.
-unsafe impl<A: AddressSpaceOperations> Sync for AopsTable<A> {}
+/// The `address_space_operations` of `A`, in a `static`
+/// (`static AOPS: AopsTable<MyAops> = AopsTable::new();`).
+pub type AopsTable<A> = StaticTable<bindings::address_space_operations, A>;
 
 impl<A: AddressSpaceOperations> AopsTable<A> {
     /// The table of `A`'s operations.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self(AopsVtable::<A>::VTABLE, PhantomData)
-    }
-
-    pub(crate) fn as_raw(&'static self) -> &'static bindings::address_space_operations {
-        &self.0
+        // SAFETY: `VTABLE` holds `A`'s trampolines and `bindings::noop_dirty_folio` only.
+        unsafe { Self::from_raw(AopsVtable::<A>::VTABLE) }
     }
 }
 

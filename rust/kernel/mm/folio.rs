@@ -5,12 +5,13 @@
 use crate::{
     bindings,
     mm::filemap::AddressSpace,
-    types::{ARef, AlwaysRefCounted, Opaque},
+    sync::aref::{ARef, AlwaysRefCounted},
+    types::Opaque,
 };
 use core::{
     cell::Cell,
     ops::Deref,
-    ptr::{addr_of_mut, NonNull},
+    ptr::NonNull,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
@@ -81,18 +82,19 @@ impl Folio {
         unsafe { bindings::folio_index(self.as_raw()) as u64 }
     }
 
-    /// Its flags word, as an atomic: read here rather than through a C helper, because the
-    /// fault path tests it on every fault.
+    /// Its flags word, as an atomic: read in place rather than through a C helper, because the
+    /// fault path tests it on every fault. No field path: 6.18 wraps the word in
+    /// `memdesc_flags_t`; `rust/helpers/folio.c` checks at build time that it is the folio's
+    /// first word and one `unsigned long`.
     #[inline]
     fn flags(&self) -> &AtomicUsize {
-        // SAFETY: The folio is valid while `&self` is, and its first word is its head page's
-        // `flags`. While others can reach the folio (as we can, through a reference), the
-        // kernel changes them with atomic bit operations; its non-atomic `__folio_set_*()`
-        // forms are for folios nobody else can reach yet or any more (allocation, freeing,
-        // a split with the refcount frozen, which a reference of ours prevents).
-        unsafe {
-            AtomicUsize::from_ptr(addr_of_mut!((*self.as_raw()).__bindgen_anon_1.page.flags).cast())
-        }
+        // SAFETY: The folio is valid while `&self` is, and its first word is its flags (checked
+        // at build time). While others can reach the folio (as we can, through a reference),
+        // the kernel changes them with atomic bit operations; its non-atomic
+        // `__folio_set_*()` forms are for folios nobody else can reach yet or any more
+        // (allocation, freeing, a split with the refcount frozen, which a reference of ours
+        // prevents).
+        unsafe { AtomicUsize::from_ptr(self.as_raw().cast()) }
     }
 
     /// Whether flag `bit` is set; acquire, so that what was written before it was set (the
@@ -265,10 +267,10 @@ impl LockedFolio {
         let this = core::mem::ManuallyDrop::new(self);
         let n = (index - span.index) as usize;
         if n == 0 {
-            // The first page is the folio's own `page`, as `folio_page(folio, 0)` gives it:
-            // no call for an order-0 folio.
-            // SAFETY: The folio is valid; this only takes the address of a field.
-            return Some(unsafe { addr_of_mut!((*this.as_raw()).__bindgen_anon_1.page) });
+            // The first page is the folio itself (its `page` is its first field: checked in
+            // `rust/helpers/folio.c`), as `folio_page(folio, 0)` gives it: no call for an
+            // order-0 folio.
+            return Some(this.as_raw().cast());
         }
         // SAFETY: The folio is referenced and holds the page `n` pages into it.
         Some(unsafe { bindings::folio_page(this.as_raw(), n) })

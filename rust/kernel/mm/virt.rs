@@ -10,56 +10,110 @@ use crate::{
     fs::{anon_file::FileOperations, File},
     mm::{folio::LockedFolio, mempolicy::SharedPolicy},
     prelude::*,
+    static_table::StaticTable,
     types::{ForeignOwnable, Opaque},
 };
 use core::marker::PhantomData;
 
-/// A mapping of one of `F`'s files that its `mmap` is setting up: nobody else sees it yet,
-/// and what it is given here ([`VmaNew::set_vm_ops`]) serves all its faults.
+pub use bindings::vm_flags_t;
+
+/// `VM_*` flags of a VMA, as mainline names them.
+pub mod flags {
+    use super::vm_flags_t;
+    use crate::bindings;
+
+    /// Writes reach the file (`MAP_SHARED`).
+    pub const SHARED: vm_flags_t = bindings::VM_SHARED as vm_flags_t;
+    /// The mapping was made `MAP_SHARED`, even if it may no longer write.
+    pub const MAYSHARE: vm_flags_t = bindings::VM_MAYSHARE as vm_flags_t;
+}
+
+/// A VMA, with the mmap lock (or the VMA's own lock) held: its fields may be read.
 ///
 /// # Invariants
 ///
-/// The VMA is valid, being set up by `mmap` of a file created by
-/// [`NewFile::create`](crate::fs::anon_file::NewFile::create) for `F`, and its file stays that
-/// file for its life.
+/// The VMA is valid, and the mmap lock or the VMA's read lock is held, while the reference is.
 #[repr(transparent)]
-pub struct VmaNew<F: FileOperations>(Opaque<bindings::vm_area_struct>, PhantomData<F>);
+pub struct VmaRef {
+    vma: Opaque<bindings::vm_area_struct>,
+}
 
-impl<F: FileOperations> VmaNew<F> {
-    /// Borrows the VMA `mmap` was called with.
+impl VmaRef {
+    /// Borrows the VMA at `ptr`.
     ///
     /// # Safety
     ///
-    /// `ptr` is a VMA being set up by `f_op->mmap` of a file created for `F`, for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::vm_area_struct) -> &'a Self {
-        // SAFETY: `repr(transparent)`; the caller guarantees validity and the invariant.
+    /// `ptr` is a valid VMA for `'a`, and the caller holds the mmap lock or the VMA's read lock
+    /// for `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::vm_area_struct) -> &'a Self {
+        // SAFETY: `repr(transparent)`; the caller guarantees the invariant.
         unsafe { &*ptr.cast() }
+    }
+
+    /// The raw VMA.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut bindings::vm_area_struct {
+        self.vma.get()
     }
 
     /// Its `VM_*` flags.
     #[inline]
-    pub fn flags(&self) -> usize {
-        // SAFETY: The VMA is valid; `mmap` runs under the mmap lock, which `vm_flags` needs.
-        unsafe { (*self.0.get()).__bindgen_anon_2.vm_flags }
+    pub fn flags(&self) -> vm_flags_t {
+        // SAFETY: The VMA is valid, and the lock held (type invariant) keeps `vm_flags` stable.
+        unsafe { (*self.as_ptr()).__bindgen_anon_2.vm_flags }
     }
 
-    /// Whether writes reach the file and every mapper sees them: `MAP_SHARED` (`VM_SHARED`
-    /// and `VM_MAYSHARE`), not a copy-on-write mapping.
+    /// Whether writes reach the file and every mapper sees them: `MAP_SHARED` ([`flags::SHARED`]
+    /// and [`flags::MAYSHARE`]), not a copy-on-write mapping.
     #[inline]
     pub fn is_shared(&self) -> bool {
-        let shared = (bindings::VM_SHARED | bindings::VM_MAYSHARE) as usize;
+        let shared = flags::SHARED | flags::MAYSHARE;
         self.flags() & shared == shared
     }
 }
 
-impl<F: VmOperations> VmaNew<F> {
-    /// Serves the mapping's faults with `F`'s [`VmOperations`].
+/// A VMA that `mmap` is setting up: nobody else sees it yet. The file's
+/// [`FileOperations::VM_OPS`] serve its faults once `mmap` succeeds.
+///
+/// # Invariants
+///
+/// The VMA is being set up by `f_op->mmap`, under the mmap lock.
+#[repr(transparent)]
+pub struct VmaNew {
+    vma: VmaRef,
+}
+
+impl VmaNew {
+    /// Borrows the VMA `mmap` was called with.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a VMA being set up by `f_op->mmap`, for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::vm_area_struct) -> &'a Self {
+        // SAFETY: `repr(transparent)` over `VmaRef`; `mmap` runs under the mmap lock.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Serves the VMA's faults with `table`.
+    ///
+    /// # Safety
+    ///
+    /// The VMA's file is one of `F`'s, and `mmap` is about to succeed.
+    pub(crate) unsafe fn set_vm_ops<F>(&self, table: &'static VmOpsTable<F>) {
+        // SAFETY: The VMA is being set up by `mmap` and seen by nobody else; the table is
+        // static, and its functions live in `F`'s module, which the mapping pins through its
+        // file (`F::OWNER`), one of `F`'s (the caller guarantees it).
+        unsafe { (*self.as_ptr()).vm_ops = table.as_raw() };
+    }
+}
+
+impl core::ops::Deref for VmaNew {
+    type Target = VmaRef;
+
     #[inline]
-    pub fn set_vm_ops(&self) {
-        // SAFETY: The VMA is being set up by `mmap` and seen by nobody else; the table is a
-        // `'static` constant, and its functions live in `F`'s module, which the mapping pins
-        // through its file (`F::OWNER`).
-        unsafe { (*self.0.get()).vm_ops = VmOpsVtable::<F>::build() };
+    fn deref(&self) -> &VmaRef {
+        &self.vma
     }
 }
 
@@ -98,7 +152,8 @@ impl From<Error> for VmFault {
     }
 }
 
-/// The faults of mappings of `Self`'s files, set up by [`VmaNew::set_vm_ops`].
+/// The faults of mappings of `Self`'s files, served through its [`VmOpsTable`] (see
+/// [`FileOperations::VM_OPS`]).
 pub trait VmOperations: FileOperations {
     /// A fault of page `pgoff` of `file`: the locked folio of `file`'s page cache that holds
     /// it, which the MM maps and unlocks, or why there is none.
@@ -118,6 +173,21 @@ pub trait VmOperations: FileOperations {
     }
 }
 
+/// The `vm_operations_struct` of mappings of `F`'s files.
+pub type VmOpsTable<F> = StaticTable<bindings::vm_operations_struct, F>;
+
+impl<F: VmOperations> VmOpsTable<F> {
+    const TABLE: Self = {
+        // SAFETY: `VTABLE` holds `F`'s trampolines only.
+        unsafe { Self::from_raw(VmOpsVtable::<F>::VTABLE) }
+    };
+
+    /// `F`'s table, for [`FileOperations::VM_OPS`].
+    pub const fn build() -> &'static Self {
+        &Self::TABLE
+    }
+}
+
 struct VmOpsVtable<F: VmOperations>(PhantomData<F>);
 
 impl<F: VmOperations> VmOpsVtable<F> {
@@ -125,22 +195,22 @@ impl<F: VmOperations> VmOpsVtable<F> {
     ///
     /// # Safety
     ///
-    /// `vma` is a mapping that [`VmaNew::set_vm_ops`] set up, valid for `'a`.
+    /// `vma` is a mapping that [`VmOpsTable`] serves, valid for `'a`.
     unsafe fn data<'a>(
         vma: *mut bindings::vm_area_struct,
     ) -> <F::Data as ForeignOwnable>::Borrowed<'a> {
-        // SAFETY: The VMA's file is one of `F`'s (`VmaNew` invariant), referenced by the VMA;
-        // its `private_data` came from `F::Data::into_foreign` (`NewFile::create`) and is
+        // SAFETY: Only `F`'s mmap installs `F`'s table (`VmaNew::set_vm_ops`), so the VMA's
+        // file is one of `F`'s, referenced by the VMA; its `private_data` came from `F::Data::into_foreign` (`NewFile::create`) and is
         // given back only in release, which cannot run while the mapping holds the file.
         unsafe { F::Data::borrow(File::from_raw_file((*vma).vm_file).private_data()) }
     }
 
     /// # Safety
     ///
-    /// Called by the MM with a fault of a mapping that [`VmaNew::set_vm_ops`] set up.
+    /// Called by the MM with a fault of a mapping that [`VmOpsTable`] serves.
     unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-        // SAFETY: The MM passes a valid fault of a valid VMA, whose file is one of `F`'s
-        // (`VmaNew` invariant) and holds a reference on it while the VMA lives.
+        // SAFETY: The MM passes a valid fault of a valid VMA, whose file is one of `F`'s (as in
+        // `data`) and holds a reference on it while the VMA lives.
         let (file, pgoff) = unsafe {
             let vmf = &*vmf;
             let vma = &*vmf.__bindgen_anon_1.vma;
@@ -171,8 +241,8 @@ impl<F: VmOperations> VmOpsVtable<F> {
     ///
     /// # Safety
     ///
-    /// Called by the MM, under the mmap lock, with a mapping that [`VmaNew::set_vm_ops`] set
-    /// up and a valid policy or NULL.
+    /// Called by the MM, under the mmap lock, with a mapping that [`VmOpsTable`] serves and a
+    /// valid policy or NULL.
     #[cfg(CONFIG_NUMA)]
     unsafe extern "C" fn set_policy(
         vma: *mut bindings::vm_area_struct,
@@ -194,7 +264,7 @@ impl<F: VmOperations> VmOpsVtable<F> {
     ///
     /// # Safety
     ///
-    /// Called by the MM with a mapping that [`VmaNew::set_vm_ops`] set up, valid for the call,
+    /// Called by the MM with a mapping that [`VmOpsTable`] serves, valid for the call,
     /// and an address inside it.
     #[cfg(CONFIG_NUMA)]
     unsafe extern "C" fn get_policy(
@@ -224,8 +294,4 @@ impl<F: VmOperations> VmOpsVtable<F> {
         // SAFETY: All-zero is a valid `vm_operations_struct`: every other slot is empty.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
-
-    const fn build() -> &'static bindings::vm_operations_struct {
-        &Self::VTABLE
-    }
 }
