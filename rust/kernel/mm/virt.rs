@@ -200,8 +200,9 @@ impl<F: VmOperations> VmOpsVtable<F> {
         vma: *mut bindings::vm_area_struct,
     ) -> <F::Data as ForeignOwnable>::Borrowed<'a> {
         // SAFETY: Only `F`'s mmap installs `F`'s table (`VmaNew::set_vm_ops`), so the VMA's
-        // file is one of `F`'s, referenced by the VMA; its `private_data` came from `F::Data::into_foreign` (`NewFile::create`) and is
-        // given back only in release, which cannot run while the mapping holds the file.
+        // file is one of `F`'s, referenced by the VMA; its `private_data` came from
+        // `F::Data::into_foreign` (`NewFile::create`) and is given back only in release,
+        // which cannot run while the mapping holds the file.
         unsafe { F::Data::borrow(File::from_raw_file((*vma).vm_file).private_data()) }
     }
 
