@@ -365,7 +365,8 @@ pub struct GmemFile<T: GmemBackend> {
     /// The NUMA policy `mbind()` on the VMM's mappings sets for the file's pages.
     #[pin]
     policy: SharedPolicy,
-    _p: PhantomData<fn() -> T>,
+    /// Invariant in `T`, as [`StaticTable`]: one backend's state is never another's.
+    _p: PhantomData<fn(T) -> T>,
 }
 
 impl<T: GmemBackend> GmemFile<T> {

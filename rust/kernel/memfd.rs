@@ -102,25 +102,30 @@ unsafe extern "C" fn inode_getattr(
     }
 }
 
-// SAFETY: Built-in functions only.
-static INODE_OPS: StaticTable<bindings::inode_operations, ()> = unsafe {
-    StaticTable::from_raw(bindings::inode_operations {
-        setattr: Some(inode_setattr),
-        getattr: Some(inode_getattr),
-        // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
-        ..core::mem::MaybeUninit::zeroed().assume_init()
-    })
+/// The implementer of the inode's tables: built-in code, not a provider.
+struct BuiltIn;
+
+const INODE_OPS_RAW: bindings::inode_operations = bindings::inode_operations {
+    setattr: Some(inode_setattr),
+    getattr: Some(inode_getattr),
+    // SAFETY: All-zero is a valid `inode_operations`: every other slot is empty.
+    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
 };
 
+// SAFETY: Built-in functions only.
+static INODE_OPS: StaticTable<bindings::inode_operations, BuiltIn> =
+    unsafe { StaticTable::from_raw(INODE_OPS_RAW) };
+
 /// The inode's `i_fop`, used only to open it again; no owner: built in.
-// SAFETY: A built-in function only.
-static INODE_FOPS: StaticTable<bindings::file_operations, ()> = unsafe {
-    StaticTable::from_raw(bindings::file_operations {
-        open: Some(reopen),
-        // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
-        ..core::mem::MaybeUninit::zeroed().assume_init()
-    })
+const INODE_FOPS_RAW: bindings::file_operations = bindings::file_operations {
+    open: Some(reopen),
+    // SAFETY: All-zero is a valid `file_operations`: every other slot is empty.
+    ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
 };
+
+// SAFETY: A built-in function only.
+static INODE_FOPS: StaticTable<bindings::file_operations, BuiltIn> =
+    unsafe { StaticTable::from_raw(INODE_FOPS_RAW) };
 
 /// The operations of a provider's files: checks that run before shmem's operations.
 #[vtable]
@@ -486,7 +491,7 @@ pub fn create<T: Provider>(name: &CStr, data: T::Data) -> Result<NewShmemFile<T>
 /// # Invariants
 ///
 /// The file has `T`'s operations and no other reference to it has been given out.
-pub struct NewShmemFile<T: Provider>(ARef<File>, PhantomData<T>);
+pub struct NewShmemFile<T: Provider>(ARef<File>, PhantomData<fn(T) -> T>);
 
 /// The data of `file` if it is a file of `T`.
 pub fn data<T: Provider>(file: &File) -> Option<<T::Data as ForeignOwnable>::Borrowed<'_>> {

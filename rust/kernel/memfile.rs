@@ -609,7 +609,7 @@ impl<T: BackingStore> StoreTable<T> {
     /// `T`'s table.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        // SAFETY: `VTABLE` holds `T`'s trampolines and `T::FLAGS` only.
+        // SAFETY: `VTABLE` holds `T`'s trampolines, `T::OWNER` and `T::FLAGS` only.
         unsafe { Self::from_raw(StoreVtable::<T>::VTABLE) }
     }
 }

@@ -7,18 +7,23 @@
 //! `static` has one address, which a constant does not: each use of a constant may have its
 //! own copy. Every such table of this crate is a [`StaticTable`]; each kind has its own
 //! constructor next to the trait it is built from (`AopsTable::new`, `FileOpsTable::new`,
-//! `BackendTable::new`, ...), which is what makes it `T`'s.
+//! `BackendTable::new`, ...), which is what makes it `T`'s. One kind needs no identity:
+//! `VmOpsTable::build` gives a promoted constant (nothing compares `vm_ops` addresses).
 
 use core::marker::PhantomData;
 
 /// The C operations table `R` built for the Rust type `T`, to keep in a `static`:
 /// `static TABLE: FileOpsTable<MyFile> = FileOpsTable::new();`.
 ///
+/// `T` is invariant: were it covariant, a table of `W<for<'a> fn(&'a ())>` would also be one of
+/// its supertype `W<fn(&'static ())>`, another implementer, with other data.
+///
 /// # Invariants
 ///
-/// `R` holds pointers to functions and to static data only, and is never written.
+/// `R` holds pointers to functions and to static data only, has no interior mutability, and is
+/// never written.
 #[repr(transparent)]
-pub struct StaticTable<R, T>(R, PhantomData<fn() -> T>);
+pub struct StaticTable<R, T>(R, PhantomData<fn(T) -> T>);
 
 // SAFETY: By the type invariant, threads that share the table share read-only pointers to code
 // and to static data, which any thread may use.
@@ -29,8 +34,9 @@ impl<R, T> StaticTable<R, T> {
     ///
     /// # Safety
     ///
-    /// `raw` holds pointers to functions and to static data only, and is the table for `T`
-    /// that the code reading this kind of table expects (its trampolines are `T`'s).
+    /// `raw` holds pointers to functions and to static data only and no interior mutability,
+    /// and is the table for `T` that the code reading this kind of table expects (its
+    /// trampolines are `T`'s).
     pub(crate) const unsafe fn from_raw(raw: R) -> Self {
         // INVARIANT: The caller guarantees what `raw` holds; nothing here writes it.
         Self(raw, PhantomData)

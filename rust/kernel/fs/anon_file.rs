@@ -40,11 +40,11 @@ pub trait FileOperations: Sized + 'static {
     /// outlive its file and its module: no folio may reach the module's operations then).
     fn release(data: <Self::Data as ForeignOwnable>::Borrowed<'_>, inode: &Inode);
 
-    /// What serves the faults of the file's mappings; `mmap` fails with `ENODEV` without it.
+    /// What serves the faults of the file's mappings: given if and only if `mmap` is.
     const VM_OPS: Option<&'static VmOpsTable<Self>> = None;
 
     /// `mmap(2)`: checks the new mapping, which [`FileOperations::VM_OPS`] then serves.
-    /// Without it, `mmap` fails with `ENODEV`.
+    /// Without it (and `VM_OPS`), `mmap` fails with `ENODEV`.
     fn mmap(
         _data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
         _file: &File,
@@ -144,7 +144,13 @@ impl<T: FileOperations> FopsVtable<T> {
         owner: T::OWNER.as_ptr(),
         open: Some(bindings::generic_file_open),
         release: Some(Self::release),
-        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
+        // A mapping needs both its checks and its faults' handler: one without the other is
+        // refused when the table is built, not found out at the first `mmap`.
+        mmap: match (T::HAS_MMAP, T::VM_OPS.is_some()) {
+            (true, true) => Some(Self::mmap),
+            (false, false) => None,
+            _ => crate::build_error!("FileOperations: mmap and VM_OPS go together"),
+        },
         fallocate: if T::HAS_FALLOCATE {
             Some(Self::fallocate)
         } else {
@@ -248,7 +254,8 @@ pub struct NewFile<T: FileOperations> {
     file: ARef<File>,
     /// Whether [`NewFile::set_aops`] ran.
     has_aops: bool,
-    _p: PhantomData<T>,
+    /// Invariant in `T`, as [`StaticTable`]: the file is `T`'s, not a supertype's.
+    _p: PhantomData<fn(T) -> T>,
 }
 
 /// Inode operations of a file whose size is fixed at creation: `stat` reports it, any

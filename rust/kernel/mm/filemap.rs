@@ -168,7 +168,7 @@ impl AddressSpace {
 ///
 /// The mapping's `a_ops` is `A::table()`.
 #[repr(transparent)]
-pub struct PageCache<A: AddressSpaceOperations>(AddressSpace, PhantomData<A>);
+pub struct PageCache<A: AddressSpaceOperations>(AddressSpace, PhantomData<fn(A) -> A>);
 
 impl<A: AddressSpaceOperations> core::ops::Deref for PageCache<A> {
     type Target = AddressSpace;
