@@ -3,7 +3,7 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: stress, bench, profile, insns, lint, setup, tree, build, series,
+# Other targets: stress, bench, profile, insns, lint, setup, tree, build, modules, series,
 # series-check, vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector.
 # See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
@@ -19,7 +19,7 @@ KCSAN ?= 0
 # make profile PROFILE=fault: which workload to profile (allocate, fault, contended).
 PROFILE ?= allocate
 
-.PHONY: all demo check stress bench profile insns lint setup tree build series series-check vm clean
+.PHONY: all demo check stress bench profile insns lint setup tree build modules series series-check vm clean
 all demo:
 	@$(S)/demo.sh
 
@@ -66,10 +66,17 @@ series: tree
 series-check:
 	@$(S)/series-check.sh
 
+# The project's modules built out of the kernel tree (Kbuild), against the
+# built kernel; make check then loads them, and while only their sources
+# change it builds only them. make build goes back to the in-tree ones.
+modules:
+	@$(S)/modules.sh
+
 # An interactive shell in the test kernel.
 vm:
 	@$(S)/vm.sh
 
 clean:
 	rm -rf "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-bench" \
-		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-kcsan" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" out
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-kcsan" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" \
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}"/build*-oot out

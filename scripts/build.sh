@@ -50,7 +50,12 @@ config() {
 }
 
 kernel() {
+	local sources
+	sources=$(kernel_sources_hash)
 	kmake -s bzImage modules
+	echo "$sources" >"$KERNEL_STAMP"
+	# A new kernel: its own modules are current; make modules opts in again.
+	rm -f "$OOT/.active"
 	echo "    $(cat "$KBUILD/include/config/kernel.release") $(du -h "$KBUILD/arch/x86/boot/bzImage" | cut -f1) bzImage"
 }
 

@@ -10,7 +10,16 @@ set -uo pipefail
 S=$GMEM_ROOT/scripts
 
 T0=$(date +%s)
-prepare build
+# After make modules, the project's modules come from its out-of-tree build;
+# while the kernel's own sources are unchanged, they are all that is built.
+MODDIR=$KBUILD
+if [ -f "$OOT/.active" ]; then
+	kernel_current || prepare build
+	phase "build modules (out of tree)" "$S/modules.sh"
+	MODDIR=$OOT
+else
+	prepare build
+fi
 
 if [ "$#" -gt 0 ]; then
 	TESTS=("$@")
@@ -28,7 +37,7 @@ GUEST_ENV="GMEM_STRESS_SECONDS=${GMEM_STRESS_SECONDS:-} GMEM_STRESS_VCPUS=${GMEM
 # The VM's own limit grows with the stress rounds too.
 export GMEM_VM_TIMEOUT=${GMEM_VM_TIMEOUT:-$((3600 + 12 * ${GMEM_STRESS_SECONDS:-0}))}
 run_tests() {
-	"$S/vm.sh" "env $GUEST_ENV $S/guest/run-tests.sh $OUTDIR $STOUT $KBUILD ${TESTS[*]}"
+	"$S/vm.sh" "env $GUEST_ENV $S/guest/run-tests.sh $OUTDIR $STOUT $MODDIR ${TESTS[*]}"
 	[ -f "$OUTDIR/done" ] || echo "    the guest did not finish the run"
 	return 0
 }

@@ -41,6 +41,32 @@ KMAKE_VARS=(
 )
 JOBS=${GMEM_JOBS:-$(nproc)}
 
+# make modules: the project's modules, built out of the tree (Kbuild) into
+# OOT, with the in-tree layout. Their sources are the files below; a kernel
+# built from everything else (KERNEL_STAMP) is what they build against.
+OOT=$KBUILD-oot
+KERNEL_STAMP=$KBUILD/.gmem-kernel-sources
+OOT_SOURCES=(Kbuild
+	virt/kvm/gmem_rs/Makefile virt/kvm/gmem_rs/gmem_rs.rs
+	virt/kvm/gmem_test/Makefile virt/kvm/gmem_test/kvm_gmem_populate_test.c
+	virt/kvm/gmem_bench/Makefile virt/kvm/gmem_bench/kvm_gmem_bench_floor.c
+	mm/memfd_inaccessible.rs)
+
+# A hash of what the kernel is built from: the series, the configs and every
+# overlay file but the out-of-tree modules' sources.
+kernel_sources_hash() {
+	(cd "$GMEM_ROOT" &&
+		git ls-files -co --exclude-standard -- patches configs arch Documentation include mm \
+			rust tools virt |
+		grep -vxF -f <(printf '%s\n' "${OOT_SOURCES[@]}") |
+		sort | xargs -d '\n' sha1sum) | sha1sum | cut -c1-40
+}
+
+# Whether the built kernel is the one the sources now describe.
+kernel_current() {
+	[ -f "$KBUILD/arch/x86/boot/bzImage" ] && [ "$(cat "$KERNEL_STAMP" 2>/dev/null)" = "$(kernel_sources_hash)" ]
+}
+
 # Who the assembled commits and the series are from.
 export GIT_AUTHOR_NAME="gmem-rs developers" GIT_AUTHOR_EMAIL="gmem-rs@example.org"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
