@@ -170,6 +170,8 @@ check_kernel_log() {
 mfd_loaded() { [ -d /sys/module/memfd_inaccessible ]; }
 
 echo "TAP version 13" | tee -a "$TAP"
+# Which build of the project's modules this run loads (make modules: out of tree).
+echo "# modules from $MODDIR" | tee -a "$TAP"
 if ! mfd_loaded && ! insmod "$MFD_INACCESSIBLE_KO" >"$RESULTS/logs/insmod-mfd.log" 2>&1; then
 	tap fail "memfd_inaccessible: module loads" "$(cat "$RESULTS/logs/insmod-mfd.log")"
 fi
