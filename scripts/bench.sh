@@ -52,10 +52,17 @@ if [ "${1:-}" = insns ]; then
 	# The marker's text goes here, where no other guest code is; the plugin
 	# watches its entry, read back with nm.
 	MARK_BASE=0x5a5a0000
+	# The plugin API QEMU takes: 1 before QEMU 9.0, 2 from 9.0 on (10.0,
+	# bookworm-backports', accepts no API below 2).
+	qemu_version=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+	[ -n "$qemu_version" ] || die "cannot read qemu-system-x86_64's version"
+	plugin_api=1
+	[ "${qemu_version% *}" -ge 9 ] && plugin_api=2
+	echo "    QEMU $(echo "$qemu_version" | tr ' ' .): plugin API $plugin_api"
 	build_insns() {
 		mkdir -p "$INS" &&
-			gcc -O2 -Wall -shared -fPIC -fvisibility=hidden -o "$INS/qemu-insn-count.so" \
-				"$S/qemu-insn-count.c" &&
+			gcc -O2 -Wall -shared -fPIC -fvisibility=hidden -DQEMU_PLUGIN_API=$plugin_api \
+				-o "$INS/qemu-insn-count.so" "$S/qemu-insn-count.c" &&
 			gcc -Os -Wall -nostdlib -static -fno-pie -no-pie -Wl,--build-id=none \
 				-Wl,-Ttext-segment=$MARK_BASE -o "$INS/insn-mark" "$S/insn-mark.c"
 	}

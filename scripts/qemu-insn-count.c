@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * make insns: a QEMU TCG plugin (plugin API 1, as in Debian 12's QEMU 7.2)
- * that counts the guest instructions run from each translated block's start
+ * make insns: a QEMU TCG plugin that counts the guest instructions run from each translated block's start
  * address, split into phases the guest marks, so that a profile is exact,
  * not sampled: an instruction count does not move with the host's load.
  *
@@ -13,7 +12,11 @@
  *   VADDR PHASE0_INSNS PHASE1_INSNS ...
  * A block is counted whole when it starts: one cut short by an exception
  * or interrupt counts the instructions it did not run too, the same for
- * both backends. Only the API's few calls are declared here.
+ * both backends. Only the API's few calls are declared here, for the API
+ * QEMU_PLUGIN_API names (bench.sh picks it from QEMU's version): 1 for QEMU
+ * before 9.0 (Debian 12's 7.2), whose inline counters are plain memory; 2
+ * for 9.0 and later (bookworm-backports' 10.0), which accept no API below 2
+ * and count per vCPU in scoreboards.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -23,7 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The plugin API, version 1. */
+#ifndef QEMU_PLUGIN_API
+#define QEMU_PLUGIN_API 1
+#endif
+
 typedef uint64_t qemu_plugin_id_t;
 typedef struct {
 	const char *target_name;
@@ -51,16 +57,30 @@ void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id,
 void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb,
 					  qemu_plugin_vcpu_udata_cb_t cb,
 					  enum qemu_plugin_cb_flags flags, void *userdata);
+#if QEMU_PLUGIN_API >= 2
+struct qemu_plugin_scoreboard;
+typedef struct {
+	struct qemu_plugin_scoreboard *score;
+	size_t offset;
+} qemu_plugin_u64;
+struct qemu_plugin_scoreboard *qemu_plugin_scoreboard_new(size_t element_size);
+qemu_plugin_u64 qemu_plugin_scoreboard_u64(struct qemu_plugin_scoreboard *score);
+uint64_t qemu_plugin_u64_sum(qemu_plugin_u64 entry);
+void qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(struct qemu_plugin_tb *tb,
+						       enum qemu_plugin_op op,
+						       qemu_plugin_u64 entry, uint64_t imm);
+#else
 void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb,
 					      enum qemu_plugin_op op, void *ptr,
 					      uint64_t imm);
+#endif
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb,
 				    void *userdata);
 void qemu_plugin_outs(const char *string);
 
-__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+__attribute__((visibility("default"))) int qemu_plugin_version = QEMU_PLUGIN_API;
 
 #define MAX_PHASES 48
 
@@ -74,7 +94,11 @@ struct block {
 	struct block *next;
 	uint64_t vaddr;
 	uint64_t insns;		/* instructions the block adds per run */
+#if QEMU_PLUGIN_API >= 2
+	qemu_plugin_u64 runs;	/* bumped inline, per vCPU */
+#else
 	uint64_t runs;		/* bumped inline */
+#endif
 	uint64_t runs_before;	/* runs when the current phase began */
 	uint64_t phase_insns[MAX_PHASES];
 };
@@ -87,13 +111,24 @@ static uint64_t marker;
 static bool have_marker;
 static const char *out_path;
 
+static uint64_t runs(const struct block *b)
+{
+#if QEMU_PLUGIN_API >= 2
+	return qemu_plugin_u64_sum(b->runs);
+#else
+	return b->runs;
+#endif
+}
+
 static void end_phase(void)
 {
 	struct block *b;
+	uint64_t n;
 
 	for (b = blocks; b; b = b->next) {
-		b->phase_insns[phase] += (b->runs - b->runs_before) * b->insns;
-		b->runs_before = b->runs;
+		n = runs(b);
+		b->phase_insns[phase] += (n - b->runs_before) * b->insns;
+		b->runs_before = n;
 	}
 }
 
@@ -121,11 +156,19 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	}
 	b->vaddr = qemu_plugin_tb_vaddr(tb);
 	b->insns = qemu_plugin_tb_n_insns(tb);
+#if QEMU_PLUGIN_API >= 2
+	/* QEMU aborts if it cannot allocate one. */
+	b->runs = qemu_plugin_scoreboard_u64(qemu_plugin_scoreboard_new(sizeof(uint64_t)));
+#endif
 	pthread_mutex_lock(&lock);
 	b->next = blocks;
 	blocks = b;
 	pthread_mutex_unlock(&lock);
+#if QEMU_PLUGIN_API >= 2
+	qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb, QEMU_PLUGIN_INLINE_ADD_U64, b->runs, 1);
+#else
 	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &b->runs, 1);
+#endif
 	if (have_marker && b->vaddr == marker)
 		qemu_plugin_register_vcpu_tb_exec_cb(tb, on_marker, QEMU_PLUGIN_CB_NO_REGS, NULL);
 }
