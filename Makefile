@@ -41,8 +41,10 @@ profile:
 
 # Exact instruction counts of gmem_bench's timed windows, per kernel function,
 # C against Rust (a QEMU plugin counts them).
+# QEMU=10: on QEMU 10 from bookworm-backports (fetched into the cache).
+QEMU ?=
 insns:
-	@$(S)/bench.sh insns
+	@$(if $(filter 10,$(QEMU)),$(S)/qemu10.sh &&) GMEM_QEMU=$(QEMU) $(S)/bench.sh insns
 
 # rustfmt, clippy and checkpatch --strict over the series (make check runs it too).
 lint: build

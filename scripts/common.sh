@@ -31,6 +31,15 @@ mkdir -p "$CACHE" || { echo "gmem-rs: error: cannot create the cache directory $
 # python there must not change the build. vng also runs virtme-run through
 # the shell, so the venv must be on PATH, not only called by its path.
 export PATH="$TOOLS/venv/bin:$TOOLS/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# GMEM_QEMU=10 (make insns QEMU=10): QEMU 10 from bookworm-backports, which
+# scripts/qemu10.sh unpacks into the cache, in place of Debian 12's 7.2.
+if [ "${GMEM_QEMU:-}" = 10 ]; then
+	export PATH="$TOOLS/qemu-10/usr/bin:$PATH"
+	# Its own loadable modules, not the 7.2 ones it would refuse noisily.
+	export QEMU_MODULE_DIR=$TOOLS/qemu-10/usr/lib/x86_64-linux-gnu/qemu
+	# Its own firmware first; the ROMs it finds nowhere else: the system's.
+	GMEM_QEMU_FIRMWARE="-L $TOOLS/qemu-10/usr/share/qemu -L $TOOLS/qemu-10/usr/share/seabios"
+fi
 
 # The toolchain that builds 6.12 with Rust: Debian's rustc-web, LLVM 19, our bindgen.
 KMAKE_VARS=(

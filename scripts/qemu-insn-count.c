@@ -64,7 +64,11 @@ typedef struct {
 	size_t offset;
 } qemu_plugin_u64;
 struct qemu_plugin_scoreboard *qemu_plugin_scoreboard_new(size_t element_size);
-qemu_plugin_u64 qemu_plugin_scoreboard_u64(struct qemu_plugin_scoreboard *score);
+/* An inline function in QEMU's header, not an exported symbol. */
+static inline qemu_plugin_u64 qemu_plugin_scoreboard_u64(struct qemu_plugin_scoreboard *score)
+{
+	return (qemu_plugin_u64){ .score = score, .offset = 0 };
+}
 uint64_t qemu_plugin_u64_sum(qemu_plugin_u64 entry);
 void qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(struct qemu_plugin_tb *tb,
 						       enum qemu_plugin_op op,

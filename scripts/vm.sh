@@ -51,7 +51,8 @@ case "${GMEM_VM_NODES:-2}" in
 *) die "GMEM_VM_NODES=${GMEM_VM_NODES}: 1 or 2" ;;
 esac
 # GMEM_VM_QEMU_OPTS: more QEMU options (make bench's -icount pass); vng wants them last.
-[ -z "${GMEM_VM_QEMU_OPTS:-}" ] || VNG_ARGS+=("--qemu-opts=$GMEM_VM_QEMU_OPTS")
+QEMU_OPTS="${GMEM_QEMU_FIRMWARE:-} ${GMEM_VM_QEMU_OPTS:-}"
+[ -z "${QEMU_OPTS// /}" ] || VNG_ARGS+=("--qemu-opts=${QEMU_OPTS# }")
 [ "$#" -gt 0 ] || exec "$VNG" "${VNG_ARGS[@]}"
 
 # QEMU reopens stderr by path, which truncates it when it is a log file:
