@@ -4,7 +4,8 @@
 #   make check    build what is stale, boot once, run every test
 #
 # Other targets: stress, bench, profile, insns, lint, setup, tree, build, modules, series,
-# series-check, vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector.
+# series-check, vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector;
+# DISTRO=1 (check): with what distributions enable for KVM (configs/distro.config).
 # See README.md.
 # The build lives in $(GMEM_CACHE) (default ~/.cache/gmem-rs), outside the
 # work tree, so every clone on this machine rebuilds incrementally.
@@ -16,6 +17,8 @@ T ?=
 STRESS_SECONDS ?= 60
 STRESS_VCPUS ?= 2
 KCSAN ?= 0
+# make check DISTRO=1: on the test kernel plus configs/distro.config (SEV, Intel).
+DISTRO ?= 0
 # make profile PROFILE=fault: which workload to profile (allocate, fault, contended).
 PROFILE ?= allocate
 
@@ -24,7 +27,7 @@ all demo:
 	@$(S)/demo.sh
 
 check:
-	@GMEM_KCSAN=$(KCSAN) $(S)/check.sh $(T)
+	@GMEM_KCSAN=$(KCSAN) GMEM_DISTRO=$(DISTRO) $(S)/check.sh $(T)
 
 # The stress test in long rounds, and the fault-injection test, on both backends.
 stress:
@@ -80,5 +83,6 @@ vm:
 
 clean:
 	rm -rf "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-bench" \
-		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-kcsan" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" \
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-kcsan" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-distro" \
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" \
 		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}"/build*-oot out

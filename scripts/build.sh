@@ -13,6 +13,7 @@ if [ "${GMEM_KCSAN:-0}" = 1 ]; then
 elif [ "${GMEM_DEBUG:-1}" = 1 ]; then
 	FRAGMENTS+=("$GMEM_ROOT/configs/debug.config")
 fi
+[ "${GMEM_DISTRO:-0}" = 1 ] && FRAGMENTS+=("$GMEM_ROOT/configs/distro.config")
 
 config() {
 	local stamp="$KBUILD/.gmem-config-stamp" want

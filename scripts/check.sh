@@ -30,6 +30,7 @@ fi
 # make stress names its own results; KCSAN=1 keeps the KCSAN run's apart.
 OUTDIR=$RESULTS/${GMEM_RUN_NAME:-check}
 [ "${GMEM_KCSAN:-0}" = 1 ] && OUTDIR=$OUTDIR-kcsan
+[ "${GMEM_DISTRO:-0}" = 1 ] && OUTDIR=$OUTDIR-distro
 rm -rf "$OUTDIR"
 mkdir -p "$OUTDIR"
 # The stress test's knobs reach the guest through its command line.

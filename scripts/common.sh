@@ -16,6 +16,9 @@ SRC=${GMEM_SRC:-$CACHE/linux}   # assembled kernel tree (a git repository)
 # KCSAN=1 (make check/stress): the data-race detector's kernel, built apart.
 if [ "${GMEM_KCSAN:-0}" = 1 ]; then
 	KBUILD=${GMEM_KBUILD:-$CACHE/build}-kcsan
+# DISTRO=1 (make check): the test kernel with what distributions enable for KVM.
+elif [ "${GMEM_DISTRO:-0}" = 1 ]; then
+	KBUILD=${GMEM_KBUILD:-$CACHE/build}-distro
 else
 	KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
 fi
@@ -115,6 +118,7 @@ prepare() {
 	local s=$GMEM_ROOT/scripts cfg=configure
 	[ "${GMEM_DEBUG:-1}" = 1 ] || cfg="configure (no debug options)"
 	[ "${GMEM_KCSAN:-0}" = 1 ] && cfg="configure (KCSAN)"
+	[ "${GMEM_DISTRO:-0}" = 1 ] && cfg="configure (distro: SEV, Intel)"
 	phase "setup (install what is missing)" "$s/setup.sh"
 	phase "assemble tree" "$s/assemble.sh"
 	phase "$cfg" "$s/build.sh" config
