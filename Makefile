@@ -75,7 +75,7 @@ series-check:
 # built kernel; make check then loads them, and while only their sources
 # change it builds only them. make build goes back to the in-tree ones.
 modules:
-	@$(S)/modules.sh
+	@GMEM_KCSAN=$(KCSAN) GMEM_DISTRO=$(DISTRO) $(S)/modules.sh
 
 # An interactive shell in the test kernel.
 vm:

@@ -51,10 +51,11 @@ config() {
 }
 
 kernel() {
-	local sources
-	sources=$(kernel_sources_hash)
+	# The stamp says the kernel and its selftests match the sources: not while
+	# they are being rebuilt, and not if the build stops half-way.
+	rm -f "$KERNEL_STAMP"
+	kernel_sources_hash >"$KERNEL_STAMP.pending"
 	kmake -s bzImage modules
-	echo "$sources" >"$KERNEL_STAMP"
 	# A new kernel: its own modules are current; make modules opts in again.
 	rm -f "$OOT/.active"
 	echo "    $(cat "$KBUILD/include/config/kernel.release") $(du -h "$KBUILD/arch/x86/boot/bzImage" | cut -f1) bzImage"
@@ -81,6 +82,7 @@ selftests() {
 	make -s -C "$SRC/tools/testing/selftests/memfd" OUTPUT="$STOUT/memfd" \
 		KHDR_INCLUDES="$hdr" -j"$JOBS" "${targets[@]}"
 	echo "    ${#targets[@]} memfd selftests in $STOUT/memfd"
+	[ ! -f "$KERNEL_STAMP.pending" ] || mv "$KERNEL_STAMP.pending" "$KERNEL_STAMP"
 }
 
 case "${1:-}" in

@@ -14,7 +14,12 @@ T0=$(date +%s)
 # while the kernel's own sources are unchanged, they are all that is built.
 MODDIR=$KBUILD
 if [ -f "$OOT/.active" ]; then
-	kernel_current || prepare build
+	if kernel_current; then
+		# The tree still gets the modules' new sources: lint reads it.
+		phase "assemble tree" "$S/assemble.sh"
+	else
+		prepare build
+	fi
 	phase "build modules (out of tree)" "$S/modules.sh"
 	MODDIR=$OOT
 else

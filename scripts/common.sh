@@ -14,7 +14,10 @@ BASE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 CACHE=${GMEM_CACHE:-$HOME/.cache/gmem-rs}
 SRC=${GMEM_SRC:-$CACHE/linux}   # assembled kernel tree (a git repository)
 # KCSAN=1 (make check/stress): the data-race detector's kernel, built apart.
-if [ "${GMEM_KCSAN:-0}" = 1 ]; then
+if [ "${GMEM_KCSAN:-0}" = 1 ] && [ "${GMEM_DISTRO:-0}" = 1 ]; then
+	echo "gmem-rs: error: KCSAN=1 and DISTRO=1 are two kernels: one at a time" >&2
+	exit 1
+elif [ "${GMEM_KCSAN:-0}" = 1 ]; then
 	KBUILD=${GMEM_KBUILD:-$CACHE/build}-kcsan
 # DISTRO=1 (make check): the test kernel with what distributions enable for KVM.
 elif [ "${GMEM_DISTRO:-0}" = 1 ]; then
@@ -54,24 +57,32 @@ KMAKE_VARS=(
 JOBS=${GMEM_JOBS:-$(nproc)}
 
 # make modules: the project's modules, built out of the tree (Kbuild) into
-# OOT, with the in-tree layout. Their sources are the files below; a kernel
-# built from everything else (KERNEL_STAMP) is what they build against.
+# OOT, with the in-tree layout. Their sources are Kbuild and the files of
+# their directories but Kconfig; a kernel built from everything else
+# (KERNEL_STAMP, written once kernel and selftests are built) is what they
+# build against.
 OOT=$KBUILD-oot
 KERNEL_STAMP=$KBUILD/.gmem-kernel-sources
-OOT_SOURCES=(Kbuild
-	virt/kvm/gmem_rs/Makefile virt/kvm/gmem_rs/gmem_rs.rs
-	virt/kvm/gmem_test/Makefile virt/kvm/gmem_test/kvm_gmem_populate_test.c
-	virt/kvm/gmem_bench/Makefile virt/kvm/gmem_bench/kvm_gmem_bench_floor.c
-	mm/memfd_inaccessible.rs)
+OOT_DIRS=(virt/kvm/gmem_rs virt/kvm/gmem_test virt/kvm/gmem_bench)
+oot_sources() {
+	echo Kbuild
+	echo mm/memfd_inaccessible.rs
+	git -C "$GMEM_ROOT" ls-files -co --exclude-standard -- "${OOT_DIRS[@]}" | grep -v '/Kconfig$'
+}
 
-# A hash of what the kernel is built from: the series, the configs and every
-# overlay file but the out-of-tree modules' sources.
+# A hash of what the kernel is built from: the series, the configs, every
+# overlay file but the modules' sources, the scripts that build it, which
+# configuration it is, and the compiler.
 kernel_sources_hash() {
-	(cd "$GMEM_ROOT" &&
-		git ls-files -co --exclude-standard -- patches configs arch Documentation include mm \
-			rust tools virt |
-		grep -vxF -f <(printf '%s\n' "${OOT_SOURCES[@]}") |
-		sort | xargs -d '\n' sha1sum) | sha1sum | cut -c1-40
+	{
+		(cd "$GMEM_ROOT" &&
+			git ls-files -co --exclude-standard -- patches configs arch Documentation include \
+				mm rust tools virt scripts/common.sh scripts/build.sh scripts/assemble.sh |
+			grep -vxF -f <(oot_sources) | LC_ALL=C sort | tr '\n' '\0' |
+			xargs -0r sha1sum)
+		echo "debug=${GMEM_DEBUG:-1} kcsan=${GMEM_KCSAN:-0} distro=${GMEM_DISTRO:-0}"
+		/usr/bin/rustc --version
+	} | sha1sum | cut -c1-40
 }
 
 # Whether the built kernel is the one the sources now describe.

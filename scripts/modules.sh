@@ -12,7 +12,7 @@ kernel_current ||
 	die "the kernel's sources changed since $KBUILD was built: run 'make build' (modules rebuild only modules)"
 
 # The symbols the Kbuild files name must be modules in the built kernel.
-(cd "$GMEM_ROOT" && grep -ho 'CONFIG_[A-Z0-9_]*' Kbuild virt/kvm/gmem_*/Makefile) | sort -u |
+(cd "$GMEM_ROOT" && grep -ho 'CONFIG_[A-Z0-9_]*' Kbuild $(printf '%s/Makefile ' "${OOT_DIRS[@]}")) | sort -u |
 	while read -r sym; do
 		grep -qx "$sym=m" "$KBUILD/.config" || {
 			echo "gmem-rs: error: $sym is not =m in $KBUILD/.config" >&2
@@ -21,8 +21,12 @@ kernel_current ||
 	done || exit 1
 
 mkdir -p "$OOT"
-# With their times, and only when newer: kbuild then rebuilds what changed.
-(cd "$GMEM_ROOT" && cp -a -u --parents "${OOT_SOURCES[@]}" "$OOT/") || die "cannot copy the sources to $OOT"
+# By content, with a new time: kbuild then rebuilds what changed, whichever
+# clone (the cache is shared) built last.
+while IFS= read -r f; do
+	cmp -s "$GMEM_ROOT/$f" "$OOT/$f" || install -D -m 644 "$GMEM_ROOT/$f" "$OOT/$f" ||
+		die "cannot copy $f to $OOT"
+done < <(oot_sources)
 t=$(date +%s)
 if ! kmake M="$OOT" modules >"$OOT/build.log" 2>&1; then
 	grep -E -A5 '^(error|.*: error)' "$OOT/build.log" | head -n 30 >&2

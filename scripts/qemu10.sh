@@ -15,13 +15,14 @@ if [ -x "$DEST/usr/bin/qemu-system-x86_64" ] &&
 	exit 0
 fi
 [ "$(id -u)" = 0 ] || die "QEMU 10 is fetched with apt-get: run as root"
+mkdir -p "$TOOLS"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/debs"
 echo "deb http://deb.debian.org/debian bookworm-backports main" >"$work/sources.list"
 # A sources list and package lists of our own: the system's apt is unchanged.
 apt_opts=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-	-o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
+	-o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
 echo "    fetching QEMU 10 from bookworm-backports (log: $TOOLS/qemu-10.log)"
 if ! { apt-get "${apt_opts[@]}" update &&
 	(cd "$work/debs" && apt-get "${apt_opts[@]}" download "${PKGS[@]/%//bookworm-backports}"); } \
@@ -29,9 +30,11 @@ if ! { apt-get "${apt_opts[@]}" update &&
 	tail -n 20 "$TOOLS/qemu-10.log" >&2
 	die "could not fetch QEMU 10 from bookworm-backports (log: $TOOLS/qemu-10.log)"
 fi
+# Unpacked aside and moved in whole: an interrupted run leaves no half QEMU.
+for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$work/root"; done
 rm -rf "$DEST"
-for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$DEST"; done
+mv "$work/root" "$DEST"
 # Its libraries are Debian 12's; anything missing is named here.
-missing=$(ldd "$DEST/usr/bin/qemu-system-x86_64" | awk '/not found/ { print $1 }')
+missing=$(ldd "$DEST/usr/bin/qemu-system-x86_64" 2>&1 | awk '/not found/ { print $1 }')
 [ -z "$missing" ] || die "QEMU 10 needs libraries this machine lacks: $missing"
 echo "    $("$DEST/usr/bin/qemu-system-x86_64" --version | head -n 1)"
