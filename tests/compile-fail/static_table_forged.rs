@@ -8,5 +8,6 @@ struct Mine;
 
 #[allow(dead_code)]
 fn forge(raw: bindings::file_operations) -> FileOpsTable<Mine> {
+    // SAFETY: None: this is the forgery the case shows cannot compile.
     unsafe { StaticTable::from_raw(raw) }
 }

@@ -12,6 +12,7 @@ use kernel::{
     prelude::*,
 };
 
+// SAFETY: A NULL owner stands for built-in code, which is never unloaded.
 static OWNER: ThisModule = unsafe { ThisModule::from_ptr(core::ptr::null_mut()) };
 
 struct W<X>(PhantomData<X>);
