@@ -3,7 +3,7 @@
 #   make          set up the machine, build the kernel and selftests, boot, demo
 #   make check    build what is stale, boot once, run every test
 #
-# Other targets: stress, bench, profile, insns, lint, setup, tree, build, modules, series,
+# Other targets: stress, bench, profile, insns, lint, setup, tree, build, modules, deb, series,
 # series-check, vm, clean. KCSAN=1 (check, stress): on a kernel with the data-race detector;
 # DISTRO=1 (check): with what distributions enable for KVM (configs/distro.config).
 # See README.md.
@@ -22,7 +22,8 @@ DISTRO ?= 0
 # make profile PROFILE=fault: which workload to profile (allocate, fault, contended).
 PROFILE ?= allocate
 
-.PHONY: all demo check stress bench profile insns lint setup tree build modules series series-check vm clean
+.PHONY: all demo check stress bench profile insns lint setup tree build modules deb series series-check vm \
+	clean
 all demo:
 	@$(S)/demo.sh
 
@@ -77,6 +78,11 @@ series-check:
 modules:
 	@GMEM_KCSAN=$(KCSAN) GMEM_DISTRO=$(DISTRO) $(S)/modules.sh
 
+# Debian packages of the patched kernel (configs/host.config), its modules
+# and the selftests, then a boot test of what they install.
+deb:
+	@$(S)/deb.sh
+
 # An interactive shell in the test kernel.
 vm:
 	@$(S)/vm.sh
@@ -85,4 +91,5 @@ clean:
 	rm -rf "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-bench" \
 		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-kcsan" "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/build-distro" \
 		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/selftests" \
-		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}"/build*-oot out
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}"/build*-oot "$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}"/build-deb* \
+		"$${GMEM_CACHE:-$$HOME/.cache/gmem-rs}/deb" out

@@ -8,12 +8,16 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 FRAGMENTS=("$GMEM_ROOT/configs/gmem-rs.config")
-if [ "${GMEM_KCSAN:-0}" = 1 ]; then
+if [ "${GMEM_DEB:-0}" = 1 ]; then
+	# make deb: the distro variant without debug options, bootable on a host.
+	FRAGMENTS+=("$GMEM_ROOT/configs/distro.config" "$GMEM_ROOT/configs/host.config")
+elif [ "${GMEM_KCSAN:-0}" = 1 ]; then
 	FRAGMENTS+=("$GMEM_ROOT/configs/kcsan.config")
 elif [ "${GMEM_DEBUG:-1}" = 1 ]; then
 	FRAGMENTS+=("$GMEM_ROOT/configs/debug.config")
 fi
-[ "${GMEM_DISTRO:-0}" = 1 ] && FRAGMENTS+=("$GMEM_ROOT/configs/distro.config")
+[ "${GMEM_DISTRO:-0}" = 1 ] && [ "${GMEM_DEB:-0}" != 1 ] &&
+	FRAGMENTS+=("$GMEM_ROOT/configs/distro.config")
 
 config() {
 	local stamp="$KBUILD/.gmem-config-stamp" want
@@ -28,10 +32,14 @@ config() {
 	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$KBUILD" "$KBUILD/.config" "${FRAGMENTS[@]}" >/dev/null
 	kmake -s olddefconfig >/dev/null
 	# Kconfig drops what it cannot satisfy without a word: say so, and stop.
+	# A later fragment overrides an earlier one (host.config's NR_CPUS).
 	local line sym val got bad=0
+	local -A want_val=()
 	while IFS= read -r line; do
-		case "$line" in CONFIG_*=*) ;; *) continue ;; esac
-		sym=${line%%=*} val=${line#*=}
+		case "$line" in CONFIG_*=*) want_val[${line%%=*}]=${line#*=} ;; esac
+	done < <(cat "${FRAGMENTS[@]}")
+	for sym in "${!want_val[@]}"; do
+		val=${want_val[$sym]} line=$sym=${want_val[$sym]}
 		got=$(grep -E "^$sym=|^# $sym is not set" "$KBUILD/.config" || true)
 		if [ "$val" = n ]; then
 			case "$got" in "" | "# $sym is not set") continue ;; esac
@@ -40,7 +48,7 @@ config() {
 		fi
 		echo "    config: wanted $line, got '${got:-nothing}'" >&2
 		bad=1
-	done < <(cat "${FRAGMENTS[@]}")
+	done
 	if [ "$bad" = 1 ]; then
 		grep -q '^CONFIG_RUST=y' "$KBUILD/.config" ||
 			kmake rustavailable >&2 || true

@@ -14,7 +14,10 @@ BASE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 CACHE=${GMEM_CACHE:-$HOME/.cache/gmem-rs}
 SRC=${GMEM_SRC:-$CACHE/linux}   # assembled kernel tree (a git repository)
 # KCSAN=1 (make check/stress): the data-race detector's kernel, built apart.
-if [ "${GMEM_KCSAN:-0}" = 1 ] && [ "${GMEM_DISTRO:-0}" = 1 ]; then
+# make deb: the kernel it packages (configs/host.config), built apart.
+if [ "${GMEM_DEB:-0}" = 1 ]; then
+	KBUILD=${GMEM_KBUILD:-$CACHE/build}-deb
+elif [ "${GMEM_KCSAN:-0}" = 1 ] && [ "${GMEM_DISTRO:-0}" = 1 ]; then
 	echo "gmem-rs: error: KCSAN=1 and DISTRO=1 are two kernels: one at a time" >&2
 	exit 1
 elif [ "${GMEM_KCSAN:-0}" = 1 ]; then
@@ -26,6 +29,7 @@ else
 	KBUILD=${GMEM_KBUILD:-$CACHE/build}   # O= directory of the test kernel
 fi
 STOUT=$CACHE/selftests      # selftest build output
+[ "${GMEM_DEB:-0}" = 1 ] && STOUT=$KBUILD-selftests
 TOOLS=$CACHE/tools          # bindgen and other pinned tools
 RESULTS=$CACHE/results      # what the guest writes back (vng --rwdir)
 
@@ -54,6 +58,9 @@ KMAKE_VARS=(
 	BINDGEN="$TOOLS/bin/bindgen"
 	LIBCLANG_PATH=/usr/lib/llvm-19/lib
 )
+# The packaged kernel's release is the base plus CONFIG_LOCALVERSION, with
+# no "+" for the git tree it is built from.
+[ "${GMEM_DEB:-0}" = 1 ] && KMAKE_VARS+=(LOCALVERSION=)
 JOBS=${GMEM_JOBS:-$(nproc)}
 
 # make modules: the project's modules, built out of the tree (Kbuild) into
@@ -80,7 +87,7 @@ kernel_sources_hash() {
 				mm rust tools virt scripts/common.sh scripts/build.sh scripts/assemble.sh |
 			grep -vxF -f <(oot_sources) | LC_ALL=C sort | tr '\n' '\0' |
 			xargs -0r sha1sum)
-		echo "debug=${GMEM_DEBUG:-1} kcsan=${GMEM_KCSAN:-0} distro=${GMEM_DISTRO:-0}"
+		echo "debug=${GMEM_DEBUG:-1} kcsan=${GMEM_KCSAN:-0} distro=${GMEM_DISTRO:-0} deb=${GMEM_DEB:-0}"
 		/usr/bin/rustc --version
 	} | sha1sum | cut -c1-40
 }
@@ -130,6 +137,7 @@ prepare() {
 	[ "${GMEM_DEBUG:-1}" = 1 ] || cfg="configure (no debug options)"
 	[ "${GMEM_KCSAN:-0}" = 1 ] && cfg="configure (KCSAN)"
 	[ "${GMEM_DISTRO:-0}" = 1 ] && cfg="configure (distro: SEV, Intel)"
+	[ "${GMEM_DEB:-0}" = 1 ] && cfg="configure (packaged: host.config)"
 	phase "setup (install what is missing)" "$s/setup.sh"
 	phase "assemble tree" "$s/assemble.sh"
 	phase "$cfg" "$s/build.sh" config

@@ -30,6 +30,7 @@ DEB_PACKAGES=(
 	busybox-static udev                     # udev names the virtio ports vng talks through
 	linux-perf                              # make profile: perf in the bench guest
 	perl python3-ply python3-git            # make lint: checkpatch.pl and its SPDX check
+	dpkg-dev debhelper                      # make deb: bindeb-pkg
 )
 
 if ! grep -q '^12' /etc/debian_version 2>/dev/null; then

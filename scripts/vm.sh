@@ -9,7 +9,7 @@ set -euo pipefail
 
 VNG=$TOOLS/venv/bin/vng
 [ -x "$VNG" ] || die "virtme-ng is not installed (run 'make setup')"
-IMAGE=$KBUILD/arch/x86/boot/bzImage
+IMAGE=${GMEM_VM_IMAGE:-$KBUILD/arch/x86/boot/bzImage}   # make deb: the packaged one
 [ -f "$IMAGE" ] || die "no kernel at $IMAGE (run 'make build')"
 mkdir -p "$RESULTS"
 # virtme-ng mounts a tmpfs over these in the guest: a cache there is invisible
