@@ -20,6 +20,7 @@
 
 struct file;
 struct kvm;
+struct kvm_gfn_range;
 struct kvm_memory_slot;
 struct module;
 
@@ -80,6 +81,8 @@ bool kvm_gmem_vm_has_private_mem(struct kvm *kvm);
  * (SEV-SNP): the host may then never map or write that memory.
  */
 bool kvm_gmem_vm_prepares_memory(struct kvm *kvm);
+bool kvm_gmem_no_direct_map_supported(void);
+void kvm_gmem_invalidate_pfn_caches(struct kvm *kvm, const struct kvm_gfn_range *range);
 /* A reference on the slot's file, or NULL if it is closed or closing. */
 struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);
 /*

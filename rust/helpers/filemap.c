@@ -40,6 +40,16 @@ void rust_helper_mapping_set_inaccessible(struct address_space *mapping)
 	mapping_set_inaccessible(mapping);
 }
 
+void rust_helper_mapping_set_no_direct_map(struct address_space *mapping)
+{
+	mapping_set_no_direct_map(mapping);
+}
+
+bool rust_helper_mapping_no_direct_map(const struct address_space *mapping)
+{
+	return mapping_no_direct_map(mapping);
+}
+
 bool rust_helper_mapping_unevictable(struct address_space *mapping)
 {
 	return mapping_unevictable(mapping);

@@ -141,3 +141,9 @@ void rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
 			clear_highpage(page);
 	}
 }
+
+/* Whether the locked page-cache folio's mapping keeps uptodate folios out of the direct map. */
+bool rust_helper_folio_no_direct_map(struct folio *folio)
+{
+	return mapping_no_direct_map(folio->mapping);
+}

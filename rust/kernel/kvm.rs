@@ -137,17 +137,30 @@ pub const GUEST_MEMFD_FLAG_MMAP: u64 = bindings::GUEST_MEMFD_FLAG_MMAP as u64;
 /// `GUEST_MEMFD_FLAG_INIT_SHARED`: the file's memory is shared, so the VMM's mapping may fault
 /// it in; only for VMs without private memory.
 pub const GUEST_MEMFD_FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SHARED as u64;
+/// `GUEST_MEMFD_FLAG_NO_DIRECT_MAP`: the file's memory leaves the kernel's direct map when it
+/// is first used and comes back when it is freed (`mm/direct_map.c`); GUP of its mappings
+/// fails. [`GmemFile::create`] marks the mapping, so every folio a backend makes uptodate
+/// follows the rule.
+pub const GUEST_MEMFD_FLAG_NO_DIRECT_MAP: u64 = bindings::GUEST_MEMFD_FLAG_NO_DIRECT_MAP as u64;
 
 /// The flags `T`'s files take for `kvm` (`None`: for some VM): what the backend says, within
 /// what KVM allows. A VM with private memory keeps its private/shared state in its memory
 /// attributes, so its memory cannot start shared, whatever a backend says: host faults would
 /// otherwise reach folios the guest owns. A VM whose memory the arch prepares (SEV-SNP) gets
-/// no mappable files at all. Flags of the backend's own (not KVM's) are its to keep.
+/// no mappable files at all, and no files out of the direct map (the arch writes their pages
+/// through it); nor does a kernel whose direct map cannot change. Flags of the backend's own
+/// (not KVM's) are its to keep.
 fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
     let mut allowed = T::supported_flags(kvm);
+    // SAFETY: No arguments; reads the kernel's configuration.
+    if !unsafe { bindings::kvm_gmem_no_direct_map_supported() } {
+        allowed &= !GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
+    }
     if let Some(kvm) = kvm {
         if kvm.prepares_memory() {
-            allowed &= !(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+            allowed &= !(GUEST_MEMFD_FLAG_MMAP
+                | GUEST_MEMFD_FLAG_INIT_SHARED
+                | GUEST_MEMFD_FLAG_NO_DIRECT_MAP);
         } else if kvm.has_private_mem() {
             allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
         }
@@ -402,6 +415,9 @@ impl<T: GmemBackend> GmemFile<T> {
         // The abstraction's, not the backend's: it frees the page cache (`punch_hole`,
         // release), and takes this reference back at release.
         file.install_aops::<T::Aops>(gmem.clone())?;
+        if flags & GUEST_MEMFD_FLAG_NO_DIRECT_MAP != 0 {
+            file.set_no_direct_map();
+        }
         setup(&mut file, &gmem)?;
         // Memory the arch prepares (SEV-SNP) is prepared and handed back a folio at a time,
         // and a large folio's pages may need zeroing in place (`punch_hole`): 4 KiB only.
@@ -837,7 +853,7 @@ impl GmemPopulate<'_> {
         if locked.test_uptodate() {
             return Err(EEXIST);
         }
-        locked.mark_uptodate();
+        locked.mark_uptodate()?;
         Ok(nr)
     }
 }

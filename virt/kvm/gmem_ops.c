@@ -7,6 +7,7 @@
 #include <linux/kvm_host.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/set_memory.h>
 
 #include "kvm_mm.h"
 
@@ -151,6 +152,17 @@ bool kvm_gmem_vm_prepares_memory(struct kvm *kvm)
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_vm_prepares_memory);
 
+/*
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP: where the arch can change the direct map.
+ * Never for a VM whose memory the arch prepares (SEV-SNP writes its pages
+ * through the direct map): callers refuse such VMs every mapping flag.
+ */
+bool kvm_gmem_no_direct_map_supported(void)
+{
+	return IS_ENABLED(CONFIG_ARCH_HAS_SET_DIRECT_MAP) && can_set_direct_map();
+}
+EXPORT_SYMBOL_GPL(kvm_gmem_no_direct_map_supported);
+
 bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
 {
 	return kvm_range_has_memory_attributes(kvm, start_gfn, end_gfn,
@@ -158,6 +170,17 @@ bool kvm_gmem_range_is_private(struct kvm *kvm, u64 start_gfn, u64 end_gfn)
 					       KVM_MEMORY_ATTRIBUTE_PRIVATE);
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_range_is_private);
+
+/*
+ * guest_memfd invalidation of @range (after kvm_mmu_invalidate_begin()):
+ * the pfn caches of its gfns, whose pages come from the file in a
+ * guest_memfd-only slot, whatever the VMM maps at their addresses.
+ */
+void kvm_gmem_invalidate_pfn_caches(struct kvm *kvm, const struct kvm_gfn_range *range)
+{
+	gfn_to_pfn_cache_invalidate_start(kvm, __gfn_to_hva_memslot(range->slot, range->start),
+					  __gfn_to_hva_memslot(range->slot, range->end));
+}
 
 /*
  * Zaps the mappings of pgoffs [start, end) of @slot that come from its file:
@@ -178,6 +201,7 @@ static bool kvm_gmem_zap_slot(struct kvm *kvm, struct kvm_memory_slot *slot,
 
 	if (WARN_ON_ONCE(range.start >= range.end))
 		return false;
+	kvm_gmem_invalidate_pfn_caches(kvm, &range);
 	return kvm_mmu_unmap_gfn_range(kvm, &range);
 }
 

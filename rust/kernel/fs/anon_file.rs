@@ -394,6 +394,13 @@ impl<T: FileOperations> NewFile<T> {
         self.inode().mapping().set_gfp_mask(gfp);
     }
 
+    /// Keeps the page cache's uptodate folios out of the kernel's direct map
+    /// (`AS_NO_DIRECT_MAP`). Crate-private: `kvm::GmemFile::create` sets it from the file's
+    /// flags, so the flag and the mapping agree.
+    pub(crate) fn set_no_direct_map(&mut self) {
+        self.inode().mapping().set_no_direct_map();
+    }
+
     /// Lets the page cache hold large folios, up to order `max` (see
     /// [`AddressSpace::max_folio_order`](crate::mm::filemap::AddressSpace::max_folio_order)
     /// for what it got).

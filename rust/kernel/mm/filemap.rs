@@ -86,6 +86,23 @@ impl AddressSpace {
         unsafe { bindings::mapping_set_inaccessible(self.as_raw()) };
     }
 
+    /// Marks the mapping's folios as out of the kernel's direct map while they are uptodate
+    /// (`mm/direct_map.c`): [`LockedFolio::init_once`](crate::mm::folio::LockedFolio) takes
+    /// them out, the page cache puts them back when it frees them. Crate-private, as
+    /// `set_gfp_mask`, and before any folio is added.
+    #[inline]
+    pub(crate) fn set_no_direct_map(&self) {
+        // SAFETY: The mapping is valid; the flag is set atomically.
+        unsafe { bindings::mapping_set_no_direct_map(self.as_raw()) };
+    }
+
+    /// Whether the mapping's uptodate folios are out of the kernel's direct map.
+    #[inline]
+    pub fn no_direct_map(&self) -> bool {
+        // SAFETY: The mapping is valid.
+        unsafe { bindings::mapping_no_direct_map(self.as_raw()) }
+    }
+
     /// Lets the page cache hold folios of orders up to `max` (clamped to what it supports, which
     /// is 0 without transparent huge pages). Crate-private, as `set_gfp_mask`.
     #[inline]

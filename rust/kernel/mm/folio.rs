@@ -306,15 +306,27 @@ impl LockedFolio {
         }
         self.zero()?;
         prepare(self)?;
-        self.mark_uptodate();
+        self.mark_uptodate()
+    }
+
+    /// Marks its contents valid; in a mapping whose uptodate folios are out of the direct map
+    /// (`AS_NO_DIRECT_MAP`), takes it out first (`ENOMEM` if the direct map could not be
+    /// split: then it stays not uptodate). Release, so that its contents are written before
+    /// the flag is seen, as `smp_wmb()` does in C's `folio_mark_uptodate()`. Crate-private:
+    /// only after the folio was zeroed ([`LockedFolio::init_once`]) or filled (populate).
+    #[inline]
+    pub(crate) fn mark_uptodate(&self) -> crate::error::Result {
+        // SAFETY: The folio is locked, so it stays in its mapping, which is valid.
+        if unsafe { bindings::folio_no_direct_map(self.as_raw()) } {
+            // SAFETY: The folio is locked and not uptodate (`init_once`, populate check).
+            crate::error::to_result(unsafe { bindings::folio_zap_direct_map(self.as_raw()) })?;
+        }
+        self.set_uptodate_flag();
         Ok(())
     }
 
-    /// Marks its contents valid. Release, so that its contents are written before the flag is
-    /// seen, as `smp_wmb()` does in C's `folio_mark_uptodate()`. Crate-private: only after
-    /// the folio was zeroed ([`LockedFolio::init_once`]) or filled (populate).
     #[inline]
-    pub(crate) fn mark_uptodate(&self) {
+    fn set_uptodate_flag(&self) {
         // The folio is locked, as marking it requires.
         self.flags()
             .fetch_or(1 << bindings::pageflags_PG_uptodate, Ordering::Release);

@@ -30,7 +30,7 @@ use kernel::{
     },
     kvm::{
         BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration,
-        GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP,
+        GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, GUEST_MEMFD_FLAG_NO_DIRECT_MAP,
     },
     mm::{
         self,
@@ -206,10 +206,11 @@ impl GmemBackend for GmemRs {
     }
 
     fn supported_flags(kvm: Option<&Kvm>) -> u64 {
-        // Both, as the built-in backend; `kernel::kvm` drops what a VM may not have (both
-        // where the arch prepares its memory, `INIT_SHARED` where it has private memory),
-        // whatever a backend says.
-        let flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+        // As the built-in backend; `kernel::kvm` drops what a VM may not have (all three where
+        // the arch prepares its memory, `INIT_SHARED` where it has private memory,
+        // `NO_DIRECT_MAP` where the direct map cannot change), whatever a backend says.
+        let flags =
+            GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED | GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
         // Huge folios need THP's page cache. Not for a VM whose memory the arch prepares
         // (SEV-SNP): a punch that cannot split a folio zeroes the range in place, and a page
         // the hardware still assigns to the guest cannot be written by the host. Decided per
@@ -230,6 +231,11 @@ impl GmemBackend for GmemRs {
         // Huge files are private: the host does not map them. Any size: the tail past the
         // last whole 2 MiB gets 4 KiB folios (`folio_order`).
         if huge && flags & GUEST_MEMFD_FLAG_MMAP != 0 {
+            return Err(EINVAL);
+        }
+        // Not yet out of the direct map: splitting such a folio (a 4 KiB punch, a memory
+        // error) would have to split its 2 MiB direct-map entry on a path that cannot fail.
+        if huge && flags & GUEST_MEMFD_FLAG_NO_DIRECT_MAP != 0 {
             return Err(EINVAL);
         }
         Gmem::create(kvm, size, flags, |file, _gmem| {

@@ -12,6 +12,11 @@
  * kvm_gmem_get_pfn() gives for it, as a fault does between getting the pfn
  * and mapping it, until GMEM_RELEASE_TEST (or unload): tests make a large
  * folio unsplittable with it. One page at a time.
+ *
+ * GMEM_PROBE_TEST reads a page through the kernel's direct map, without
+ * faulting (copy_from_kernel_nofault()): the page of a file at an offset
+ * (its pfn returned; not allocated if absent: -ENOENT), or a pfn. Tests of
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP see it go and come back with it.
  */
 #include <linux/debugfs.h>
 #include <linux/delay.h>
@@ -19,6 +24,7 @@
 #include <linux/highmem.h>
 #include <linux/kvm_host.h>
 #include <linux/module.h>
+#include <linux/pagemap.h>
 #include <linux/uaccess.h>
 
 /* Mirrored by tools/testing/selftests/kvm/x86_64/gmem_populate_test.c. */
@@ -42,6 +48,15 @@ struct gmem_hold_test_args {
 
 #define GMEM_HOLD_TEST		_IOWR('G', 0x71, struct gmem_hold_test_args)
 #define GMEM_RELEASE_TEST	_IO('G', 0x72)
+
+struct gmem_probe_test_args {
+	__u32 fd;		/* a file, or -1: probe pfn */
+	__u32 readable;		/* out: 1 if the direct map reads the page */
+	__u64 offset;		/* in the file */
+	__u64 pfn;		/* in without a file, else out */
+};
+
+#define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
 
 static DEFINE_MUTEX(gmem_hold_lock);
 static kvm_pfn_t gmem_held_pfn = KVM_PFN_ERR_FAULT;
@@ -125,6 +140,45 @@ out:
 	return r;
 }
 
+static bool gmem_direct_map_reads(struct page *page)
+{
+	u64 word;
+
+	return !copy_from_kernel_nofault(&word, page_address(page), sizeof(word));
+}
+
+static long gmem_probe_test(unsigned long arg)
+{
+	struct gmem_probe_test_args args;
+	struct folio *folio;
+	struct page *page;
+	struct fd f;
+
+	if (copy_from_user(&args, (void __user *)arg, sizeof(args)))
+		return -EFAULT;
+	if (args.fd == (__u32)-1) {
+		if (!pfn_valid(args.pfn))
+			return -EINVAL;
+		args.readable = gmem_direct_map_reads(pfn_to_page(args.pfn));
+	} else {
+		f = fdget(args.fd);
+		if (!fd_file(f))
+			return -EBADF;
+		folio = filemap_lock_folio(fd_file(f)->f_mapping, args.offset >> PAGE_SHIFT);
+		if (IS_ERR(folio)) {
+			fdput(f);
+			return -ENOENT;
+		}
+		page = folio_file_page(folio, args.offset >> PAGE_SHIFT);
+		args.pfn = page_to_pfn(page);
+		args.readable = gmem_direct_map_reads(page);
+		folio_unlock(folio);
+		folio_put(folio);
+		fdput(f);
+	}
+	return copy_to_user((void __user *)arg, &args, sizeof(args)) ? -EFAULT : 0;
+}
+
 static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct gmem_populate_test_args args;
@@ -134,6 +188,8 @@ static long gmem_populate_test_ioctl(struct file *file, unsigned int cmd, unsign
 
 	if (cmd == GMEM_HOLD_TEST)
 		return gmem_hold_test(arg);
+	if (cmd == GMEM_PROBE_TEST)
+		return gmem_probe_test(arg);
 	if (cmd == GMEM_RELEASE_TEST) {
 		gmem_release_held();
 		return 0;

@@ -228,4 +228,14 @@ struct gmem_hold_test_args {
 #define GMEM_HOLD_TEST		_IOWR('G', 0x71, struct gmem_hold_test_args)
 #define GMEM_RELEASE_TEST	_IO('G', 0x72)
 
+/* Reads a page through the direct map: a file's at an offset (fd >= 0), or a pfn. */
+struct gmem_probe_test_args {
+	__u32 fd;
+	__u32 readable;
+	__u64 offset;
+	__u64 pfn;
+};
+
+#define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
+
 #endif /* SELFTEST_KVM_GMEM_TEST_UTIL_H */

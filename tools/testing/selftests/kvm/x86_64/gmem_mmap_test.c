@@ -47,10 +47,14 @@
 #define KS		FALLOC_FL_KEEP_SIZE
 #define PH		FALLOC_FL_PUNCH_HOLE
 
-/* What 6.12 + this series accepts: MMAP on every VM, INIT_SHARED without private memory. */
+/*
+ * What 6.12 + this series accepts: MMAP and NO_DIRECT_MAP on every VM (x86
+ * can change its direct map), INIT_SHARED without private memory.
+ */
 static uint64_t expected_flags(unsigned long type)
 {
-	return type == KVM_X86_SW_PROTECTED_VM ? MMAP : MMAP | SHARED;
+	return (type == KVM_X86_SW_PROTECTED_VM ? MMAP : MMAP | SHARED) |
+	       GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
 }
 
 /* gmem_rs's own flag, listed beside the contract's while it is loaded. */
@@ -144,9 +148,9 @@ static void test_flags_table(unsigned long type, uint64_t sys_flags)
 	if (sys_flags && valid != (expected_flags(type) | own_flags()))
 		result(false, what, "capability 0x%lx, want 0x%lx", valid,
 		       expected_flags(type) | own_flags());
-	else if (sys_flags && sys_flags != (MMAP | SHARED | own_flags()))
-		result(false, what, "system-wide capability 0x%lx, want 0x%llx", sys_flags,
-		       MMAP | SHARED | own_flags());
+	else if (sys_flags && sys_flags != (expected_flags(KVM_X86_DEFAULT_VM) | own_flags()))
+		result(false, what, "system-wide capability 0x%lx, want 0x%lx", sys_flags,
+		       expected_flags(KVM_X86_DEFAULT_VM) | own_flags());
 	else if (vm_check_cap(vm, KVM_CAP_GUEST_MEMFD) != 1)
 		result(false, what, "KVM_CAP_GUEST_MEMFD %d on this VM, want 1",
 		       vm_check_cap(vm, KVM_CAP_GUEST_MEMFD));

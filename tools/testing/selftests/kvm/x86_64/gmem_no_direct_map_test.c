@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * gmem_no_direct_map_test: GUEST_MEMFD_FLAG_NO_DIRECT_MAP, against
+ * whichever backend creates guest_memfds.
+ *
+ * The capability lists the flag on both VM types, and it changes no other
+ * flag's answer (HUGE with it is EINVAL: not yet). A page leaves the
+ * kernel's direct map when it is first used (host fault, guest fault,
+ * populate) and comes back when it is freed (punch, release), except a
+ * poisoned one: the test module reads it through the direct map without
+ * faulting (GMEM_PROBE_TEST), and a plain file's page is the control. GUP
+ * of the mapping fails (/proc/self/mem, whose remote access ptrace and
+ * process_vm_readv share: EIO; vmsplice: EFAULT) where a plain copy works.
+ * A default VM whose whole memory is one such file runs with kvm-clock and
+ * steal time in it: KVM writes both (its pfn cache maps the
+ * clock's page from the file, not through the direct map), the clock
+ * advances and steal time counts a vCPU thread kept off its CPU.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+#include <asm/kvm_para.h>
+#include <asm/pvclock.h>
+#include <asm/pvclock-abi.h>
+
+#include "gmem_test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+
+#define MMAP		GUEST_MEMFD_FLAG_MMAP
+#define SHARED		GUEST_MEMFD_FLAG_INIT_SHARED
+#define NDM		GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+#define HUGE		GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD
+#define NPAGES		4
+#define SIZE		(NPAGES * PAGE_SIZE)
+#define TEST_GPA	0xc0000000ul
+#define TEST_SLOT	10
+#define KS		FALLOC_FL_KEEP_SIZE
+#define PH		FALLOC_FL_PUNCH_HOLE
+#define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
+
+static int probe_dev;
+
+/* Whether the direct map reads the page of @fd at @off (its pfn in @pfn): 1, 0, or -errno. */
+static int probe(int fd, uint64_t off, uint64_t *pfn)
+{
+	struct gmem_probe_test_args args = { .fd = fd, .offset = off };
+
+	if (ioctl(probe_dev, GMEM_PROBE_TEST, &args))
+		return -errno;
+	if (pfn)
+		*pfn = args.pfn;
+	return args.readable;
+}
+
+static int probe_pfn(uint64_t pfn)
+{
+	struct gmem_probe_test_args args = { .fd = -1, .pfn = pfn };
+
+	return ioctl(probe_dev, GMEM_PROBE_TEST, &args) ? -errno : (int)args.readable;
+}
+
+static int create(struct kvm_vm *vm, uint64_t size, uint64_t flags)
+{
+	int fd = __vm_create_guest_memfd(vm, size, flags);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static void *map(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
+	return p;
+}
+
+/* Listed on both VM types and system-wide; adds no rule to the other flags. */
+static void test_flags(unsigned long type, const char *name)
+{
+	static const uint64_t bases[] = { 0, MMAP, SHARED, MMAP | SHARED };
+	struct kvm_vm *vm = vm_create_barebones_type(type);
+	uint64_t valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
+	int i, with, without, bad = -1, huge;
+
+	for (i = 0; i < ARRAY_SIZE(bases) && bad < 0; i++) {
+		without = create(vm, PAGE_SIZE, bases[i]);
+		with = create(vm, PAGE_SIZE, bases[i] | NDM);
+		if (with != without)
+			bad = i;
+	}
+	huge = create(vm, 2ul << 20, HUGE | NDM);
+	if (!(valid & NDM) || !(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & NDM))
+		ksft_test_result_fail("%s VM: no NO_DIRECT_MAP in %#lx (system-wide %#x)\n",
+				      name, valid, kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS));
+	else if (bad >= 0)
+		ksft_test_result_fail("%s VM: flags %#lx: %d, with NO_DIRECT_MAP %d\n", name,
+				      bases[bad], without, with);
+	else if (huge != -EINVAL)
+		ksft_test_result_fail("%s VM: HUGE | NO_DIRECT_MAP: %d, want EINVAL\n", name,
+				      huge);
+	else
+		ksft_test_result_pass("%s VM: listed (%#lx), alone, with MMAP, INIT_SHARED\n",
+				      name, valid);
+	kvm_vm_free(vm);
+}
+
+/*
+ * The host's first touch takes a page out; allocation alone does not (it
+ * holds nothing yet); a punch and the release put pages back, a poisoned
+ * page stays out. A plain file's page reads through the direct map.
+ */
+static void test_host_pages(struct kvm_vm *vm)
+{
+	int fd = vm_create_guest_memfd(vm, SIZE, NDM | MMAP | SHARED);
+	int plain = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
+	char *p = map(fd, SIZE), *q = map(plain, SIZE);
+	uint64_t pfn[NPAGES], plain_pfn;
+	int before, used, control, allocated, punched, poisoned, released, others;
+	char buf[32];
+	int cfd;
+
+	before = probe(fd, 0, NULL);
+	memset(p, 0x5a, PAGE_SIZE);
+	memset(p + 2 * PAGE_SIZE, 0x5a, 2 * PAGE_SIZE);
+	q[0] = 1;
+	used = probe(fd, 0, &pfn[0]);
+	control = probe(plain, 0, &plain_pfn);
+	TEST_ASSERT(!fallocate(fd, KS, PAGE_SIZE, PAGE_SIZE), "fallocate: errno %d", errno);
+	allocated = probe(fd, PAGE_SIZE, &pfn[1]);
+	TEST_ASSERT(probe(fd, 2 * PAGE_SIZE, &pfn[2]) == 0 &&
+		    probe(fd, 3 * PAGE_SIZE, &pfn[3]) == 0,
+		    "pages 2 and 3 in the direct map after the host wrote them");
+	TEST_ASSERT(!fallocate(fd, KS | PH, 0, PAGE_SIZE), "punch: errno %d", errno);
+	punched = probe_pfn(pfn[0]);
+
+	/* A memory error in page 3: it stays out, even freed. */
+	/* EBUSY: poisoned, its handling delayed (guest_memfd keeps it until freed). */
+	snprintf(buf, sizeof(buf), "%#lx", pfn[3]);
+	cfd = open(CORRUPT_PFN, O_WRONLY);
+	TEST_ASSERT(cfd >= 0, "open(%s): errno %d", CORRUPT_PFN, errno);
+	TEST_ASSERT(write(cfd, buf, strlen(buf)) == strlen(buf) || errno == EBUSY,
+		    "%s: errno %d", CORRUPT_PFN, errno);
+	close(cfd);
+	poisoned = probe_pfn(pfn[3]);
+
+	munmap(p, SIZE);
+	close(fd);
+	released = probe_pfn(pfn[2]);
+	others = probe_pfn(pfn[3]);
+	if (before == -ENOENT && used == 0 && control == 1 && allocated == 1 && punched == 1 &&
+	    poisoned == 0 && released == 1 && others == 0)
+		ksft_test_result_pass("first touch zaps; punch, release restore; poison stays\n");
+	else
+		ksft_test_result_fail("%d %d plain %d allocated %d punched %d poison %d %d %d\n",
+				      before, used, control, allocated, punched, poisoned, released,
+				      others);
+	munmap(q, SIZE);
+	close(plain);
+}
+
+/* GUP of the mapping fails; copies through it work. */
+static void test_gup(struct kvm_vm *vm)
+{
+	int fd = vm_create_guest_memfd(vm, SIZE, NDM | MMAP | SHARED);
+	int plain = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
+	char *p = map(fd, SIZE), *q = map(plain, SIZE);
+	char local[PAGE_SIZE];
+	struct iovec riov = { p, PAGE_SIZE };
+	struct iovec qiov = { q, PAGE_SIZE };
+	long vm_read, vm_read_plain, spliced, spliced_plain, copied;
+	int vm_read_err, spliced_err, pipefd[2], mem;
+
+	memset(p, 0x11, PAGE_SIZE);
+	memset(q, 0x22, PAGE_SIZE);
+	mem = open("/proc/self/mem", O_RDONLY);
+	TEST_ASSERT(mem >= 0, "/proc/self/mem: errno %d", errno);
+	vm_read = pread(mem, local, PAGE_SIZE, (off_t)p);
+	vm_read_err = errno;
+	vm_read_plain = pread(mem, local, PAGE_SIZE, (off_t)q);
+	close(mem);
+	TEST_ASSERT(!pipe(pipefd), "pipe");
+	spliced = vmsplice(pipefd[1], &riov, 1, 0);
+	spliced_err = errno;
+	spliced_plain = vmsplice(pipefd[1], &qiov, 1, 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	TEST_ASSERT(!pipe(pipefd), "pipe");
+	copied = write(pipefd[1], p, 64);
+	TEST_ASSERT(read(pipefd[0], local, 64) == 64 && local[0] == 0x11, "read back the copy");
+	close(pipefd[0]);
+	close(pipefd[1]);
+	if (vm_read == -1 && vm_read_err == EIO && vm_read_plain == PAGE_SIZE &&
+	    spliced == -1 && spliced_err == EFAULT && spliced_plain == PAGE_SIZE && copied == 64)
+		ksft_test_result_pass("GUP refused (/proc/pid/mem EIO, vmsplice EFAULT)\n");
+	else
+		ksft_test_result_fail("mem %ld (%d), plain %ld; vmsplice %ld (%d), %ld; %ld\n",
+				      vm_read, vm_read_err, vm_read_plain, spliced, spliced_err,
+				      spliced_plain, copied);
+	munmap(p, SIZE);
+	munmap(q, SIZE);
+	close(fd);
+	close(plain);
+}
+
+/* kvm_gmem_populate() writes a private page, then it leaves; a punch brings it back. */
+static void test_populate(void)
+{
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	int fd = vm_create_guest_memfd(vm, SIZE, NDM);
+	void *anon = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	static char src[PAGE_SIZE] __aligned(4096);
+	struct gmem_populate_test_args args = {
+		.vm_fd = vm->fd, .gfn = TEST_GPA >> PAGE_SHIFT, .src = (uint64_t)src, .npages = 1,
+	};
+	long filled;
+	int after, punched;
+
+	TEST_ASSERT(anon != MAP_FAILED, "mmap");
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, anon, fd, 0);
+	vm_mem_set_private(vm, TEST_GPA, SIZE);
+	memset(src, 0x33, sizeof(src));
+	filled = ioctl(probe_dev, GMEM_POPULATE_TEST, &args);
+	after = probe_pfn(args.last_pfn);
+	TEST_ASSERT(!fallocate(fd, KS | PH, 0, SIZE), "punch: errno %d", errno);
+	punched = probe_pfn(args.last_pfn);
+	if (filled == 1 && after == 0 && punched == 1)
+		ksft_test_result_pass("populated page out of the direct map; punch restores\n");
+	else
+		ksft_test_result_fail("populate %ld (errno %d), then %d, punched %d\n", filled,
+				      errno, after, punched);
+	close(fd);
+	munmap(anon, SIZE);
+	kvm_vm_free(vm);
+}
+
+static struct pvclock_vcpu_time_info pvclock __aligned(64);
+static struct kvm_steal_time steal __aligned(64);
+static uint64_t stop_spinning;
+static uint64_t clock_gpa, steal_gpa;	/* set by the host */
+
+/*
+ * Stage 1: kvm-clock and steal time on. Stage 2: the clock again, after the
+ * host slept. Stage 3: spin until the host, which kept this vCPU's thread
+ * off its CPU meanwhile, says stop; report steal time.
+ */
+static void guest_clock(void)
+{
+	uint64_t t1, t2;
+
+	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, clock_gpa | KVM_MSR_ENABLED);
+	wrmsr(MSR_KVM_STEAL_TIME, steal_gpa | KVM_MSR_ENABLED);
+	t1 = __pvclock_read_cycles(&pvclock, rdtsc());
+	GUEST_SYNC_ARGS(1, t1, 0, 0, 0);
+	t2 = __pvclock_read_cycles(&pvclock, rdtsc());
+	GUEST_SYNC_ARGS(2, t1, t2, READ_ONCE(steal.version), 0);
+	while (!READ_ONCE(stop_spinning))
+		cpu_relax();
+	GUEST_SYNC_ARGS(3, READ_ONCE(steal.steal), READ_ONCE(steal.version), 0, 0);
+	GUEST_DONE();
+}
+
+static void *hog(void *arg)
+{
+	uint64_t until = *(uint64_t *)arg;
+	struct timespec ts;
+
+	do
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	while (ts.tv_sec * 1000000000ull + ts.tv_nsec < until);
+	return NULL;
+}
+
+struct run_args {
+	struct kvm_vcpu *vcpu;
+	struct ucall uc;
+};
+
+static void *run_vcpu(void *arg)
+{
+	struct run_args *r = arg;
+
+	vcpu_run(r->vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(r->vcpu, KVM_EXIT_IO);
+	get_ucall(r->vcpu, &r->uc);
+	return NULL;
+}
+
+static void pin(pthread_t t, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	TEST_ASSERT(!pthread_setaffinity_np(t, sizeof(set), &set), "affinity to CPU %d", cpu);
+}
+
+/*
+ * A default VM whose whole memory, code, page tables, stack, kvm-clock and
+ * steal time included, is one NO_DIRECT_MAP | MMAP | INIT_SHARED file (as
+ * gmem_mmap_test's whole-RAM case, and as a secret-free VMM runs).
+ */
+static void test_guest_clock(void)
+{
+	const uint64_t npages = 1024, bytes = npages * PAGE_SIZE;
+	struct userspace_mem_region *slot0;
+	struct run_args r = { 0 };
+	struct kvm_vm *vm = ____vm_create(VM_SHAPE_DEFAULT);
+	int fd = vm_create_guest_memfd(vm, bytes, NDM | MMAP | SHARED);
+	uint64_t t1, t2, v2, stolen, v3, until;
+	struct timespec ts;
+	pthread_t vcpu_thread, hog_thread;
+	void *view;
+	int i, out;
+
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, npages, KVM_MEM_GUEST_MEMFD, fd, 0);
+	slot0 = memslot2region(vm, 0);
+	for (i = 0; i < NR_MEM_REGIONS; i++)
+		vm->memslots[i] = 0;
+	kvm_vm_elf_load(vm, program_invocation_name);
+	ucall_init(vm, bytes);
+	guest_rng = new_guest_random_state(guest_random_seed);
+	sync_global_to_guest(vm, guest_rng);
+	kvm_arch_vm_post_create(vm);
+	r.vcpu = vm_vcpu_add(vm, 0, guest_clock);
+	clock_gpa = addr_gva2gpa(vm, (vm_vaddr_t)&pvclock);
+	steal_gpa = addr_gva2gpa(vm, (vm_vaddr_t)&steal);
+	sync_global_to_guest(vm, clock_gpa);
+	sync_global_to_guest(vm, steal_gpa);
+	/*
+	 * As a secret-free VMM: the guest is built in other memory (read() of
+	 * the ELF into the file's mapping would fail: the 9p client pins its
+	 * buffer), copied into the file, and the file mapped in its place.
+	 */
+	view = map(fd, bytes);
+	memcpy(view, slot0->host_mem, bytes);
+	munmap(view, bytes);
+	TEST_ASSERT(mmap(slot0->host_mem, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 fd, 0) == slot0->host_mem, "mmap over slot 0: errno %d", errno);
+
+	gmem_run_to_sync(r.vcpu, 1);
+	usleep(20 * 1000);
+	vcpu_run(r.vcpu);
+	TEST_ASSERT_EQ(get_ucall(r.vcpu, &r.uc), UCALL_SYNC);
+	t1 = r.uc.args[2];
+	t2 = r.uc.args[3];
+	v2 = r.uc.args[4];
+	out = probe(fd, clock_gpa, NULL);
+
+	/* Stage 3: vCPU and hog on one CPU for 200 ms, then stop the guest. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	until = ts.tv_sec * 1000000000ull + ts.tv_nsec + 200 * 1000000ull;
+	TEST_ASSERT(!pthread_create(&vcpu_thread, NULL, run_vcpu, &r), "vCPU thread");
+	pin(vcpu_thread, 0);
+	TEST_ASSERT(!pthread_create(&hog_thread, NULL, hog, &until), "hog thread");
+	pin(hog_thread, 0);
+	pthread_join(hog_thread, NULL);
+	WRITE_ONCE(*(uint64_t *)addr_gva2hva(vm, (vm_vaddr_t)&stop_spinning), 1);
+	pthread_join(vcpu_thread, NULL);
+	TEST_ASSERT(r.uc.cmd == UCALL_SYNC && r.uc.args[1] == 3, "stage 3: ucall %lu",
+		    r.uc.cmd);
+	stolen = r.uc.args[2];
+	v3 = r.uc.args[3];
+	gmem_run_to_done(r.vcpu);
+
+	if (t1 && t2 >= t1 + 20 * 1000000ull && out == 0 && v2 && !(v2 & 1) && v3 > v2 && stolen)
+		ksft_test_result_pass("whole guest: clock %lu -> %lu, steal %lu (%lu -> %lu)\n",
+				      t1, t2, stolen, v2, v3);
+	else
+		ksft_test_result_fail("clock %lu -> %lu, direct map %d, steal %lu (%lu -> %lu)\n",
+				      t1, t2, out, stolen, v2, v3);
+	close(fd);
+	kvm_vm_free(vm);
+}
+
+int main(int argc, char *argv[])
+{
+	struct kvm_vm *vm;
+
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & NDM);
+	probe_dev = open(GMEM_POPULATE_DEV, O_RDWR);
+	TEST_ASSERT(probe_dev >= 0, "%s: errno %d (kvm_gmem_populate_test loaded?)",
+		    GMEM_POPULATE_DEV, errno);
+
+	ksft_print_header();
+	ksft_set_plan(6);
+	test_flags(KVM_X86_DEFAULT_VM, "default");
+	test_flags(KVM_X86_SW_PROTECTED_VM, "software-protected");
+	vm = vm_create_barebones();
+	test_host_pages(vm);
+	test_gup(vm);
+	kvm_vm_free(vm);
+	test_populate();
+	test_guest_clock();
+	ksft_finished();
+}
