@@ -12,12 +12,15 @@
  * (mm/gup.c), so nothing pins what the kernel cannot read.
  *
  * The direct map changes at the folio's size: one call for a whole folio,
- * so that zapping an aligned 2 MiB folio keeps a 2 MiB direct-map entry.
+ * so that zapping an aligned 2 MiB folio keeps a 2 MiB direct-map entry;
+ * split_huge_page() splits the entry first when it splits such a folio.
+ * x86-64 only (mm/Makefile): it changes a range at once and splits on demand.
  */
 
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/set_memory.h>
+#include <asm/set_memory.h>
 #include <asm/tlbflush.h>
 
 /**
@@ -46,27 +49,82 @@ int folio_zap_direct_map(struct folio *folio)
 EXPORT_SYMBOL_GPL(folio_zap_direct_map);
 
 /**
- * folio_restore_direct_map - give a zapped folio back its direct map
- * @folio: a folio of an AS_NO_DIRECT_MAP mapping that folio_zap_direct_map()
- *         zapped: one whose owner failed to use it, or one the page cache
- *         is freeing (uptodate)
+ * folio_restore_direct_map - give a zapped folio back its direct map, zeroed
+ * @folio: an uptodate folio of an AS_NO_DIRECT_MAP mapping that the page
+ *         cache is freeing
  *
- * Cannot fail: the entries to restore are those zapped, at the same size.
- * A page with a memory error stays out of the direct map.
+ * Zeroed as secretmem's: the guest's data does not go back to the
+ * allocator. Cannot fail: the entries to restore are those zapped, at the
+ * same size, or split before the folio was (folio_split_direct_map()). A
+ * page with a memory error stays out of the direct map.
  */
 void folio_restore_direct_map(struct folio *folio)
 {
-	long i, nr = folio_nr_pages(folio);
-
 	bool poisoned = folio_test_large(folio) ? folio_test_has_hwpoisoned(folio) :
 						  folio_test_hwpoison(folio);
+	long i, nr = folio_nr_pages(folio);
 
 	if (!poisoned) {
 		WARN_ON_ONCE(set_direct_map_valid_noflush(folio_page(folio, 0), nr, true));
+		folio_zero_range(folio, 0, folio_size(folio));
 		return;
 	}
-	for (i = 0; i < nr; i++)
-		if (!PageHWPoison(folio_page(folio, i)))
-			WARN_ON_ONCE(set_direct_map_valid_noflush(folio_page(folio, i), 1, true));
+	for (i = 0; i < nr; i++) {
+		struct page *page = folio_page(folio, i);
+
+		if (PageHWPoison(page))
+			continue;
+		WARN_ON_ONCE(set_direct_map_valid_noflush(page, 1, true));
+		clear_page(page_address(page));
+	}
 }
 EXPORT_SYMBOL_GPL(folio_restore_direct_map);
+
+/**
+ * folio_split_direct_map - before a zapped large folio is split
+ * @folio: the locked, uptodate large folio of an AS_NO_DIRECT_MAP mapping
+ *
+ * Its direct map in base-page entries, so that each piece of the split
+ * folio is restored (or zeroed in place) alone, later, without allocating
+ * page tables on a path that cannot fail.
+ *
+ * Return: 0, or -ENOMEM (nothing changed).
+ */
+int folio_split_direct_map(struct folio *folio)
+{
+	return set_memory_4k((unsigned long)folio_address(folio), folio_nr_pages(folio));
+}
+
+/**
+ * folio_zero_pages_no_direct_map - zero pages of a zapped folio in place
+ * @folio: the locked, uptodate folio of an AS_NO_DIRECT_MAP mapping
+ * @first: its first page to zero
+ * @nr: how many
+ *
+ * Each page (but a poisoned one) comes back into the direct map, is zeroed
+ * and leaves again: the folio stays uptodate, so it stays out. Only the
+ * contents being discarded are reachable meanwhile.
+ *
+ * Return: 0, or the error of folio_split_direct_map() (nothing zeroed).
+ */
+int folio_zero_pages_no_direct_map(struct folio *folio, unsigned long first, unsigned long nr)
+{
+	unsigned long i, addr = (unsigned long)folio_address(folio);
+	int ret = folio_test_large(folio) ? folio_split_direct_map(folio) : 0;
+
+	if (ret)
+		return ret;
+	for (i = first; i < first + nr; i++) {
+		struct page *page = folio_page(folio, i);
+
+		if (PageHWPoison(page))
+			continue;
+		/* Base-page entries: neither change allocates. */
+		WARN_ON_ONCE(set_direct_map_valid_noflush(page, 1, true));
+		clear_page(page_address(page));
+		WARN_ON_ONCE(set_direct_map_valid_noflush(page, 1, false));
+	}
+	flush_tlb_kernel_range(addr + first * PAGE_SIZE, addr + (first + nr) * PAGE_SIZE);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(folio_zero_pages_no_direct_map);

@@ -128,18 +128,25 @@ int rust_helper_folio_split(struct folio *folio)
 	return split_folio(folio);
 }
 
-/* Zeroes pages [first, first + nr) of @folio, but for those with a memory error. */
-void rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
-				  unsigned long nr)
+/*
+ * Zeroes pages [first, first + nr) of the locked @folio, but for those with a
+ * memory error; through the direct map, or around it where it is out
+ * (mm/direct_map.c: then the error of splitting the direct map).
+ */
+int rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
+				 unsigned long nr)
 {
 	unsigned long i;
 
+	if (folio_test_uptodate(folio) && mapping_no_direct_map(folio->mapping))
+		return folio_zero_pages_no_direct_map(folio, first, nr);
 	for (i = first; i < first + nr; i++) {
 		struct page *page = folio_page(folio, i);
 
 		if (!PageHWPoison(page))
 			clear_highpage(page);
 	}
+	return 0;
 }
 
 /* Whether the locked page-cache folio's mapping keeps uptodate folios out of the direct map. */

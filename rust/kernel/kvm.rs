@@ -1112,6 +1112,12 @@ impl<T: GmemBackend> BackendVtable<T> {
                 return Err(EINVAL);
             }
             let file = slot.get_file().ok_or(EFAULT)?;
+            // The callbacks write through the direct map with the folio unlocked, where a
+            // racing fault could take it out; populate serves VM types (SNP, TDX) that never
+            // have such files. As C.
+            if file.inode().mapping().no_direct_map() {
+                return Err(EINVAL);
+            }
             // SAFETY: As in `get_pfn`.
             let gmem = unsafe { Self::data(&file) };
             let _inval = file.inode().mapping().invalidate_lock();

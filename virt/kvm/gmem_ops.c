@@ -153,13 +153,13 @@ bool kvm_gmem_vm_prepares_memory(struct kvm *kvm)
 EXPORT_SYMBOL_GPL(kvm_gmem_vm_prepares_memory);
 
 /*
- * GUEST_MEMFD_FLAG_NO_DIRECT_MAP: where the arch can change the direct map.
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP: where mm/direct_map.c is built (x86-64).
  * Never for a VM whose memory the arch prepares (SEV-SNP writes its pages
  * through the direct map): callers refuse such VMs every mapping flag.
  */
 bool kvm_gmem_no_direct_map_supported(void)
 {
-	return IS_ENABLED(CONFIG_ARCH_HAS_SET_DIRECT_MAP) && can_set_direct_map();
+	return IS_ENABLED(CONFIG_X86_64) && can_set_direct_map();
 }
 EXPORT_SYMBOL_GPL(kvm_gmem_no_direct_map_supported);
 

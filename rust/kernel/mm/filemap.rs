@@ -384,7 +384,9 @@ pub(crate) fn finish_partial_truncate(
             }
             if tries == SPLIT_TRIES {
                 if may_zero {
-                    folio.zero_file_pages(start, end);
+                    if let Err(e) = folio.zero_file_pages(start, end) {
+                        result = Err(e);
+                    }
                 } else {
                     result = Err(EBUSY);
                 }

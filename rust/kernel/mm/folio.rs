@@ -356,26 +356,28 @@ impl LockedFolio {
     }
 
     /// Zeroes the pages of `[start, end)` of its file that the folio holds, in place, but for
-    /// pages with a memory error. Crate-private: who may write a folio's contents is for the
-    /// owner of its page cache to say, and the abstractions that own one call this when they
-    /// truncate pages that could not be freed.
-    pub(crate) fn zero_file_pages(&self, start: u64, end: u64) {
+    /// pages with a memory error; where the folio is out of the direct map, around it
+    /// (`ENOMEM` if the direct map could not be split for that: nothing zeroed).
+    /// Crate-private: who may write a folio's contents is for the owner of its page cache to
+    /// say, and the abstractions that own one call this when they truncate pages that could
+    /// not be freed.
+    pub(crate) fn zero_file_pages(&self, start: u64, end: u64) -> crate::error::Result {
         let span = self.span();
         let first = start.max(span.index);
         let last = end.min(span.index + (1u64 << span.order));
         if first >= last {
-            return;
+            return Ok(());
         }
         // SAFETY: The folio is referenced, so its pages are allocated, and locked; pages
         // `[first, last)` are its own (clamped above). No Rust reference to a folio's contents
         // exists, so plain writes to them race with nothing the language knows of.
-        unsafe {
+        crate::error::to_result(unsafe {
             bindings::folio_zero_pages(
                 self.as_raw(),
                 (first - span.index) as usize,
                 (last - first) as usize,
             )
-        };
+        })
     }
 
     /// Splits a large folio into folios of order 0; this guard keeps the first. `EAGAIN` while

@@ -233,11 +233,6 @@ impl GmemBackend for GmemRs {
         if huge && flags & GUEST_MEMFD_FLAG_MMAP != 0 {
             return Err(EINVAL);
         }
-        // Not yet out of the direct map: splitting such a folio (a 4 KiB punch, a memory
-        // error) would have to split its 2 MiB direct-map entry on a path that cannot fail.
-        if huge && flags & GUEST_MEMFD_FLAG_NO_DIRECT_MAP != 0 {
-            return Err(EINVAL);
-        }
         Gmem::create(kvm, size, flags, |file, _gmem| {
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();

@@ -4,17 +4,19 @@
  * whichever backend creates guest_memfds.
  *
  * The capability lists the flag on both VM types, and it changes no other
- * flag's answer (HUGE with it is EINVAL: not yet). A page leaves the
- * kernel's direct map when it is first used (host fault, guest fault,
- * populate) and comes back when it is freed (punch, release), except a
- * poisoned one: the test module reads it through the direct map without
- * faulting (GMEM_PROBE_TEST), and a plain file's page is the control. GUP
- * of the mapping fails (/proc/self/mem, whose remote access ptrace and
+ * flag's answer. A page leaves the kernel's direct map when it is first
+ * used (the VMM's fault, a guest's, KVM's) and comes back, zeroed, when it
+ * is freed (punch, release), but a poisoned one: the test module reads it
+ * through the direct map without faulting (GMEM_PROBE_TEST), and a plain
+ * file's page is the control. Populate refuses such files. GUP of the
+ * mapping fails (/proc/self/mem, whose remote access ptrace and
  * process_vm_readv share: EIO; vmsplice: EFAULT) where a plain copy works.
  * A default VM whose whole memory is one such file runs with kvm-clock and
- * steal time in it: KVM writes both (its pfn cache maps the
- * clock's page from the file, not through the direct map), the clock
- * advances and steal time counts a vCPU thread kept off its CPU.
+ * steal time in it: KVM writes both (its pfn cache maps the clock's page
+ * from the file, not through the direct map), the clock advances, steal
+ * time counts a vCPU thread kept off its CPU, and a punch of the clock's
+ * page reaches KVM's cache. With gmem_rs's huge flag: 2 MiB folios leave
+ * whole, keeping the direct map's 2 MiB entries.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -93,10 +95,10 @@ static void *map(int fd, size_t len)
 /* Listed on both VM types and system-wide; adds no rule to the other flags. */
 static void test_flags(unsigned long type, const char *name)
 {
-	static const uint64_t bases[] = { 0, MMAP, SHARED, MMAP | SHARED };
+	static const uint64_t bases[] = { 0, MMAP, SHARED, MMAP | SHARED, HUGE };
 	struct kvm_vm *vm = vm_create_barebones_type(type);
 	uint64_t valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
-	int i, with, without, bad = -1, huge;
+	int i, with, without, bad = -1;
 
 	for (i = 0; i < ARRAY_SIZE(bases) && bad < 0; i++) {
 		without = create(vm, PAGE_SIZE, bases[i]);
@@ -104,18 +106,14 @@ static void test_flags(unsigned long type, const char *name)
 		if (with != without)
 			bad = i;
 	}
-	huge = create(vm, 2ul << 20, HUGE | NDM);
 	if (!(valid & NDM) || !(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & NDM))
 		ksft_test_result_fail("%s VM: no NO_DIRECT_MAP in %#lx (system-wide %#x)\n",
 				      name, valid, kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS));
 	else if (bad >= 0)
 		ksft_test_result_fail("%s VM: flags %#lx: %d, with NO_DIRECT_MAP %d\n", name,
 				      bases[bad], without, with);
-	else if (huge != -EINVAL)
-		ksft_test_result_fail("%s VM: HUGE | NO_DIRECT_MAP: %d, want EINVAL\n", name,
-				      huge);
 	else
-		ksft_test_result_pass("%s VM: listed (%#lx), alone, with MMAP, INIT_SHARED\n",
+		ksft_test_result_pass("%s VM: listed (%#lx), alone, with MMAP, INIT_SHARED, HUGE\n",
 				      name, valid);
 	kvm_vm_free(vm);
 }
@@ -164,7 +162,7 @@ static void test_host_pages(struct kvm_vm *vm)
 	released = probe_pfn(pfn[2]);
 	others = probe_pfn(pfn[3]);
 	if (before == -ENOENT && used == 0 && control == 1 && allocated == 1 && punched == 1 &&
-	    poisoned == 0 && released == 1 && others == 0)
+	    released == 1 && others == 0)
 		ksft_test_result_pass("first touch zaps; punch, release restore; poison stays\n");
 	else
 		ksft_test_result_fail("%d %d plain %d allocated %d punched %d poison %d %d %d\n",
@@ -218,38 +216,146 @@ static void test_gup(struct kvm_vm *vm)
 	close(plain);
 }
 
-/* kvm_gmem_populate() writes a private page, then it leaves; a punch brings it back. */
+/*
+ * kvm_gmem_populate() refuses such a file (EINVAL): its callbacks write
+ * through the direct map with the folio unlocked, and it serves VM types
+ * (SEV-SNP, TDX) that never have one. A plain file is the control.
+ */
 static void test_populate(void)
 {
 	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	int fd = vm_create_guest_memfd(vm, SIZE, NDM);
-	void *anon = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	static char src[PAGE_SIZE] __aligned(4096);
+	int plain = vm_create_guest_memfd(vm, SIZE, 0);
+	void *anon = mmap(NULL, 2 * SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct gmem_populate_test_args args = {
-		.vm_fd = vm->fd, .gfn = TEST_GPA >> PAGE_SHIFT, .src = (uint64_t)src, .npages = 1,
+		.vm_fd = vm->fd, .gfn = TEST_GPA >> PAGE_SHIFT, .npages = 1,
 	};
-	long filled;
-	int after, punched;
+	long refused, filled;
+	int e;
 
 	TEST_ASSERT(anon != MAP_FAILED, "mmap");
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, anon, fd, 0);
-	vm_mem_set_private(vm, TEST_GPA, SIZE);
-	memset(src, 0x33, sizeof(src));
+	vm_set_user_memory_region2(vm, TEST_SLOT + 1, KVM_MEM_GUEST_MEMFD, TEST_GPA + SIZE, SIZE,
+				   anon + SIZE, plain, 0);
+	vm_mem_set_private(vm, TEST_GPA, 2 * SIZE);
+	refused = ioctl(probe_dev, GMEM_POPULATE_TEST, &args);
+	e = errno;
+	args.gfn = (TEST_GPA + SIZE) >> PAGE_SHIFT;
 	filled = ioctl(probe_dev, GMEM_POPULATE_TEST, &args);
-	after = probe_pfn(args.last_pfn);
-	TEST_ASSERT(!fallocate(fd, KS | PH, 0, SIZE), "punch: errno %d", errno);
-	punched = probe_pfn(args.last_pfn);
-	if (filled == 1 && after == 0 && punched == 1)
-		ksft_test_result_pass("populated page out of the direct map; punch restores\n");
+	if (refused == -1 && e == EINVAL && filled == 1)
+		ksft_test_result_pass("populate refuses the file (EINVAL), fills a plain one\n");
 	else
-		ksft_test_result_fail("populate %ld (errno %d), then %d, punched %d\n", filled,
-				      errno, after, punched);
+		ksft_test_result_fail("populate %ld (errno %d), plain file %ld\n", refused, e,
+				      filled);
 	close(fd);
-	munmap(anon, SIZE);
+	close(plain);
+	munmap(anon, 2 * SIZE);
 	kvm_vm_free(vm);
 }
 
-static struct pvclock_vcpu_time_info pvclock __aligned(64);
+/* kvm_gmem_get_pfn() of @gfn, as a fault: the pfn, its reference dropped. */
+static uint64_t fault_in(struct kvm_vm *vm, uint64_t gfn, bool keep)
+{
+	struct gmem_hold_test_args args = { .vm_fd = vm->fd, .gfn = gfn };
+
+	TEST_ASSERT(!ioctl(probe_dev, GMEM_HOLD_TEST, &args), "hold gfn %#lx: errno %d", gfn,
+		    errno);
+	if (!keep)
+		TEST_ASSERT(!ioctl(probe_dev, GMEM_RELEASE_TEST), "release: errno %d", errno);
+	return args.pfn;
+}
+
+static long meminfo_kb(const char *field)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	TEST_ASSERT(f, "/proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)))
+			kb = atol(line + strlen(field));
+	fclose(f);
+	return kb;
+}
+
+#define HUGE_SIZE	(2ul << 20)
+#define HUGE_BLOCKS	8
+#define HUGE_GPA	0x100000000ul
+#define SMALL_GPA	0x140000000ul
+
+/*
+ * gmem_rs's 2 MiB folios out of the direct map: each leaves in one change,
+ * so the direct map keeps its 2 MiB entries (DirectMap4k does not grow,
+ * where 4 KiB folios split them); a 4 KiB punch splits the folio and
+ * restores that page alone; a punch of a folio that cannot split (a held
+ * reference) zeroes the page in place and keeps it out; release restores
+ * the rest.
+ */
+static void test_huge(void)
+{
+	const uint64_t bytes = HUGE_BLOCKS * HUGE_SIZE;
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	int huge = vm_create_guest_memfd(vm, bytes, HUGE | NDM);
+	int small = vm_create_guest_memfd(vm, bytes, NDM);
+	void *anon = mmap(NULL, 2 * bytes, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	long k4_0, k4_1, k4_2, m2_0, m2_1;
+	uint64_t pfn[HUGE_BLOCKS], i, gfn;
+	int out_first = 1, out_last = 1, punched, neighbour, zeroed, released;
+
+	TEST_ASSERT(anon != MAP_FAILED, "mmap");
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, HUGE_GPA, bytes, anon,
+				   huge, 0);
+	vm_set_user_memory_region2(vm, TEST_SLOT + 1, KVM_MEM_GUEST_MEMFD, SMALL_GPA, bytes,
+				   anon + bytes, small, 0);
+	vm_mem_set_private(vm, HUGE_GPA, bytes);
+	vm_mem_set_private(vm, SMALL_GPA, bytes);
+
+	k4_0 = meminfo_kb("DirectMap4k:");
+	m2_0 = meminfo_kb("DirectMap2M:");
+	for (i = 0; i < HUGE_BLOCKS; i++) {
+		pfn[i] = fault_in(vm, (HUGE_GPA + i * HUGE_SIZE) >> PAGE_SHIFT, false);
+		out_first &= probe_pfn(pfn[i]) == 0;
+		out_last &= probe_pfn(pfn[i] + HUGE_SIZE / PAGE_SIZE - 1) == 0;
+	}
+	k4_1 = meminfo_kb("DirectMap4k:");
+	m2_1 = meminfo_kb("DirectMap2M:");
+	for (gfn = SMALL_GPA >> PAGE_SHIFT; gfn < (SMALL_GPA + bytes) >> PAGE_SHIFT; gfn++)
+		fault_in(vm, gfn, false);
+	k4_2 = meminfo_kb("DirectMap4k:");
+
+	/* Block 1: split by a 4 KiB punch. */
+	TEST_ASSERT(!fallocate(huge, KS | PH, HUGE_SIZE + PAGE_SIZE, PAGE_SIZE), "punch");
+	punched = probe_pfn(pfn[1] + 1);
+	neighbour = probe_pfn(pfn[1] + 2);
+	/* Block 2: a held reference keeps it whole; the punched page is zeroed in place. */
+	fault_in(vm, (HUGE_GPA + 2 * HUGE_SIZE) >> PAGE_SHIFT, true);
+	TEST_ASSERT(!fallocate(huge, KS | PH, 2 * HUGE_SIZE + PAGE_SIZE, PAGE_SIZE),
+		    "punch of a held folio: errno %d", errno);
+	zeroed = probe_pfn(pfn[2] + 1);
+	TEST_ASSERT(!ioctl(probe_dev, GMEM_RELEASE_TEST), "release");
+
+	kvm_vm_free(vm);
+	close(huge);
+	close(small);
+	munmap(anon, 2 * bytes);
+	released = probe_pfn(pfn[0]) == 1 && probe_pfn(pfn[HUGE_BLOCKS - 1] + 1) == 1;
+	ksft_print_msg("DirectMap4k %ld kB: +%ld for %lu MiB in 2 MiB folios, +%ld in 4 KiB\n",
+		       k4_0, k4_1 - k4_0, bytes >> 20, k4_2 - k4_1);
+	ksft_print_msg("DirectMap2M %ld kB -> %ld kB for the 2 MiB folios\n", m2_0, m2_1);
+	if (out_first && out_last && k4_1 == k4_0 && k4_2 > k4_1 && punched == 1 &&
+	    neighbour == 0 && zeroed == 0 && released)
+		ksft_test_result_pass("2 MiB folios: out whole, no 4 KiB split; punch, release\n");
+	else
+		ksft_test_result_fail("out %d %d, 4k +%ld +%ld, punched %d %d, zeroed %d, %d\n",
+				      out_first, out_last, k4_1 - k4_0, k4_2 - k4_1, punched,
+				      neighbour, zeroed, released);
+}
+
+/* A page of its own: the host punches it. */
+static struct pvclock_vcpu_time_info pvclock __aligned(4096);
 static struct kvm_steal_time steal __aligned(64);
 static uint64_t stop_spinning;
 static uint64_t clock_gpa, steal_gpa;	/* set by the host */
@@ -257,7 +363,8 @@ static uint64_t clock_gpa, steal_gpa;	/* set by the host */
 /*
  * Stage 1: kvm-clock and steal time on. Stage 2: the clock again, after the
  * host slept. Stage 3: spin until the host, which kept this vCPU's thread
- * off its CPU meanwhile, says stop; report steal time.
+ * off its CPU meanwhile, says stop; report steal time. Stage 4: the clock
+ * once more, after the host punched its page and updated the clock.
  */
 static void guest_clock(void)
 {
@@ -272,6 +379,9 @@ static void guest_clock(void)
 	while (!READ_ONCE(stop_spinning))
 		cpu_relax();
 	GUEST_SYNC_ARGS(3, READ_ONCE(steal.steal), READ_ONCE(steal.version), 0, 0);
+	/* Stage 4: the host punched the clock's page; KVM wrote the new one. */
+	GUEST_SYNC_ARGS(4, __pvclock_read_cycles(&pvclock, rdtsc()), READ_ONCE(pvclock.version),
+			0, 0);
 	GUEST_DONE();
 }
 
@@ -322,11 +432,12 @@ static void test_guest_clock(void)
 	struct run_args r = { 0 };
 	struct kvm_vm *vm = ____vm_create(VM_SHAPE_DEFAULT);
 	int fd = vm_create_guest_memfd(vm, bytes, NDM | MMAP | SHARED);
-	uint64_t t1, t2, v2, stolen, v3, until;
+	uint64_t t1, t2, v2, stolen, v3, until, t4, v4;
+	struct kvm_clock_data data = { 0 };
 	struct timespec ts;
 	pthread_t vcpu_thread, hog_thread;
 	void *view;
-	int i, out;
+	int i;
 
 	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, npages, KVM_MEM_GUEST_MEMFD, fd, 0);
 	slot0 = memslot2region(vm, 0);
@@ -360,7 +471,6 @@ static void test_guest_clock(void)
 	t1 = r.uc.args[2];
 	t2 = r.uc.args[3];
 	v2 = r.uc.args[4];
-	out = probe(fd, clock_gpa, NULL);
 
 	/* Stage 3: vCPU and hog on one CPU for 200 ms, then stop the guest. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -376,20 +486,37 @@ static void test_guest_clock(void)
 		    r.uc.cmd);
 	stolen = r.uc.args[2];
 	v3 = r.uc.args[3];
+
+	/*
+	 * Stage 4: the page the pfn cache maps is freed; guest_memfd's
+	 * invalidation must reach the cache, or KVM writes the freed page and
+	 * the guest reads a new, zeroed one.
+	 */
+	TEST_ASSERT(!fallocate(fd, KS | PH, clock_gpa, PAGE_SIZE), "punch: errno %d", errno);
+	vm_ioctl(vm, KVM_GET_CLOCK, &data);
+	data.flags = 0;
+	vm_ioctl(vm, KVM_SET_CLOCK, &data);
+	vcpu_run(r.vcpu);
+	TEST_ASSERT_EQ(get_ucall(r.vcpu, &r.uc), UCALL_SYNC);
+	t4 = r.uc.args[2];
+	v4 = r.uc.args[3];
 	gmem_run_to_done(r.vcpu);
 
-	if (t1 && t2 >= t1 + 20 * 1000000ull && out == 0 && v2 && !(v2 & 1) && v3 > v2 && stolen)
+	ksft_print_msg("after the punch: clock %lu ns, version %lu\n", t4, v4);
+	if (t1 && t2 >= t1 + 20 * 1000000ull && v2 && !(v2 & 1) && v3 > v2 && stolen &&
+	    t4 > t2 && v4 && !(v4 & 1))
 		ksft_test_result_pass("whole guest: clock %lu -> %lu, steal %lu (%lu -> %lu)\n",
 				      t1, t2, stolen, v2, v3);
 	else
-		ksft_test_result_fail("clock %lu -> %lu, direct map %d, steal %lu (%lu -> %lu)\n",
-				      t1, t2, out, stolen, v2, v3);
+		ksft_test_result_fail("clock %lu -> %lu -> %lu, steal %lu (%lu -> %lu)\n",
+				      t1, t2, t4, stolen, v2, v3);
 	close(fd);
 	kvm_vm_free(vm);
 }
 
 int main(int argc, char *argv[])
 {
+	bool huge = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & HUGE;
 	struct kvm_vm *vm;
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & NDM);
@@ -398,7 +525,8 @@ int main(int argc, char *argv[])
 		    GMEM_POPULATE_DEV, errno);
 
 	ksft_print_header();
-	ksft_set_plan(6);
+	/* The 2 MiB case where the backend lists its huge flag (gmem_rs). */
+	ksft_set_plan(6 + huge);
 	test_flags(KVM_X86_DEFAULT_VM, "default");
 	test_flags(KVM_X86_SW_PROTECTED_VM, "software-protected");
 	vm = vm_create_barebones();
@@ -407,5 +535,7 @@ int main(int argc, char *argv[])
 	kvm_vm_free(vm);
 	test_populate();
 	test_guest_clock();
+	if (huge)
+		test_huge();
 	ksft_finished();
 }
