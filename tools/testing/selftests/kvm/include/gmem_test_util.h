@@ -22,6 +22,23 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
+/*
+ * For a VM from ____vm_create() whose slot 0 (@bytes) the test added itself,
+ * e.g. bound to a guest_memfd: what __vm_create() does after adding slot 0.
+ */
+static inline void gmem_vm_finish_create(struct kvm_vm *vm, uint64_t bytes)
+{
+	int i;
+
+	for (i = 0; i < NR_MEM_REGIONS; i++)
+		vm->memslots[i] = 0;
+	kvm_vm_elf_load(vm, program_invocation_name);
+	ucall_init(vm, bytes);
+	guest_rng = new_guest_random_state(guest_random_seed);
+	sync_global_to_guest(vm, guest_rng);
+	kvm_arch_vm_post_create(vm);
+}
+
 /* Runs @vcpu until its next ucall, which must be GUEST_SYNC(@stage). */
 static inline void gmem_run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
 {

@@ -587,20 +587,12 @@ static void test_whole_ram(void)
 	int fd = vm_create_guest_memfd(vm, bytes, MMAP | SHARED);
 	uint64_t gpa, seen;
 	char *view;
-	int i;
 
 	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, npages, KVM_MEM_GUEST_MEMFD, fd, 0);
 	slot0 = memslot2region(vm, 0);
 	TEST_ASSERT(mmap(slot0->host_mem, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 			 fd, 0) == slot0->host_mem, "mmap over slot 0: errno %d", errno);
-	/* What __vm_create() does after adding slot 0. */
-	for (i = 0; i < NR_MEM_REGIONS; i++)
-		vm->memslots[i] = 0;
-	kvm_vm_elf_load(vm, program_invocation_name);
-	ucall_init(vm, bytes);
-	guest_rng = new_guest_random_state(guest_random_seed);
-	sync_global_to_guest(vm, guest_rng);
-	kvm_arch_vm_post_create(vm);
+	gmem_vm_finish_create(vm, bytes);
 	vcpu = vm_vcpu_add(vm, 0, guest_whole_ram);
 
 	whole_ram_value = 0x1234;

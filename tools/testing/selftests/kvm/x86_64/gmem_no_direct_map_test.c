@@ -437,17 +437,10 @@ static void test_guest_clock(void)
 	struct timespec ts;
 	pthread_t vcpu_thread, hog_thread;
 	void *view;
-	int i;
 
 	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, npages, KVM_MEM_GUEST_MEMFD, fd, 0);
 	slot0 = memslot2region(vm, 0);
-	for (i = 0; i < NR_MEM_REGIONS; i++)
-		vm->memslots[i] = 0;
-	kvm_vm_elf_load(vm, program_invocation_name);
-	ucall_init(vm, bytes);
-	guest_rng = new_guest_random_state(guest_random_seed);
-	sync_global_to_guest(vm, guest_rng);
-	kvm_arch_vm_post_create(vm);
+	gmem_vm_finish_create(vm, bytes);
 	r.vcpu = vm_vcpu_add(vm, 0, guest_clock);
 	clock_gpa = addr_gva2gpa(vm, (vm_vaddr_t)&pvclock);
 	steal_gpa = addr_gva2gpa(vm, (vm_vaddr_t)&steal);
