@@ -20,6 +20,9 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/set_memory.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+#include <linux/vmalloc.h>
 #include <asm/set_memory.h>
 #include <asm/tlbflush.h>
 
@@ -128,3 +131,50 @@ int folio_zero_pages_no_direct_map(struct folio *folio, unsigned long first, uns
 	return 0;
 }
 EXPORT_SYMBOL_GPL(folio_zero_pages_no_direct_map);
+
+/**
+ * folio_copy_from_iter_no_direct_map - write pages of a zapped folio
+ * @folio: the locked, uptodate folio of an AS_NO_DIRECT_MAP mapping
+ * @offset: where in the folio to start
+ * @bytes: how many bytes to copy
+ * @i: the source
+ *
+ * Through a temporary mapping of one page at a time (vmap()), never the
+ * direct map, flushed from every TLB before the next page is mapped. Page
+ * faults are disabled, as in copy_folio_from_iter_atomic(): a source page
+ * that is not resident ends the copy short.
+ *
+ * Return: the bytes copied, or -ENOMEM if not even the first page could
+ * be mapped.
+ */
+ssize_t folio_copy_from_iter_no_direct_map(struct folio *folio, size_t offset, size_t bytes,
+					   struct iov_iter *i)
+{
+	size_t copied = 0;
+
+	VM_WARN_ON_FOLIO(!folio_test_locked(folio), folio);
+	if (WARN_ON_ONCE(offset + bytes > folio_size(folio)))
+		return -EINVAL;
+	while (copied < bytes) {
+		size_t at = offset + copied, in_page = offset_in_page(at);
+		size_t n = min(bytes - copied, PAGE_SIZE - in_page), done;
+		struct page *page = folio_page(folio, at >> PAGE_SHIFT);
+		unsigned long addr;
+		void *p = vmap(&page, 1, VM_MAP, PAGE_KERNEL);
+
+		if (!p)
+			return copied ?: -ENOMEM;
+		pagefault_disable();
+		done = copy_from_iter(p + in_page, n, i);
+		pagefault_enable();
+		addr = (unsigned long)p;
+		vunmap(p);
+		/* vunmap() flushes lazily: the guest's data must not stay reachable. */
+		flush_tlb_kernel_range(addr, addr + PAGE_SIZE);
+		copied += done;
+		if (done < n)
+			break;
+	}
+	return copied;
+}
+EXPORT_SYMBOL_GPL(folio_copy_from_iter_no_direct_map);

@@ -16,7 +16,8 @@ from collections import defaultdict
 ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault-in-v2", "punch-4k", "convert-4k",
          "convert-large", "floor", "host-write", "shmem-host-write", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
          "mfd-punch-4k", "shmem-punch-4k", "huge-allocate", "huge-fault-in", "huge-punch-4k",
-         "huge-punch-alt"]
+         "huge-punch-alt", "ndm-fault-in", "huge-ndm-fault-in", "populate-memcpy", "populate-write",
+         "populate-memcpy-ndm", "populate-write-ndm"]
 # Rows and their floors: guest_memfd allocation against the page allocator
 # alone; fault-in against allocating and zeroing (6.12 zeroes a page at its
 # first fault, not at fallocate); the VMM's first touch of a mapped guest_memfd
@@ -30,6 +31,11 @@ FLOORS = [("allocate", "floor-allocate"), ("fault-in", "floor-allocate-zero"),
 # are measured against.
 HUGE = [("huge-allocate", "allocate"), ("huge-fault-in", "fault-in"),
         ("huge-punch-4k", "punch-4k")]
+# Secret-free rows against the rows without the flag (or without write()),
+# each backend against itself.
+SECRET = [("ndm-fault-in", "fault-in"), ("huge-ndm-fault-in", "huge-fault-in"),
+          ("populate-write", "populate-memcpy"), ("populate-memcpy-ndm", "populate-memcpy"),
+          ("populate-write-ndm", "populate-memcpy-ndm")]
 # Rows whose cost per 4 KiB page is shown across sizes.
 SCALING = ["allocate", "fault-in", "punch-4k"]
 
@@ -177,6 +183,19 @@ def main():
                 line = "%s %d MiB against %s (%s): %s" % (w, mib, floor, src_name,
                                                          "; ".join(parts))
                 print(("- " + line) if markdown else ("FLOOR " + line))
+
+    # Each backend's secret-free row over its own row without: 1.10 is 10% dearer.
+    for runs, name in ((wall, "wall clock"), (icount, "icount")):
+        for w, base in SECRET:
+            for mib in sorted(m for (x, m) in unit if x == w):
+                parts = []
+                for b in ("c", "rust"):
+                    m, f = stats(runs.get((w, mib, b), [])), stats(runs.get((base, mib, b), []))
+                    if m and f and f[0]:
+                        parts.append("%s %.1f / %.1f ms = %.2f" % (b, m[0], f[0], m[0] / f[0]))
+                if parts:
+                    line = "%s %d MiB against %s (%s): %s" % (w, mib, base, name, "; ".join(parts))
+                    print(("- " + line) if markdown else ("SECRET " + line))
 
     # 2 MiB folios against 4 KiB ones: how many times faster, per clock.
     for runs, name in ((wall, "wall clock"), (icount, "icount")):

@@ -7,7 +7,7 @@
 #   GMEM_BENCH_ROUNDS (5, 0: no real-time pass),
 #   GMEM_BENCH_ICOUNT_ROUNDS (3, 0: no -icount pass),
 #   GMEM_BENCH_CONTENDED_SECONDS (5), GMEM_BENCH_ARGS (gmem_bench options,
-#   e.g. "-s 512"), GMEM_BENCH_ONLY=contended (the contended rows alone),
+#   e.g. "-s 512"), GMEM_BENCH_ONLY=contended or a list of groups (run-bench.sh),
 #   GMEM_BENCH_ICOUNT_CPUS (1: the guest's CPUs in the -icount pass)
 # make profile (bench.sh profile): the same kernel, perf profiles of one
 # workload on each backend: GMEM_PROFILE=allocate (default), fault or contended.

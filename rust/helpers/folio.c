@@ -3,6 +3,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/uio.h>
 
 /*
  * Rust's Folio reads a folio's flags in place, on every guest fault: they must
@@ -153,4 +154,17 @@ int rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
 bool rust_helper_folio_no_direct_map(struct folio *folio)
 {
 	return mapping_no_direct_map(folio->mapping);
+}
+
+/*
+ * Copies @bytes at @offset of the locked folio from @i, with page faults
+ * disabled: through a temporary mapping where the folio is out of the direct
+ * map. Returns the bytes copied, or -ENOMEM.
+ */
+ssize_t rust_helper_folio_copy_from_iter(struct folio *folio, size_t offset, size_t bytes,
+					 struct iov_iter *i)
+{
+	if (folio_test_uptodate(folio) && mapping_no_direct_map(folio->mapping))
+		return folio_copy_from_iter_no_direct_map(folio, offset, bytes, i);
+	return copy_folio_from_iter_atomic(folio, offset, bytes, i);
 }

@@ -8,8 +8,10 @@
 
 pub mod anon_file;
 pub mod file;
+pub mod kiocb;
 
 pub use file::{File, FileDescriptorReservation, Inode};
+pub use kiocb::Kiocb;
 
 /// `fallocate(2)` modes.
 pub mod falloc {

@@ -27,8 +27,9 @@ use crate::{
     fs::{
         anon_file::{FileOperations, FileOpsTable, FopsVtable, NewFile},
         file::flags::O_RDWR,
-        File, FileDescriptorReservation, Inode,
+        File, FileDescriptorReservation, Inode, Kiocb,
     },
+    iov::IovIterSource,
     mm::{
         filemap::{AddressSpaceOperations, PageCache},
         folio::{FolioSpan, LockedFolio},
@@ -142,16 +143,24 @@ pub const GUEST_MEMFD_FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SH
 /// fails. [`GmemFile::create`] marks the mapping, so every folio a backend makes uptodate
 /// follows the rule.
 pub const GUEST_MEMFD_FLAG_NO_DIRECT_MAP: u64 = bindings::GUEST_MEMFD_FLAG_NO_DIRECT_MAP as u64;
+/// `GUEST_MEMFD_FLAG_WRITE`: `write()` and `pwrite()` fill the file's shared memory, whole
+/// pages at a time ([`GmemFops`]'s `write_iter`); offered with `INIT_SHARED`, and only by a
+/// backend with [`GmemBackend::write_folio`].
+pub const GUEST_MEMFD_FLAG_WRITE: u64 = bindings::GUEST_MEMFD_FLAG_WRITE as u64;
 
 /// The flags `T`'s files take for `kvm` (`None`: for some VM): what the backend says, within
 /// what KVM allows. A VM with private memory keeps its private/shared state in its memory
 /// attributes, so its memory cannot start shared, whatever a backend says: host faults would
 /// otherwise reach folios the guest owns. A VM whose memory the arch prepares (SEV-SNP) gets
 /// no mappable files at all, and no files out of the direct map (the arch writes their pages
-/// through it); nor does a kernel whose direct map cannot change. Flags of the backend's own
-/// (not KVM's) are its to keep.
+/// through it); nor does a kernel whose direct map cannot change. `WRITE` writes shared memory:
+/// it goes with `INIT_SHARED`, and needs the backend's [`GmemBackend::write_folio`]. Flags of
+/// the backend's own (not KVM's) are its to keep.
 fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
     let mut allowed = T::supported_flags(kvm);
+    if !T::HAS_WRITE_FOLIO {
+        allowed &= !GUEST_MEMFD_FLAG_WRITE;
+    }
     // SAFETY: No arguments; reads the kernel's configuration.
     if !unsafe { bindings::kvm_gmem_no_direct_map_supported() } {
         allowed &= !GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
@@ -160,9 +169,10 @@ fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
         if kvm.prepares_memory() {
             allowed &= !(GUEST_MEMFD_FLAG_MMAP
                 | GUEST_MEMFD_FLAG_INIT_SHARED
-                | GUEST_MEMFD_FLAG_NO_DIRECT_MAP);
+                | GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+                | GUEST_MEMFD_FLAG_WRITE);
         } else if kvm.has_private_mem() {
-            allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
+            allowed &= !(GUEST_MEMFD_FLAG_INIT_SHARED | GUEST_MEMFD_FLAG_WRITE);
         }
     }
     allowed
@@ -412,6 +422,8 @@ impl<T: GmemBackend> GmemFile<T> {
         static NAME: &CStr = crate::c_str!("[kvm-gmem]");
         let mut file = NewFile::create(T::table().fops(), NAME, gmem.clone(), O_RDWR)?;
         file.set_fixed_size(size);
+        // `lseek()` and `pwrite()` as in 6.12 (`ESPIPE`) on the files that do not write.
+        file.set_positioned(flags & GUEST_MEMFD_FLAG_WRITE != 0);
         // The abstraction's, not the backend's: it frees the page cache (`punch_hole`,
         // release), and takes this reference back at release.
         file.install_aops::<T::Aops>(gmem.clone())?;
@@ -637,6 +649,75 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
         len: i64,
     ) -> Result {
         T::fallocate(&gmem, file, mode, offset, len)
+    }
+
+    /// `write()` of a `WRITE` file: whole pages inside the file, into shared memory only
+    /// (without `INIT_SHARED` the file's memory is private: `EACCES`, as a fault of the VMM's
+    /// mapping gets `SIGBUS`); `ENODEV` without the flag, `EINVAL` for a range that is not
+    /// whole pages inside the file. Pages are allocated on demand, a page at a time under the
+    /// mapping's shared `invalidate_lock`, as `fallocate()` allocates: a punch is ordered
+    /// with each. A signal or a bad source stops it: the bytes written so far, if any.
+    fn write_iter(
+        gmem: ArcBorrow<'_, GmemFile<T>>,
+        kiocb: &mut Kiocb<'_>,
+        iter: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
+        const SHIFT: u32 = crate::page::PAGE_SHIFT as u32;
+        if gmem.flags & GUEST_MEMFD_FLAG_WRITE == 0 {
+            return Err(ENODEV);
+        }
+        let file = kiocb.file();
+        // The VFS refused negative positions and `pos + len` overflows.
+        let (pos, len) = (kiocb.ki_pos() as u64, iter.len() as u64);
+        if !page_aligned(pos) || !page_aligned(len) || pos + len > file.inode().size() as u64 {
+            return Err(EINVAL);
+        }
+        if gmem.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0 {
+            return Err(EACCES);
+        }
+        let cache = gmem.page_cache(file)?;
+        let max_order = cache.max_folio_order();
+        let task = crate::current!();
+        let (mut index, end) = (pos >> SHIFT, (pos + len) >> SHIFT);
+        let mut result = Ok(());
+        while index < end {
+            if task.signal_pending() {
+                result = Err(EINTR);
+                break;
+            }
+            // The copy runs under the folio lock, with page faults disabled: the source of the
+            // largest folio there can be is faulted in first.
+            let chunk = (end - index).min(1 << max_order) << SHIFT;
+            let chunk = chunk as usize;
+            if iter.fault_in_readable(chunk) == chunk {
+                result = Err(EFAULT);
+                break;
+            }
+            let step = {
+                let _inval = cache.invalidate_lock_shared();
+                T::write_folio(&gmem, file, index).and_then(|folio| {
+                    check_folio(file, &folio, index)?;
+                    folio.write_from_iter(index, end - index, iter)
+                })
+            };
+            match step {
+                Ok(n) => index += n,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            crate::mm::cond_resched();
+        }
+        let done = (index << SHIFT) - pos;
+        if done == 0 {
+            result?;
+            return Ok(0);
+        }
+        // As in `fallocate()`: a failure to update the timestamps is not the caller's error.
+        let _ = file.modified();
+        *kiocb.ki_pos_mut() += done as i64;
+        Ok(done as usize)
     }
 
     const VM_OPS: Option<&'static VmOpsTable<Self>> = Some(VmOpsTable::build());
@@ -893,6 +974,13 @@ pub trait GmemBackend: Sized + 'static {
         _index: u64,
     ) -> core::result::Result<LockedFolio, VmFault> {
         Err(VmFault::SigBus)
+    }
+
+    /// The folio holding page `index` (inside the file) for `write()`, locked, allocated with
+    /// the file's policy if new, not initialised (the abstraction fills it). `EHWPOISON` if the
+    /// page is poisoned. Without it, the backend's files do not take `GUEST_MEMFD_FLAG_WRITE`.
+    fn write_folio(_gmem: &GmemFile<Self>, _file: &File, _index: u64) -> Result<LockedFolio> {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// `fallocate(2)` on the file.

@@ -4,7 +4,8 @@
 # alternately (c, rust, c, rust, ...), ROUNDS times each, into OUT/FILE.
 #   run-bench.sh OUT FILE SELFTESTS_DIR MODULE_DIR ROUNDS [gmem_bench args]
 # GMEM_BENCH_CONTENDED_SECONDS (5): each contended run, per store.
-# GMEM_BENCH_ONLY=contended: the contended benchmark alone.
+# GMEM_BENCH_ONLY=GROUP[,GROUP...]: only these groups: gmem_bench's -w groups,
+# "default" (gmem_bench without -w), "contended" (the contended benchmark).
 set -euo pipefail
 OUT=$1 FILE=$2 STDIR=$3 MODDIR=$4 ROUNDS=$5
 shift 5
@@ -12,6 +13,8 @@ KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
 BENCH=$STDIR/kvm/x86_64/gmem_bench
 STRESS=$STDIR/kvm/x86_64/gmem_stress_test
 SECONDS_EACH=${GMEM_BENCH_CONTENDED_SECONDS:-5}
+BENCH_GROUPS="default scaling huge secret contended"
+[ -z "${GMEM_BENCH_ONLY:-}" ] || BENCH_GROUPS=$(echo "$GMEM_BENCH_ONLY" | tr , ' ')
 # 1 vCPU, 2, and as many as the guest has CPUs.
 VCPUS=$(printf '%s\n' 1 2 "$(nproc)" | sort -nu)
 mkdir -p "$OUT"
@@ -23,13 +26,17 @@ for r in $(seq "$ROUNDS"); do
 	for b in c rust; do
 		if [ "$b" = rust ]; then insmod "$KO"; fi
 		echo "# round $r, backend $b"
-		if [ "${GMEM_BENCH_ONLY:-}" != contended ]; then
-			"$BENCH" -b "$b" "$@" | tee -a "$OUT/$FILE"
-			"$BENCH" -b "$b" -w scaling "$@" | tee -a "$OUT/$FILE"
-			# 2 MiB folios: gmem_rs's rows; the C backend says it has none.
-			"$BENCH" -b "$b" -w huge "$@" | tee -a "$OUT/$FILE"
-		fi
+		# huge: gmem_rs's 2 MiB rows; the C backend says it has none.
+		for g in $BENCH_GROUPS; do
+			case $g in
+			contended) continue ;;
+			default) "$BENCH" -b "$b" "$@" ;;
+			*) "$BENCH" -b "$b" -w "$g" "$@" ;;
+			esac | tee -a "$OUT/$FILE"
+		done
+		case " $BENCH_GROUPS " in *" contended "*) contended=1 ;; *) contended=0 ;; esac
 		for v in $VCPUS; do
+			[ "$contended" = 1 ] || break
 			"$STRESS" -b "$b" -s "$SECONDS_EACH" -v "$v" >"$OUT/contended.log.tmp" 2>&1 ||
 				{ cat "$OUT/contended.log.tmp"; exit 1; }
 			cat "$OUT/contended.log.tmp" >>"$OUT/contended.log"

@@ -9,7 +9,8 @@
 use crate::{
     bindings,
     error::{code::*, from_err_ptr, from_result, Result},
-    fs::{File, Inode},
+    fs::{File, Inode, Kiocb},
+    iov::IovIterSource,
     mm::{
         filemap::{AddressSpaceOperations, Gfp},
         virt::{VmOpsTable, VmaNew},
@@ -61,6 +62,17 @@ pub trait FileOperations: Sized + 'static {
         _offset: i64,
         _len: i64,
     ) -> Result {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `write(2)` and `pwrite(2)`: writes `iter` at `kiocb`'s position, which it advances past
+    /// what it wrote, and returns how many bytes that is. With it, the files also seek
+    /// (`generic_file_llseek`); [`NewFile::set_positioned`] says which of them do.
+    fn write_iter(
+        _data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        _kiocb: &mut Kiocb<'_>,
+        _iter: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
         crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -140,6 +152,29 @@ impl<T: FileOperations> FopsVtable<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by the VFS with a `kiocb` of a file created by [`NewFile::create::<T>`], and the
+    /// source of the write.
+    unsafe extern "C" fn write_iter(
+        iocb: *mut bindings::kiocb,
+        iter: *mut bindings::iov_iter,
+    ) -> isize {
+        // SAFETY: The VFS passes a valid `kiocb`, whose file it holds a reference on, for the
+        // duration of the call, and gives its position to this call alone.
+        let mut kiocb = unsafe { Kiocb::from_raw(iocb) };
+        // SAFETY: As in `fallocate`.
+        let data = unsafe { T::Data::borrow(kiocb.file().private_data()) };
+        // SAFETY: The VFS passes the write's source, valid for the call and used by nothing
+        // else meanwhile.
+        let iter = unsafe { IovIterSource::from_raw(iter) };
+        match T::write_iter(data, &mut kiocb, iter) {
+            // A write returns at most `MAX_RW_COUNT` bytes, which fits.
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
     pub(crate) const VTABLE: bindings::file_operations = bindings::file_operations {
         owner: T::OWNER.as_ptr(),
         open: Some(bindings::generic_file_open),
@@ -153,6 +188,18 @@ impl<T: FileOperations> FopsVtable<T> {
         },
         fallocate: if T::HAS_FALLOCATE {
             Some(Self::fallocate)
+        } else {
+            None
+        },
+        write_iter: if T::HAS_WRITE_ITER {
+            Some(Self::write_iter)
+        } else {
+            None
+        },
+        // Set for every file (`FMODE_LSEEK`) by the VFS: `NewFile::set_positioned` clears it
+        // on the files that do not write.
+        llseek: if T::HAS_WRITE_ITER {
+            Some(bindings::generic_file_llseek)
         } else {
             None
         },
@@ -350,6 +397,21 @@ impl<T: FileOperations> NewFile<T> {
             (*inode).i_mode |= bindings::S_IFREG as u16;
             (*inode).i_size = size;
             (*self.file.as_ptr()).f_flags |= bindings::O_LARGEFILE;
+        }
+    }
+
+    /// Whether `lseek(2)` and `pwrite(2)` work on the file (`FMODE_LSEEK`, `FMODE_PWRITE`):
+    /// only for `T` with [`FileOperations::write_iter`]; otherwise both fail with `ESPIPE`, as
+    /// they do on files that are not positioned.
+    pub fn set_positioned(&mut self, positioned: bool) {
+        let file = self.file.as_ptr();
+        // SAFETY: Nobody else sees the file (type invariant), so its mode can be written.
+        unsafe {
+            if positioned && T::HAS_WRITE_ITER {
+                (*file).f_mode |= bindings::FMODE_LSEEK | bindings::FMODE_PWRITE;
+            } else {
+                (*file).f_mode &= !(bindings::FMODE_LSEEK | bindings::FMODE_PWRITE);
+            }
         }
     }
 

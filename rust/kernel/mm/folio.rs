@@ -4,6 +4,7 @@
 
 use crate::{
     bindings,
+    iov::IovIterSource,
     mm::filemap::AddressSpace,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
@@ -378,6 +379,72 @@ impl LockedFolio {
                 (last - first) as usize,
             )
         })
+    }
+
+    /// Writes the pages of its file from page `index` on (at most `max` of them, those the folio
+    /// holds) from `iter`, and returns how many it wrote whole: 0 if the source faulted (the
+    /// copy runs with page faults disabled: fault it in and retry), with `iter` where it was.
+    /// A folio not yet uptodate is filled through the direct map (it is in it until then), its
+    /// other pages zeroed, and marked uptodate; an uptodate one is overwritten in place,
+    /// through a temporary mapping if it is out of the direct map. `EHWPOISON` if the page at
+    /// `index` has a memory error, `EINVAL` if the folio does not hold it, `ENOMEM` if the
+    /// direct map could not be changed (nothing marked). Crate-private, as
+    /// [`LockedFolio::zero_file_pages`].
+    pub(crate) fn write_from_iter(
+        &self,
+        index: u64,
+        max: u64,
+        iter: &mut IovIterSource<'_>,
+    ) -> crate::error::Result<u64> {
+        const SHIFT: u32 = crate::page::PAGE_SHIFT as u32;
+        let span = self.span();
+        if !span.covers(index) {
+            return Err(crate::error::code::EINVAL);
+        }
+        if self.page_hwpoison(index) {
+            return Err(crate::error::code::EHWPOISON);
+        }
+        let total = 1u64 << span.order;
+        let first = index - span.index;
+        // Around a poisoned page, a page at a time: none is read or written.
+        let n = if self.contains_hwpoison() {
+            1
+        } else {
+            max.min(total - first)
+        };
+        let uptodate = self.test_uptodate();
+        // SAFETY: The folio is locked and referenced; `[first, first + n)` are its own pages
+        // (clamped above) and `iter` is a source. No Rust reference to a folio's contents
+        // exists, so plain writes to them race with nothing the language knows of.
+        let copied = unsafe {
+            bindings::folio_copy_from_iter(
+                self.as_raw(),
+                (first << SHIFT) as usize,
+                (n << SHIFT) as usize,
+                iter.as_raw(),
+            )
+        };
+        if copied < 0 {
+            return Err(crate::error::Error::from_errno(copied as i32));
+        }
+        let copied = copied as u64;
+        let (whole, part) = (copied >> SHIFT, copied & ((1 << SHIFT) - 1));
+        if part != 0 {
+            // SAFETY: `part` bytes were just consumed from `iter`.
+            unsafe { bindings::iov_iter_revert(iter.as_raw(), part as usize) };
+        }
+        if whole == 0 || uptodate {
+            return Ok(whole);
+        }
+        // SAFETY: As above, for the pages not written; the folio is not uptodate, so they are
+        // in the direct map and nobody has seen them.
+        let zero = |from: u64, nr: u64| unsafe {
+            bindings::folio_zero_pages(self.as_raw(), from as usize, nr as usize)
+        };
+        zero(0, first);
+        zero(first + whole, total - first - whole);
+        self.mark_uptodate()?;
+        Ok(whole)
     }
 
     /// Splits a large folio into folios of order 0; this guard keeps the first. `EAGAIN` while

@@ -31,6 +31,7 @@ use kernel::{
     kvm::{
         BackendTable, GmemBackend, GmemFault, GmemFile, GmemPopulate, Kvm, Registration,
         GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, GUEST_MEMFD_FLAG_NO_DIRECT_MAP,
+        GUEST_MEMFD_FLAG_WRITE,
     },
     mm::{
         self,
@@ -102,16 +103,10 @@ fn npages(file: &File) -> u64 {
     file.inode().size() as u64 >> PAGE_SHIFT
 }
 
-/// The folio holding page `index` of `file`, locked, for a fault of the guest or of the host:
-/// allocated with the file's NUMA policy if new; `EHWPOISON` if the page is poisoned; zeroed,
-/// then `prepare`d, on first use, so that nobody sees stale data.
+/// The folio holding page `index` of `file`, locked, allocated with the file's NUMA policy if
+/// new (as it is: a write fills it); `EHWPOISON` if the page is poisoned.
 #[inline]
-fn folio_in_use(
-    gmem: &Gmem,
-    file: &File,
-    index: u64,
-    prepare: impl FnOnce(&LockedFolio) -> Result,
-) -> Result<LockedFolio> {
+fn grab(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio> {
     // The size is an atomic load: read only for huge files.
     let order = if is_huge(gmem) {
         folio_order(huge_end(gmem, npages(file)), index)
@@ -124,6 +119,19 @@ fn folio_in_use(
     if folio.page_hwpoison(index) {
         return Err(EHWPOISON);
     }
+    Ok(folio)
+}
+
+/// [`grab`] for a fault of the guest or of the host: zeroed, then `prepare`d, on first use, so
+/// that nobody sees stale data.
+#[inline]
+fn folio_in_use(
+    gmem: &Gmem,
+    file: &File,
+    index: u64,
+    prepare: impl FnOnce(&LockedFolio) -> Result,
+) -> Result<LockedFolio> {
+    let folio = grab(gmem, file, index)?;
     folio.init_once(prepare)?;
     Ok(folio)
 }
@@ -206,11 +214,13 @@ impl GmemBackend for GmemRs {
     }
 
     fn supported_flags(kvm: Option<&Kvm>) -> u64 {
-        // As the built-in backend; `kernel::kvm` drops what a VM may not have (all three where
-        // the arch prepares its memory, `INIT_SHARED` where it has private memory,
+        // As the built-in backend; `kernel::kvm` drops what a VM may not have (all four where
+        // the arch prepares its memory, `INIT_SHARED` and `WRITE` where it has private memory,
         // `NO_DIRECT_MAP` where the direct map cannot change), whatever a backend says.
-        let flags =
-            GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED | GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
+        let flags = GUEST_MEMFD_FLAG_MMAP
+            | GUEST_MEMFD_FLAG_INIT_SHARED
+            | GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+            | GUEST_MEMFD_FLAG_WRITE;
         // Huge folios need THP's page cache. Not for a VM whose memory the arch prepares
         // (SEV-SNP): a punch that cannot split a folio zeroes the range in place, and a page
         // the hardware still assigns to the guest cannot be written by the host. Decided per
@@ -285,6 +295,10 @@ impl GmemBackend for GmemRs {
         // Shared files belong to VMs without private memory: nothing to prepare for a guest.
         // A poisoned folio's `EHWPOISON` becomes the memory-error signal.
         Ok(folio_in_use(gmem, file, index, |_| Ok(()))?)
+    }
+
+    fn write_folio(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio> {
+        grab(gmem, file, index)
     }
 
     // Inlined into the trampoline: one call frame less per fault.

@@ -255,4 +255,46 @@ struct gmem_probe_test_args {
 
 #define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
 
+/*
+ * Whether the direct map reads the page of guest_memfd @fd at @off (its pfn
+ * in @pfn), through the test module open at @dev: 1, 0, or -errno (-ENOENT:
+ * no page there).
+ */
+static inline int gmem_probe(int dev, int fd, uint64_t off, uint64_t *pfn)
+{
+	struct gmem_probe_test_args args = { .fd = fd, .offset = off };
+
+	if (ioctl(dev, GMEM_PROBE_TEST, &args))
+		return -errno;
+	if (pfn)
+		*pfn = args.pfn;
+	return args.readable;
+}
+
+/* The same for page frame @pfn. */
+static inline int gmem_probe_pfn(int dev, uint64_t pfn)
+{
+	struct gmem_probe_test_args args = { .fd = -1, .pfn = pfn };
+
+	return ioctl(dev, GMEM_PROBE_TEST, &args) ? -errno : (int)args.readable;
+}
+
+#define GMEM_CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
+
+/*
+ * A memory error in page frame @pfn (hwpoison_inject). EBUSY is success: the
+ * page is poisoned and its handling delayed (guest_memfd keeps it until freed).
+ */
+static inline void gmem_corrupt_pfn(uint64_t pfn)
+{
+	char buf[32];
+	int fd = open(GMEM_CORRUPT_PFN, O_WRONLY);
+
+	TEST_ASSERT(fd >= 0, "open(%s): errno %d", GMEM_CORRUPT_PFN, errno);
+	snprintf(buf, sizeof(buf), "%#lx", pfn);
+	TEST_ASSERT(write(fd, buf, strlen(buf)) == strlen(buf) || errno == EBUSY,
+		    "%s: errno %d", GMEM_CORRUPT_PFN, errno);
+	close(fd);
+}
+
 #endif /* SELFTEST_KVM_GMEM_TEST_UTIL_H */

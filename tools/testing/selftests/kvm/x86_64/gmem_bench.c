@@ -3,7 +3,8 @@
  * gmem_bench: time guest_memfd workloads against whichever backend
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
- *   gmem_bench -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap|huge]
+ *   gmem_bench -b LABEL [-a MiB] [-s MiB]
+ *              [-w allocate|fault|memfd|scaling|mmap|huge|secret]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -44,6 +45,17 @@
  *   huge-punch-alt every other 4 KiB page of the faulted-in range; the row
  *                  adds returned_kb, the memory that came back (half the
  *                  range, if splitting frees what is punched)
+ *
+ * -w secret: secret-free memory (GUEST_MEMFD_FLAG_NO_DIRECT_MAP, _WRITE;
+ * the rows are left out where the backend does not take the flags):
+ *   ndm-fault-in   as fault-in, the file NO_DIRECT_MAP: each page leaves
+ *                  the direct map at its first fault (against fault-in)
+ *   huge-ndm-fault-in  as huge-fault-in, NO_DIRECT_MAP: each 2 MiB folio
+ *                  leaves at once (against huge-fault-in)
+ *   populate-memcpy  the VMM fills a fresh MMAP | INIT_SHARED | WRITE file
+ *                  of -s MiB by memcpy() into its mapping, from a buffer
+ *   populate-write   the same by one pwrite() of the buffer
+ *   populate-memcpy-ndm, populate-write-ndm  both, NO_DIRECT_MAP too
  *
  * -w scaling: allocate at -a/8, -a/4 and -a/2, fault-in and punch-4k at
  * -s/4, -s/2 and 2*-s (with the default sizes, the rows at -a and -s make
@@ -527,6 +539,96 @@ static void bench_huge(void)
 	gmem_flags = 0;
 }
 
+static double time_populate(uint64_t flags, const char *buf, bool by_write)
+{
+	struct kvm_vm *vm = vm_create_barebones();
+	int fd = vm_create_guest_memfd(vm, size, flags);
+	char *p = NULL;
+	double t;
+
+	if (!by_write) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		TEST_ASSERT(p != MAP_FAILED, "mmap: errno %d", errno);
+	}
+	t = now_ms();
+	if (by_write)
+		for (uint64_t off = 0; off < size;) {
+			ssize_t n = pwrite(fd, buf + off, size - off, off);
+
+			TEST_ASSERT(n > 0, "pwrite: %ld, errno %d", n, errno);
+			off += n;
+		}
+	else
+		memcpy(p, buf, size);
+	t = now_ms() - t;
+	if (p)
+		TEST_ASSERT(!munmap(p, size), "munmap: errno %d", errno);
+	close(fd);
+	kvm_vm_free(vm);
+	return t;
+}
+
+/* Fault-in of a private range of @flags files (as fault-in). */
+static double time_fault_in(uint64_t flags)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	double t;
+
+	gmem_flags = flags;
+	vm = touch_vm(&vcpu, true, -1);
+	t = now_ms();
+	run_touch(vcpu);
+	t = now_ms() - t;
+	kvm_vm_free(vm);
+	gmem_flags = 0;
+	return t;
+}
+
+/* Secret-free memory: fault-in out of the direct map, and population by write(). */
+static void bench_secret(void)
+{
+	const uint64_t ndm = GUEST_MEMFD_FLAG_NO_DIRECT_MAP, huge = GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD;
+	const uint64_t mapped = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
+				GUEST_MEMFD_FLAG_WRITE;
+	uint64_t valid = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
+	long before = used_kb();
+	char *buf;
+	double t;
+
+	if (valid & ndm) {
+		t = time_fault_in(ndm);
+		report("ndm-fault-in", size, t, before);
+	} else {
+		printf("# secret: the backend does not take GUEST_MEMFD_FLAG_NO_DIRECT_MAP\n");
+	}
+	if ((valid & (ndm | huge)) == (ndm | huge)) {
+		before = used_kb();
+		t = time_fault_in(huge | ndm);
+		report("huge-ndm-fault-in", size, t, before);
+	}
+	if ((valid & mapped) != mapped) {
+		printf("# secret: the backend does not take MMAP | INIT_SHARED | WRITE\n");
+		return;
+	}
+	/* The source: anonymous memory, every page present, as a snapshot's would be. */
+	buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(buf != MAP_FAILED, "mmap: errno %d", errno);
+	for (uint64_t off = 0; off < size; off += 8)
+		*(uint64_t *)(buf + off) = off * 0x9e3779b97f4a7c15ull;
+	for (int with_ndm = 0; with_ndm <= !!(valid & ndm); with_ndm++) {
+		uint64_t flags = mapped | (with_ndm ? ndm : 0);
+
+		before = used_kb();
+		t = time_populate(flags, buf, false);
+		report(with_ndm ? "populate-memcpy-ndm" : "populate-memcpy", size, t, before);
+		before = used_kb();
+		t = time_populate(flags, buf, true);
+		report(with_ndm ? "populate-write-ndm" : "populate-write", size, t, before);
+	}
+	TEST_ASSERT(!munmap(buf, size), "munmap: errno %d", errno);
+}
+
 static void bench_floor(void)
 {
 	long before = used_kb();
@@ -562,7 +664,7 @@ int main(int argc, char *argv[])
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap|huge]\n",
+				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap|huge|secret]\n",
 				argv[0]);
 			return 1;
 		}
@@ -584,6 +686,10 @@ int main(int argc, char *argv[])
 	}
 	if (only && !strcmp(only, "huge")) {
 		bench_huge();
+		return 0;
+	}
+	if (only && !strcmp(only, "secret")) {
+		bench_secret();
 		return 0;
 	}
 	if (only && !strcmp(only, "scaling")) {

@@ -4,8 +4,10 @@
  *
  * Each row is one bad (or edge) input and the errno 6.12's built-in
  * guest_memfd gives it (creation flags: EINVAL unless the VM's
- * KVM_CAP_GUEST_MEMFD_FLAGS lists them); the table runs against whichever
- * backend creates guest_memfds (Documentation/virt/kvm/gmem_rs.rst has the same table).
+ * KVM_CAP_GUEST_MEMFD_FLAGS lists them), but write(): ENODEV on a file
+ * without GUEST_MEMFD_FLAG_WRITE, where 6.12 has EINVAL; the table runs
+ * against whichever backend creates guest_memfds
+ * (Documentation/virt/kvm/gmem_rs.rst has the same table).
  * Bad input must also change nothing: after the table, the file still has
  * its size and still allocates and binds.
  *
@@ -86,6 +88,11 @@ OP(flags_bit2, created(create(SIZE, 1ull << 2)))
 #define NDM GUEST_MEMFD_FLAG_NO_DIRECT_MAP
 OP(flags_no_direct_map_init_shared, created(create(SIZE, NDM | GUEST_MEMFD_FLAG_INIT_SHARED)))
 OP(flags_huge_no_direct_map, created(create(2ul << 20, GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD | NDM)))
+OP(flags_bit3, created(create(SIZE, 1ull << 3)))
+#define WR GUEST_MEMFD_FLAG_WRITE
+OP(flags_write_mmap_init_shared, created(create(SIZE, WR | GUEST_MEMFD_FLAG_MMAP |
+						   GUEST_MEMFD_FLAG_INIT_SHARED)))
+OP(flags_huge_write, created(create(2ul << 20, GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD | WR)))
 OP(flags_bit63, created(create(SIZE, 1ull << 63)))
 /* File operations. */
 OP(read, ({ char b[8]; (int)read(gmem, b, sizeof(b)); }))
@@ -138,8 +145,12 @@ static const struct row rows[] = {
 	RF(flags_bit2, GUEST_MEMFD_FLAG_NO_DIRECT_MAP),
 	RF(flags_no_direct_map_init_shared, NDM | GUEST_MEMFD_FLAG_INIT_SHARED),
 	RF(flags_huge_no_direct_map, GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD | NDM),
+	RF(flags_bit3, GUEST_MEMFD_FLAG_WRITE),
+	RF(flags_write_mmap_init_shared,
+	   WR | GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED),
+	RF(flags_huge_write, GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD | WR),
 	R(flags_bit63, EINVAL),
-	R(read, EINVAL), R(write, EINVAL), R(pread, ESPIPE), R(pwrite, ESPIPE),
+	R(read, EINVAL), R(write, ENODEV), R(pread, ESPIPE), R(pwrite, ESPIPE),
 	R(lseek, ESPIPE), R(mmap, ENODEV), R(ftruncate, EINVAL),
 	R(ftruncate_same, EINVAL), R(fchmod, EINVAL),
 	R(falloc_no_keep_size, EOPNOTSUPP), R(falloc_punch_no_keep_size, EOPNOTSUPP),

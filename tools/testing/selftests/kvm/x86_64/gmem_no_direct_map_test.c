@@ -51,28 +51,11 @@
 #define TEST_SLOT	10
 #define KS		FALLOC_FL_KEEP_SIZE
 #define PH		FALLOC_FL_PUNCH_HOLE
-#define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
 
 static int probe_dev;
 
-/* Whether the direct map reads the page of @fd at @off (its pfn in @pfn): 1, 0, or -errno. */
-static int probe(int fd, uint64_t off, uint64_t *pfn)
-{
-	struct gmem_probe_test_args args = { .fd = fd, .offset = off };
-
-	if (ioctl(probe_dev, GMEM_PROBE_TEST, &args))
-		return -errno;
-	if (pfn)
-		*pfn = args.pfn;
-	return args.readable;
-}
-
-static int probe_pfn(uint64_t pfn)
-{
-	struct gmem_probe_test_args args = { .fd = -1, .pfn = pfn };
-
-	return ioctl(probe_dev, GMEM_PROBE_TEST, &args) ? -errno : (int)args.readable;
-}
+#define probe(fd, off, pfn)	gmem_probe(probe_dev, fd, off, pfn)
+#define probe_pfn(pfn)		gmem_probe_pfn(probe_dev, pfn)
 
 static int create(struct kvm_vm *vm, uint64_t size, uint64_t flags)
 {
@@ -130,8 +113,6 @@ static void test_host_pages(struct kvm_vm *vm)
 	char *p = map(fd, SIZE), *q = map(plain, SIZE);
 	uint64_t pfn[NPAGES], plain_pfn;
 	int before, used, control, allocated, punched, poisoned, released, others;
-	char buf[32];
-	int cfd;
 
 	before = probe(fd, 0, NULL);
 	memset(p, 0x5a, PAGE_SIZE);
@@ -148,13 +129,7 @@ static void test_host_pages(struct kvm_vm *vm)
 	punched = probe_pfn(pfn[0]);
 
 	/* A memory error in page 3: it stays out, even freed. */
-	/* EBUSY: poisoned, its handling delayed (guest_memfd keeps it until freed). */
-	snprintf(buf, sizeof(buf), "%#lx", pfn[3]);
-	cfd = open(CORRUPT_PFN, O_WRONLY);
-	TEST_ASSERT(cfd >= 0, "open(%s): errno %d", CORRUPT_PFN, errno);
-	TEST_ASSERT(write(cfd, buf, strlen(buf)) == strlen(buf) || errno == EBUSY,
-		    "%s: errno %d", CORRUPT_PFN, errno);
-	close(cfd);
+	gmem_corrupt_pfn(pfn[3]);
 	poisoned = probe_pfn(pfn[3]);
 
 	munmap(p, SIZE);
