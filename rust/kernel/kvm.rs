@@ -663,7 +663,9 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
         iter: &mut IovIterSource<'_>,
     ) -> Result<usize> {
         const SHIFT: u32 = crate::page::PAGE_SHIFT as u32;
-        if gmem.flags & GUEST_MEMFD_FLAG_WRITE == 0 {
+        // Not offered without `write_folio` (`allowed_flags`); checked here too, so that the
+        // call below is compiled only for backends that have it.
+        if !T::HAS_WRITE_FOLIO || gmem.flags & GUEST_MEMFD_FLAG_WRITE == 0 {
             return Err(ENODEV);
         }
         let file = kiocb.file();
@@ -686,10 +688,11 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
                 break;
             }
             // The copy runs under the folio lock, with page faults disabled: the source of the
-            // largest folio there can be is faulted in first.
-            let chunk = (end - index).min(1 << max_order) << SHIFT;
-            let chunk = chunk as usize;
-            if iter.fault_in_readable(chunk) == chunk {
+            // largest folio there can be is faulted in first. Whole pages only: a source page
+            // that cannot be read ends the write.
+            let chunk = ((end - index).min(1 << max_order) << SHIFT) as usize;
+            let readable = ((chunk - iter.fault_in_readable(chunk)) >> SHIFT) as u64;
+            if readable == 0 {
                 result = Err(EFAULT);
                 break;
             }
@@ -697,7 +700,7 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
                 let _inval = cache.invalidate_lock_shared();
                 T::write_folio(&gmem, file, index).and_then(|folio| {
                     check_folio(file, &folio, index)?;
-                    folio.write_from_iter(index, end - index, iter)
+                    folio.write_from_iter(index, readable, iter)
                 })
             };
             match step {

@@ -400,17 +400,19 @@ impl<T: FileOperations> NewFile<T> {
         }
     }
 
-    /// Whether `lseek(2)` and `pwrite(2)` work on the file (`FMODE_LSEEK`, `FMODE_PWRITE`):
-    /// only for `T` with [`FileOperations::write_iter`]; otherwise both fail with `ESPIPE`, as
-    /// they do on files that are not positioned.
+    /// Whether `lseek(2)` and `pwrite(2)` work on the file (`FMODE_LSEEK`, `FMODE_PWRITE`,
+    /// and `FMODE_ATOMIC_POS`, so that writes sharing the file position are serialized, as on
+    /// a regular file): only for `T` with [`FileOperations::write_iter`]; otherwise both fail
+    /// with `ESPIPE`, as they do on files that are not positioned.
     pub fn set_positioned(&mut self, positioned: bool) {
         let file = self.file.as_ptr();
+        let modes = bindings::FMODE_LSEEK | bindings::FMODE_PWRITE | bindings::FMODE_ATOMIC_POS;
         // SAFETY: Nobody else sees the file (type invariant), so its mode can be written.
         unsafe {
             if positioned && T::HAS_WRITE_ITER {
-                (*file).f_mode |= bindings::FMODE_LSEEK | bindings::FMODE_PWRITE;
+                (*file).f_mode |= modes;
             } else {
-                (*file).f_mode &= !(bindings::FMODE_LSEEK | bindings::FMODE_PWRITE);
+                (*file).f_mode &= !modes;
             }
         }
     }

@@ -385,7 +385,8 @@ impl LockedFolio {
     /// holds) from `iter`, and returns how many it wrote whole: 0 if the source faulted (the
     /// copy runs with page faults disabled: fault it in and retry), with `iter` where it was.
     /// A folio not yet uptodate is filled through the direct map (it is in it until then), its
-    /// other pages zeroed, and marked uptodate; an uptodate one is overwritten in place,
+    /// other pages zeroed, and marked uptodate (or zeroed again, and `iter` put back, if that
+    /// fails); an uptodate one is overwritten in place,
     /// through a temporary mapping if it is out of the direct map. `EHWPOISON` if the page at
     /// `index` has a memory error, `EINVAL` if the folio does not hold it, `ENOMEM` if the
     /// direct map could not be changed (nothing marked). Crate-private, as
@@ -433,17 +434,28 @@ impl LockedFolio {
             // SAFETY: `part` bytes were just consumed from `iter`.
             unsafe { bindings::iov_iter_revert(iter.as_raw(), part as usize) };
         }
-        if whole == 0 || uptodate {
+        if uptodate {
             return Ok(whole);
         }
-        // SAFETY: As above, for the pages not written; the folio is not uptodate, so they are
-        // in the direct map and nobody has seen them.
+        // SAFETY: As above, for pages of the folio; it is not uptodate, so they are in the
+        // direct map and nobody has seen them.
         let zero = |from: u64, nr: u64| unsafe {
             bindings::folio_zero_pages(self.as_raw(), from as usize, nr as usize)
         };
+        // A folio that does not become uptodate keeps nothing of the source: it may be freed
+        // without being zeroed.
+        if whole == 0 {
+            zero(first, u64::from(part != 0));
+            return Ok(0);
+        }
         zero(0, first);
         zero(first + whole, total - first - whole);
-        self.mark_uptodate()?;
+        if let Err(e) = self.mark_uptodate() {
+            zero(first, whole);
+            // SAFETY: These bytes were consumed from `iter` above.
+            unsafe { bindings::iov_iter_revert(iter.as_raw(), (whole << SHIFT) as usize) };
+            return Err(e);
+        }
         Ok(whole)
     }
 

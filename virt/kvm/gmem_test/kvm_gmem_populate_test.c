@@ -15,8 +15,9 @@
  *
  * GMEM_PROBE_TEST reads a page through the kernel's direct map, without
  * faulting (copy_from_kernel_nofault()): the page of a file at an offset
- * (its pfn returned; not allocated if absent: -ENOENT), or a pfn. Tests of
- * GUEST_MEMFD_FLAG_NO_DIRECT_MAP see it go and come back with it.
+ * (its pfn returned; not allocated if absent: -ENOENT), or a pfn, and
+ * returns its first word if it reads it. Tests of GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+ * see it go and come back with it; tests of write() read a page no mapping has.
  */
 #include <linux/debugfs.h>
 #include <linux/delay.h>
@@ -54,6 +55,7 @@ struct gmem_probe_test_args {
 	__u32 readable;		/* out: 1 if the direct map reads the page */
 	__u64 offset;		/* in the file */
 	__u64 pfn;		/* in without a file, else out */
+	__u64 word;		/* out: its first word, if readable */
 };
 
 #define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
@@ -140,11 +142,9 @@ out:
 	return r;
 }
 
-static bool gmem_direct_map_reads(struct page *page)
+static bool gmem_direct_map_reads(struct page *page, __u64 *word)
 {
-	u64 word;
-
-	return !copy_from_kernel_nofault(&word, page_address(page), sizeof(word));
+	return !copy_from_kernel_nofault(word, page_address(page), sizeof(*word));
 }
 
 static long gmem_probe_test(unsigned long arg)
@@ -159,7 +159,7 @@ static long gmem_probe_test(unsigned long arg)
 	if (args.fd == (__u32)-1) {
 		if (!pfn_valid(args.pfn))
 			return -EINVAL;
-		args.readable = gmem_direct_map_reads(pfn_to_page(args.pfn));
+		args.readable = gmem_direct_map_reads(pfn_to_page(args.pfn), &args.word);
 	} else {
 		f = fdget(args.fd);
 		if (!fd_file(f))
@@ -171,7 +171,7 @@ static long gmem_probe_test(unsigned long arg)
 		}
 		page = folio_file_page(folio, args.offset >> PAGE_SHIFT);
 		args.pfn = page_to_pfn(page);
-		args.readable = gmem_direct_map_reads(page);
+		args.readable = gmem_direct_map_reads(page, &args.word);
 		folio_unlock(folio);
 		folio_put(folio);
 		fdput(f);

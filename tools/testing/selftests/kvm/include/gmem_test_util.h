@@ -251,16 +251,17 @@ struct gmem_probe_test_args {
 	__u32 readable;
 	__u64 offset;
 	__u64 pfn;
+	__u64 word;	/* out: its first word, if readable */
 };
 
 #define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
 
 /*
  * Whether the direct map reads the page of guest_memfd @fd at @off (its pfn
- * in @pfn), through the test module open at @dev: 1, 0, or -errno (-ENOENT:
- * no page there).
+ * in @pfn, its first word in @word if it reads it), through the test module
+ * open at @dev: 1, 0, or -errno (-ENOENT: no page there).
  */
-static inline int gmem_probe(int dev, int fd, uint64_t off, uint64_t *pfn)
+static inline int gmem_probe_word(int dev, int fd, uint64_t off, uint64_t *pfn, uint64_t *word)
 {
 	struct gmem_probe_test_args args = { .fd = fd, .offset = off };
 
@@ -268,7 +269,14 @@ static inline int gmem_probe(int dev, int fd, uint64_t off, uint64_t *pfn)
 		return -errno;
 	if (pfn)
 		*pfn = args.pfn;
+	if (word)
+		*word = args.word;
 	return args.readable;
+}
+
+static inline int gmem_probe(int dev, int fd, uint64_t off, uint64_t *pfn)
+{
+	return gmem_probe_word(dev, fd, off, pfn, NULL);
 }
 
 /* The same for page frame @pfn. */

@@ -588,7 +588,8 @@ static double time_fault_in(uint64_t flags)
 /* Secret-free memory: fault-in out of the direct map, and population by write(). */
 static void bench_secret(void)
 {
-	const uint64_t ndm = GUEST_MEMFD_FLAG_NO_DIRECT_MAP, huge = GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD;
+	const uint64_t ndm = GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
+	const uint64_t huge = GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD;
 	const uint64_t mapped = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
 				GUEST_MEMFD_FLAG_WRITE;
 	uint64_t valid = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
@@ -664,7 +665,8 @@ int main(int argc, char *argv[])
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s -b LABEL [-a MiB] [-s MiB] [-w allocate|fault|memfd|scaling|mmap|huge|secret]\n",
+				"usage: %s -b LABEL [-a MiB] [-s MiB]\n"
+				"       [-w allocate|fault|memfd|scaling|mmap|huge|secret]\n",
 				argv[0]);
 			return 1;
 		}

@@ -12,8 +12,9 @@
  * EHWPOISON for a poisoned page; ENODEV without the flag, where lseek() and
  * pwrite() fail as in 6.12 (ESPIPE). read() stays refused. The source may be
  * a mapping of the same file. With NO_DIRECT_MAP, a written page leaves the
- * direct map, and a page already out is overwritten without it. A guest
- * reads what the VMM wrote.
+ * direct map, and a page already out is overwritten without it. gmem_rs's
+ * 2 MiB folios take writes a page at a time. A guest reads what the VMM
+ * wrote.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -106,7 +107,7 @@ static void test_flags(void)
 		ksft_test_result_pass("listed with INIT_SHARED (%#lx; %#lx; none on %#lx)\n",
 				      valid, sys, pvalid);
 	else
-		ksft_test_result_fail("default %#lx, system %#lx, private %#lx (%d); flags %#lx: %d; huge %d\n",
+		ksft_test_result_fail("default %#lx, sys %#lx, private %#lx (%d); %#lx: %d; %d\n",
 				      valid, sys, pvalid, private, bad < 0 ? 0 : others[bad], r,
 				      huge);
 	kvm_vm_free(pvm);
@@ -119,7 +120,9 @@ static void test_errno(struct kvm_vm *vm)
 	int fd = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED | WR);
 	int plain = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
 	int private = vm_create_guest_memfd(vm, SIZE, MMAP | WR);
-	char *none = mmap(NULL, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* A readable page, then one that is not. */
+	char *bad = mmap(NULL, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int prot = bad == MAP_FAILED ? -1 : mprotect(bad + PAGE_SIZE, PAGE_SIZE, PROT_NONE);
 	struct {
 		const char *what;
 		long got, want;
@@ -130,7 +133,9 @@ static void test_errno(struct kvm_vm *vm)
 		{ "pwrite past the end", ret(pwrite(fd, src, PAGE_SIZE, SIZE)), -EINVAL },
 		{ "pwrite across the end", ret(pwrite(fd, src, 2 * PAGE_SIZE, SIZE - PAGE_SIZE)),
 		  -EINVAL },
-		{ "pwrite a bad source", ret(pwrite(fd, none, PAGE_SIZE, 0)), -EFAULT },
+		{ "pwrite a bad source", ret(pwrite(fd, bad + PAGE_SIZE, PAGE_SIZE, 0)), -EFAULT },
+		{ "pwrite, bad mid-page", ret(pwrite(fd, bad + PAGE_SIZE / 2, PAGE_SIZE, 0)),
+		  -EFAULT },
 		{ "pwrite nothing", ret(pwrite(fd, src, 0, 0)), 0 },
 		{ "read", ret(read(fd, src, PAGE_SIZE)), -EINVAL },
 		{ "pread", ret(pread(fd, src, PAGE_SIZE, 0)), -ESPIPE },
@@ -142,13 +147,14 @@ static void test_errno(struct kvm_vm *vm)
 		{ "no WRITE: pwrite", ret(pwrite(plain, src, PAGE_SIZE, 0)), -ESPIPE },
 		{ "no WRITE: lseek", ret(lseek(plain, 0, SEEK_SET)), -ESPIPE },
 	};
-	int i, bad = 0, allocated = 0;
+	int i, wrong = 0, allocated = 0;
 
+	TEST_ASSERT(!prot, "mmap, mprotect: errno %d", errno);
 	for (i = 0; i < ARRAY_SIZE(rows); i++) {
 		if (rows[i].got == rows[i].want)
 			continue;
 		ksft_print_msg("%s: %ld, want %ld\n", rows[i].what, rows[i].got, rows[i].want);
-		bad++;
+		wrong++;
 	}
 	/* Nothing was allocated by the calls that failed. */
 	for (i = 0; i < NPAGES; i++) {
@@ -156,12 +162,12 @@ static void test_errno(struct kvm_vm *vm)
 		allocated += gmem_probe(probe_dev, private, i * PAGE_SIZE, NULL) != -ENOENT;
 		allocated += gmem_probe(probe_dev, plain, i * PAGE_SIZE, NULL) != -ENOENT;
 	}
-	if (!bad && !allocated)
+	if (!wrong && !allocated)
 		ksft_test_result_pass("errno of %zu calls; no page allocated by them\n",
 				      ARRAY_SIZE(rows));
 	else
-		ksft_test_result_fail("%d calls wrong, %d pages allocated\n", bad, allocated);
-	munmap(none, PAGE_SIZE);
+		ksft_test_result_fail("%d calls wrong, %d pages allocated\n", wrong, allocated);
+	munmap(bad, 2 * PAGE_SIZE);
 	close(fd);
 	close(plain);
 	close(private);
@@ -170,13 +176,15 @@ static void test_errno(struct kvm_vm *vm)
 /*
  * Whole pages, allocated on demand, seen through the mapping; write()
  * advances the position; a page in use is overwritten; the source may be
- * the file's own mapping; a punched page is written again.
+ * the file's own mapping, even the page written; a write that reaches a
+ * source page it cannot read stops there; a punched page is written again.
  */
 static void test_data(struct kvm_vm *vm)
 {
 	int fd = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED | WR);
-	char *p = map(fd);
-	long w1, w2, w3, w4, w5, pos;
+	char *p = map(fd), *bad;
+	static char want[SIZE];
+	long w1, w2, w3, w4, w5, w6, pos;
 	int before, after, ok = 1;
 
 	fill(src, sizeof(src), 1);
@@ -185,32 +193,55 @@ static void test_data(struct kvm_vm *vm)
 	pos = ret(lseek(fd, 0, SEEK_CUR));
 	after = gmem_probe(probe_dev, fd, PAGE_SIZE, NULL);
 	w2 = ret(pwrite(fd, src + PAGE_SIZE, 2 * PAGE_SIZE, 2 * PAGE_SIZE));
-	ok &= !memcmp(p, src, PAGE_SIZE) && !memcmp(p + 2 * PAGE_SIZE, src + PAGE_SIZE,
-						       2 * PAGE_SIZE);
+	memcpy(want, src, PAGE_SIZE);
+	memcpy(want + 2 * PAGE_SIZE, src + PAGE_SIZE, 2 * PAGE_SIZE);
 	/* Page 1 was never written: not allocated. */
 	ok &= before == -ENOENT && after == -ENOENT;
+	ok &= !memcmp(p, want, PAGE_SIZE) && !memcmp(p + 2 * PAGE_SIZE, want + 2 * PAGE_SIZE,
+						      2 * PAGE_SIZE);
 
 	/* Overwrite page 0, which the mapping maps. */
 	fill(src, PAGE_SIZE, 9);
 	w3 = ret(pwrite(fd, src, PAGE_SIZE, 0));
-	ok &= !memcmp(p, src, PAGE_SIZE);
+	memcpy(want, src, PAGE_SIZE);
+	ok &= !memcmp(p, want, PAGE_SIZE);
 
-	/* From the file's own mapping: page 0 into page 1 (not yet allocated). */
+	/*
+	 * From the file's own mapping, its page tables dropped so that the
+	 * write faults the source in: page 0 into page 1 (not yet allocated),
+	 * then page 0 and page 2 onto themselves.
+	 */
+	TEST_ASSERT(!madvise(p, SIZE, MADV_DONTNEED), "madvise: errno %d", errno);
 	w4 = ret(pwrite(fd, p, PAGE_SIZE, PAGE_SIZE));
-	ok &= !memcmp(p + PAGE_SIZE, src, PAGE_SIZE);
+	TEST_ASSERT(!madvise(p, SIZE, MADV_DONTNEED), "madvise: errno %d", errno);
+	w4 += ret(pwrite(fd, p, PAGE_SIZE, 0));
+	w4 += ret(pwrite(fd, p + 2 * PAGE_SIZE, PAGE_SIZE, 2 * PAGE_SIZE));
+	memcpy(want + PAGE_SIZE, want, PAGE_SIZE);
+	ok &= !memcmp(p, want, 3 * PAGE_SIZE);
+
+	/* Pages 2 and 3 from a source whose second page cannot be read: page 2 only. */
+	bad = mmap(NULL, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	TEST_ASSERT(bad != MAP_FAILED && !mprotect(bad + PAGE_SIZE, PAGE_SIZE, PROT_NONE),
+		    "mmap, mprotect: errno %d", errno);
+	memset(bad, 0x77, PAGE_SIZE);
+	w5 = ret(pwrite(fd, bad, 2 * PAGE_SIZE, 2 * PAGE_SIZE));
+	memset(want + 2 * PAGE_SIZE, 0x77, PAGE_SIZE);
+	ok &= !memcmp(p, want, SIZE);
+	munmap(bad, 2 * PAGE_SIZE);
 
 	/* A punched page reads zero, then holds what is written again. */
 	TEST_ASSERT(!fallocate(fd, KS | PH, 3 * PAGE_SIZE, PAGE_SIZE), "punch: errno %d", errno);
 	ok &= p[3 * PAGE_SIZE] == 0 && p[3 * PAGE_SIZE + 100] == 0;
 	fill(src, PAGE_SIZE, 5);
-	w5 = ret(pwrite(fd, src, PAGE_SIZE, 3 * PAGE_SIZE));
+	w6 = ret(pwrite(fd, src, PAGE_SIZE, 3 * PAGE_SIZE));
 	ok &= !memcmp(p + 3 * PAGE_SIZE, src, PAGE_SIZE);
 	if (ok && w1 == PAGE_SIZE && pos == PAGE_SIZE && w2 == 2 * PAGE_SIZE && w3 == PAGE_SIZE &&
-	    w4 == PAGE_SIZE && w5 == PAGE_SIZE)
-		ksft_test_result_pass("pages written on demand, overwritten, from the file itself\n");
+	    w4 == 3 * PAGE_SIZE && w5 == PAGE_SIZE && w6 == PAGE_SIZE)
+		ksft_test_result_pass("on demand, rewritten, from itself, up to a bad source\n");
 	else
-		ksft_test_result_fail("data %d; write %ld pos %ld pwrite %ld %ld %ld %ld\n", ok, w1,
-				      pos, w2, w3, w4, w5);
+		ksft_test_result_fail("data %d; write %ld pos %ld pwrite %ld %ld %ld %ld %ld\n", ok,
+				      w1, pos, w2, w3, w4, w5, w6);
 	munmap(p, SIZE);
 	close(fd);
 }
@@ -243,10 +274,10 @@ static void test_no_direct_map(struct kvm_vm *vm)
 	punched = gmem_probe_pfn(probe_dev, pfn);
 	if (ok && w1 == 2 * PAGE_SIZE && w2 == PAGE_SIZE && fresh == 0 && faulted == 0 &&
 	    over == 0 && punched == 1)
-		ksft_test_result_pass("NO_DIRECT_MAP: written pages out, overwritten out, punched back\n");
+		ksft_test_result_pass("NO_DIRECT_MAP: written out, rewritten out, punched back\n");
 	else
-		ksft_test_result_fail("data %d, writes %ld %ld; direct map: fresh %d, faulted %d, overwritten %d, punched %d\n",
-				      ok, w1, w2, fresh, faulted, over, punched);
+		ksft_test_result_fail("data %d, writes %ld %ld; direct map: %d %d %d %d\n", ok,
+				      w1, w2, fresh, faulted, over, punched);
 	munmap(p, SIZE);
 	close(fd);
 }
@@ -265,7 +296,7 @@ static void test_hwpoison(struct kvm_vm *vm)
 	gmem_corrupt_pfn(pfn);
 	at = ret(pwrite(fd, src, PAGE_SIZE, 2 * PAGE_SIZE));
 	before = ret(pwrite(fd, src, 2 * PAGE_SIZE, PAGE_SIZE));
-	if (at == -EHWPOISON && before == PAGE_SIZE && !memcmp(p, src, PAGE_SIZE))
+	if (at == -EHWPOISON && before == PAGE_SIZE && !memcmp(p + PAGE_SIZE, src, PAGE_SIZE))
 		ksft_test_result_pass("poisoned page: EHWPOISON; a write up to it stops there\n");
 	else
 		ksft_test_result_fail("at the page %ld, up to it %ld\n", at, before);
@@ -316,16 +347,38 @@ static void test_guest(uint64_t flags, const char *name)
 	close(fd);
 }
 
-/* gmem_rs's huge files are private: write() is EACCES, as to any private file. */
-static void test_huge(struct kvm_vm *vm)
+/*
+ * gmem_rs's 2 MiB folios, in a file no one maps (HUGE | MMAP is EINVAL) but
+ * whose memory is shared: a write fills a page of a 2 MiB folio, the rest
+ * of it zeroed; with NO_DIRECT_MAP the whole folio leaves the direct map,
+ * and is rewritten without it. A huge file without INIT_SHARED is private.
+ */
+static void test_huge(struct kvm_vm *vm, uint64_t flags, const char *name)
 {
-	int fd = vm_create_guest_memfd(vm, 2ul << 20, HUGE | WR);
-	long r = ret(pwrite(fd, src, PAGE_SIZE, 0));
+	int fd = vm_create_guest_memfd(vm, 4ul << 20, HUGE | SHARED | WR | flags);
+	int private = vm_create_guest_memfd(vm, 2ul << 20, HUGE | WR);
+	uint64_t pfn0 = 0, pfn2 = 0, word0 = 1, word2 = 0;
+	int r0, r2, next, again, in = !(flags & NDM);
+	long w, w_again, w_private;
 
-	if (r == -EACCES && gmem_probe(probe_dev, fd, 0, NULL) == -ENOENT)
-		ksft_test_result_pass("HUGE | WRITE: private, EACCES\n");
+	fill(src, PAGE_SIZE, 13);
+	w = ret(pwrite(fd, src, PAGE_SIZE, 2 * PAGE_SIZE));
+	r0 = gmem_probe_word(probe_dev, fd, 0, &pfn0, &word0);
+	r2 = gmem_probe_word(probe_dev, fd, 2 * PAGE_SIZE, &pfn2, &word2);
+	next = gmem_probe(probe_dev, fd, 2ul << 20, NULL);
+	fill(src, PAGE_SIZE, 17);
+	w_again = ret(pwrite(fd, src, PAGE_SIZE, 2 * PAGE_SIZE));
+	again = gmem_probe_word(probe_dev, fd, 2 * PAGE_SIZE, NULL, &word2);
+	w_private = ret(pwrite(private, src, PAGE_SIZE, 0));
+	if (w == PAGE_SIZE && w_again == PAGE_SIZE && w_private == -EACCES &&
+	    pfn2 == pfn0 + 2 && next == -ENOENT && r0 == in && r2 == in && again == in &&
+	    (!in || (word0 == 0 && word2 == *(uint64_t *)src)))
+		ksft_test_result_pass("%s: a page of a 2 MiB folio written, rewritten\n", name);
 	else
-		ksft_test_result_fail("HUGE | WRITE: pwrite %ld\n", r);
+		ksft_test_result_fail("%s: %ld %ld %ld; pfns %#lx %#lx; %d %d %d %d; %#lx %#lx\n",
+				      name, w, w_again, w_private, pfn0, pfn2, r0, r2, next, again,
+				      word0, word2);
+	close(private);
 	close(fd);
 }
 
@@ -341,7 +394,7 @@ int main(int argc, char *argv[])
 		    GMEM_POPULATE_DEV, errno);
 
 	ksft_print_header();
-	ksft_set_plan(5 + 2 * ndm + huge);
+	ksft_set_plan(5 + (2 + huge) * ndm + huge);
 	test_flags();
 	vm = vm_create_barebones();
 	test_errno(vm);
@@ -350,7 +403,9 @@ int main(int argc, char *argv[])
 		test_no_direct_map(vm);
 	test_hwpoison(vm);
 	if (huge)
-		test_huge(vm);
+		test_huge(vm, 0, "HUGE | INIT_SHARED | WRITE");
+	if (huge && ndm)
+		test_huge(vm, NDM, "with NO_DIRECT_MAP");
 	kvm_vm_free(vm);
 	test_guest(MMAP | SHARED | WR, "MMAP | INIT_SHARED | WRITE");
 	if (ndm)
