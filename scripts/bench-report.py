@@ -193,8 +193,12 @@ def main():
                     m, f = stats(runs.get((w, mib, b), [])), stats(runs.get((base, mib, b), []))
                     if m and f and f[0]:
                         parts.append("%s %.1f / %.1f ms = %.2f" % (b, m[0], f[0], m[0] / f[0]))
+                facts = "; ".join("%s %s" % (b, " ".join("%s=%s" % kv for kv in e.items()))
+                                  for b in ("c", "rust")
+                                  for e in [extra.get((w, mib, b), {})] if e)
                 if parts:
-                    line = "%s %d MiB against %s (%s): %s" % (w, mib, base, name, "; ".join(parts))
+                    line = "%s %d MiB against %s (%s): %s%s" % (
+                        w, mib, base, name, "; ".join(parts), " (" + facts + ")" if facts else "")
                     print(("- " + line) if markdown else ("SECRET " + line))
 
     # 2 MiB folios against 4 KiB ones: how many times faster, per clock.

@@ -408,7 +408,7 @@ impl LockedFolio {
         let total = 1u64 << span.order;
         let first = index - span.index;
         // Around a poisoned page, a page at a time: none is read or written.
-        let n = if self.contains_hwpoison() {
+        let n = if span.order > 0 && self.contains_hwpoison() {
             1
         } else {
             max.min(total - first)
@@ -448,8 +448,13 @@ impl LockedFolio {
             zero(first, u64::from(part != 0));
             return Ok(0);
         }
-        zero(0, first);
-        zero(first + whole, total - first - whole);
+        // Calls only for a large folio: a 4 KiB write has nothing else to zero.
+        if first > 0 {
+            zero(0, first);
+        }
+        if first + whole < total {
+            zero(first + whole, total - first - whole);
+        }
         if let Err(e) = self.mark_uptodate() {
             zero(first, whole);
             // SAFETY: These bytes were consumed from `iter` above.

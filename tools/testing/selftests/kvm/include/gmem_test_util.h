@@ -102,6 +102,21 @@ static inline void gmem_fold_lru_and_counters(void)
 }
 
 /* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
+/* A /proc/meminfo field, e.g. "DirectMap4k:", in kB; -1 if there is none. */
+static inline long gmem_meminfo_kb(const char *field)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	TEST_ASSERT(f, "/proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)))
+			kb = atol(line + strlen(field));
+	fclose(f);
+	return kb;
+}
+
 static inline long gmem_unevictable_kb(void)
 {
 	char line[128];

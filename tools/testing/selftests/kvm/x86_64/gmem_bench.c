@@ -49,9 +49,11 @@
  * -w secret: secret-free memory (GUEST_MEMFD_FLAG_NO_DIRECT_MAP, _WRITE;
  * the rows are left out where the backend does not take the flags):
  *   ndm-fault-in   as fault-in, the file NO_DIRECT_MAP: each page leaves
- *                  the direct map at its first fault (against fault-in)
+ *                  the direct map at its first fault (against fault-in); the
+ *                  row adds how much the direct map's 4 KiB, 2 MiB and 1 GiB
+ *                  entries grew (kB) while the range was faulted in
  *   huge-ndm-fault-in  as huge-fault-in, NO_DIRECT_MAP: each 2 MiB folio
- *                  leaves at once (against huge-fault-in)
+ *                  leaves at once (against huge-fault-in); the same counts
  *   populate-memcpy  the VMM fills a fresh MMAP | INIT_SHARED | WRITE file
  *                  of -s MiB by memcpy() into its mapping, from a buffer
  *   populate-write   the same by one pwrite() of the buffer
@@ -470,16 +472,7 @@ static void bench_host_write(void)
 
 static long unevictable_kb(void)
 {
-	char line[128];
-	long kb = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	TEST_ASSERT(f, "/proc/meminfo");
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Unevictable: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
+	return gmem_meminfo_kb("Unevictable:");
 }
 
 /* 2 MiB folios: allocate, fault-in, punches of every page and of every other page. */
@@ -568,20 +561,32 @@ static double time_populate(uint64_t flags, const char *buf, bool by_write)
 	return t;
 }
 
-/* Fault-in of a private range of @flags files (as fault-in). */
-static double time_fault_in(uint64_t flags)
+/*
+ * Fault-in of a private range of @flags files (as fault-in); @extra gets
+ * how much the direct map's 4 KiB, 2 MiB and 1 GiB entries grew (kB).
+ */
+static double time_fault_in(uint64_t flags, char *extra, size_t len)
 {
+	static const char *const maps[] = { "DirectMap4k:", "DirectMap2M:", "DirectMap1G:" };
+	long before[3], after[3];
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	double t;
+	int i;
 
 	gmem_flags = flags;
 	vm = touch_vm(&vcpu, true, -1);
+	for (i = 0; i < 3; i++)
+		before[i] = gmem_meminfo_kb(maps[i]);
 	t = now_ms();
 	run_touch(vcpu);
 	t = now_ms() - t;
+	for (i = 0; i < 3; i++)
+		after[i] = gmem_meminfo_kb(maps[i]);
 	kvm_vm_free(vm);
 	gmem_flags = 0;
+	snprintf(extra, len, " directmap4k_kb=%+ld directmap2m_kb=%+ld directmap1g_kb=%+ld",
+		 after[0] - before[0], after[1] - before[1], after[2] - before[2]);
 	return t;
 }
 
@@ -594,19 +599,19 @@ static void bench_secret(void)
 				GUEST_MEMFD_FLAG_WRITE;
 	uint64_t valid = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
 	long before = used_kb();
-	char *buf;
+	char *buf, extra[128];
 	double t;
 
 	if (valid & ndm) {
-		t = time_fault_in(ndm);
-		report("ndm-fault-in", size, t, before);
+		t = time_fault_in(ndm, extra, sizeof(extra));
+		report_with("ndm-fault-in", size, t, before, extra);
 	} else {
 		printf("# secret: the backend does not take GUEST_MEMFD_FLAG_NO_DIRECT_MAP\n");
 	}
 	if ((valid & (ndm | huge)) == (ndm | huge)) {
 		before = used_kb();
-		t = time_fault_in(huge | ndm);
-		report("huge-ndm-fault-in", size, t, before);
+		t = time_fault_in(huge | ndm, extra, sizeof(extra));
+		report_with("huge-ndm-fault-in", size, t, before, extra);
 	}
 	if ((valid & mapped) != mapped) {
 		printf("# secret: the backend does not take MMAP | INIT_SHARED | WRITE\n");

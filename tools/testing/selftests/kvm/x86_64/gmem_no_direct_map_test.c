@@ -241,19 +241,7 @@ static uint64_t fault_in(struct kvm_vm *vm, uint64_t gfn, bool keep)
 	return args.pfn;
 }
 
-static long meminfo_kb(const char *field)
-{
-	char line[128];
-	long kb = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	TEST_ASSERT(f, "/proc/meminfo");
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, strlen(field)))
-			kb = atol(line + strlen(field));
-	fclose(f);
-	return kb;
-}
+#define meminfo_kb(field)	gmem_meminfo_kb(field)
 
 #define HUGE_SIZE	(2ul << 20)
 #define HUGE_BLOCKS	8
