@@ -150,12 +150,6 @@ int rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
 	return 0;
 }
 
-/* Whether the locked page-cache folio's mapping keeps uptodate folios out of the direct map. */
-bool rust_helper_folio_no_direct_map(struct folio *folio)
-{
-	return mapping_no_direct_map(folio->mapping);
-}
-
 /*
  * Copies @bytes at @offset of the locked folio from @i, with page faults
  * disabled: through a temporary mapping where the folio is out of the direct

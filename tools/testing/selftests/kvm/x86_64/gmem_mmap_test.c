@@ -49,11 +49,12 @@
 
 /*
  * What 6.12 + this series accepts: MMAP and NO_DIRECT_MAP on every VM (x86
- * can change its direct map), INIT_SHARED without private memory.
+ * can change its direct map), INIT_SHARED and WRITE without private memory.
  */
 static uint64_t expected_flags(unsigned long type)
 {
-	return (type == KVM_X86_SW_PROTECTED_VM ? MMAP : MMAP | SHARED) |
+	return (type == KVM_X86_SW_PROTECTED_VM ? MMAP :
+						  MMAP | SHARED | GUEST_MEMFD_FLAG_WRITE) |
 	       GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
 }
 
@@ -242,7 +243,10 @@ static void test_sigbus(struct kvm_vm *vm, struct kvm_vm *protected_vm)
 	close(prot);
 }
 
-/* read/write and friends still fail; fstat tells the size and page size. */
+/*
+ * read/write and friends still fail (write() with ENODEV: the file has no
+ * GUEST_MEMFD_FLAG_WRITE); fstat tells the size and page size.
+ */
 static void test_file_calls(struct kvm_vm *vm)
 {
 	int fd = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
@@ -258,7 +262,7 @@ static void test_file_calls(struct kvm_vm *vm)
 	pr = pread(fd, buf, sizeof(buf), 0) < 0 ? errno : 0;
 	errno = 0;
 	pw = pwrite(fd, buf, sizeof(buf), 0) < 0 ? errno : 0;
-	result(r == EINVAL && w == EINVAL && pr == ESPIPE && pw == ESPIPE,
+	result(r == EINVAL && w == ENODEV && pr == ESPIPE && pw == ESPIPE,
 	       "read/write/pread/pwrite fail", "errnos %d %d %d %d", r, w, pr, pw);
 	TEST_ASSERT(!fstat(fd, &st), "fstat: errno %d", errno);
 	result(st.st_size == SIZE && st.st_blksize == PAGE_SIZE, "fstat: size and block size",
