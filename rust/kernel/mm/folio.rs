@@ -337,7 +337,8 @@ impl LockedFolio {
         // SAFETY: The folio is locked, so it stays in its mapping, which is valid; the flags
         // word is read in place, with no reference to the rest of the struct. The kernel
         // changes it with atomic bit operations only.
-        let flags = unsafe { AtomicUsize::from_ptr(core::ptr::addr_of_mut!((*mapping).flags).cast()) };
+        let flags =
+            unsafe { AtomicUsize::from_ptr(core::ptr::addr_of_mut!((*mapping).flags).cast()) };
         flags.load(Ordering::Relaxed) & (1usize << bindings::mapping_flags_AS_NO_DIRECT_MAP) != 0
     }
 
