@@ -101,7 +101,6 @@ static inline void gmem_fold_lru_and_counters(void)
 	}
 }
 
-/* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
 /* A /proc/meminfo field, e.g. "DirectMap4k:", in kB; -1 if there is none. */
 static inline long gmem_meminfo_kb(const char *field)
 {
@@ -117,6 +116,7 @@ static inline long gmem_meminfo_kb(const char *field)
 	return kb;
 }
 
+/* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
 static inline long gmem_unevictable_kb(void)
 {
 	char line[128];
