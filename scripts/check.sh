@@ -49,6 +49,24 @@ run_tests() {
 }
 phase "boot and run tests" run_tests
 
+# In-place conversion is chosen at boot (kvm.gmem_in_place_conversion=1): a
+# second boot runs the tests of that mode. GMEM_IN_PLACE=0 skips it, 1 runs it
+# after a run of named tests too.
+IN_PLACE_TESTS=(x86_64/gmem_conversion_test guest_memfd_test)
+IN_PLACE_DIR=$OUTDIR/in-place
+run_in_place() {
+	mkdir -p "$IN_PLACE_DIR"
+	GMEM_VM_APPEND="kvm.gmem_in_place_conversion=1" "$S/vm.sh" \
+		"env $GUEST_ENV GMEM_TAP_PREFIX=in-place: $S/guest/run-tests.sh $IN_PLACE_DIR $STOUT $MODDIR ${IN_PLACE_TESTS[*]}"
+	[ -f "$IN_PLACE_DIR/done" ] || echo "    the in-place guest did not finish the run"
+	return 0
+}
+IN_PLACE=${GMEM_IN_PLACE:-$([ "$#" -eq 0 ] && echo 1 || echo 0)}
+[ "${GMEM_KCSAN:-0}" = 1 ] && IN_PLACE=0
+if [ "$IN_PLACE" = 1 ]; then
+	phase "boot with in-place conversion and run its tests" run_in_place
+fi
+
 # After the run: the CLIPPY=1 build it does leaves kernel.o to rebuild (~30 s).
 run_lint() {
 	"$S/lint.sh" >"$OUTDIR/lint.tap" 2>"$OUTDIR/lint.err" || true
@@ -64,16 +82,24 @@ fi
 
 TAP=$OUTDIR/tap.txt
 touch "$TAP"
-if [ -f "$OUTDIR/lint.tap" ]; then
-	# Numbered after the guest's tests, and the plan line moved to the end.
+# Appends the TAP lines of file $1 to $TAP, numbered after its own, and moves
+# the plan line to the end.
+append_tap() {
+	local n line
 	n=$(grep -Ec '^(not )?ok ' "$TAP")
 	sed -i '/^1\.\.[0-9]*$/d' "$TAP"
 	while IFS= read -r line; do
 		n=$((n + 1))
-		sed -E "s/^(not )?ok -/\1ok $n -/" <<<"$line" >>"$TAP"
-	done < <(grep -E '^(not )?ok ' "$OUTDIR/lint.tap")
+		sed -E "s/^(not )?ok [0-9]* *-/\1ok $n -/" <<<"$line" >>"$TAP"
+	done < <(grep -E '^(not )?ok ' "$1")
 	echo "1..$n" >>"$TAP"
+}
+if [ "$IN_PLACE" = 1 ]; then
+	[ -f "$IN_PLACE_DIR/tap.txt" ] && append_tap "$IN_PLACE_DIR/tap.txt"
+	[ -f "$IN_PLACE_DIR/done" ] ||
+		echo "not ok - guest: the in-place test run did not finish (crash or timeout; see $IN_PLACE_DIR)" >>"$TAP"
 fi
+[ -f "$OUTDIR/lint.tap" ] && append_tap "$OUTDIR/lint.tap"
 if [ ! -f "$OUTDIR/done" ]; then
 	echo "not ok - guest: the test run did not finish (crash or timeout; see $OUTDIR)" >>"$TAP"
 fi

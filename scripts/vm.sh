@@ -27,7 +27,8 @@ CPUS=${GMEM_VM_CPUS:-2} MEMORY=${GMEM_VM_MEMORY:-4G}
 # One CPU per socket, so that a node's CPUs share no cache with another's
 # (the kernel warns at boot when a package spans nodes).
 VNG_ARGS=(--disable-kvm --force-9p --run "$IMAGE" --cpus "$CPUS,sockets=$CPUS,cores=1,threads=1"
-	--memory "$MEMORY" --rwdir "$RESULTS" --append "panic=-1 oops=panic log_buf_len=32M")
+	--memory "$MEMORY" --rwdir "$RESULTS"
+	--append "panic=-1 oops=panic log_buf_len=32M${GMEM_VM_APPEND:+ $GMEM_VM_APPEND}")
 
 # GMEM_VM_NODES=2 (the default): two NUMA nodes, each half the memory and
 # half the CPUs (node 1 has none if there is one CPU); guest_memfd's mbind()

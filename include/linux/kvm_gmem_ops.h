@@ -58,6 +58,12 @@ struct kvm_gmem_ops {
 	long (*populate)(struct kvm *kvm, struct kvm_memory_slot *slot,
 			 u64 gfn, void __user *src, long npages,
 			 kvm_gmem_populate_fn post_populate, void *opaque);
+	/*
+	 * kvm.gmem_in_place_conversion: whether the page of @slot's file that
+	 * @gfn is bound to is private. May be called in atomic context. NULL:
+	 * the backend does not convert, and its pages are all private.
+	 */
+	bool (*gfn_is_private)(struct kvm_memory_slot *slot, u64 gfn);
 };
 
 int kvm_gmem_register_ops(const struct kvm_gmem_ops *ops);
@@ -82,6 +88,8 @@ bool kvm_gmem_vm_has_private_mem(struct kvm *kvm);
  */
 bool kvm_gmem_vm_prepares_memory(struct kvm *kvm);
 bool kvm_gmem_no_direct_map_supported(void);
+/* kvm.gmem_in_place_conversion: guest_memfds hold their memory attributes. */
+bool kvm_gmem_in_place_conversion(void);
 void kvm_gmem_invalidate_pfn_caches(struct kvm *kvm, const struct kvm_gfn_range *range);
 /* A reference on the slot's file, or NULL if it is closed or closing. */
 struct file *kvm_gmem_slot_get_file(struct kvm_memory_slot *slot);

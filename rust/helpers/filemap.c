@@ -4,6 +4,7 @@
 
 #include <linux/fs.h>
 #include <linux/pagemap.h>
+#include <linux/pagevec.h>
 
 loff_t rust_helper_i_size_read(const struct inode *inode)
 {
@@ -64,4 +65,24 @@ void rust_helper_mapping_set_folio_order_range(struct address_space *mapping,
 unsigned int rust_helper_mapping_max_folio_order(const struct address_space *mapping)
 {
 	return mapping_max_folio_order(mapping);
+}
+
+void rust_helper_folio_batch_init(struct folio_batch *fbatch)
+{
+	folio_batch_init(fbatch);
+}
+
+void rust_helper_folio_batch_release(struct folio_batch *fbatch)
+{
+	folio_batch_release(fbatch);
+}
+
+int rust_helper_folio_ref_count(const struct folio *folio)
+{
+	return folio_ref_count(folio);
+}
+
+bool rust_helper_folio_mapped(const struct folio *folio)
+{
+	return folio_mapped(folio);
 }

@@ -150,15 +150,8 @@ int rust_helper_folio_zero_pages(struct folio *folio, unsigned long first,
 	return 0;
 }
 
-/*
- * Copies @bytes at @offset of the locked folio from @i, with page faults
- * disabled: through a temporary mapping where the folio is out of the direct
- * map. Returns the bytes copied, or -ENOMEM.
- */
 ssize_t rust_helper_folio_copy_from_iter(struct folio *folio, size_t offset, size_t bytes,
 					 struct iov_iter *i)
 {
-	if (folio_test_uptodate(folio) && mapping_no_direct_map(folio->mapping))
-		return folio_copy_from_iter_no_direct_map(folio, offset, bytes, i);
-	return copy_folio_from_iter_atomic(folio, offset, bytes, i);
+	return folio_copy_from_iter(folio, offset, bytes, i);
 }

@@ -47,10 +47,14 @@ use crate::{
         Arc, ArcBorrow, Mutex,
     },
     types::{ForeignOwnable, NotThreadSafe, Opaque},
-    uaccess::UserPtr,
+    uaccess::{UserPtr, UserSlice},
     ThisModule,
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
 
 const PAGE_SHIFT: u32 = crate::page::PAGE_SHIFT as u32;
 
@@ -172,10 +176,93 @@ fn allowed_flags<T: GmemBackend>(kvm: Option<&Kvm>) -> u64 {
                 | GUEST_MEMFD_FLAG_NO_DIRECT_MAP
                 | GUEST_MEMFD_FLAG_WRITE);
         } else if kvm.has_private_mem() {
-            allowed &= !(GUEST_MEMFD_FLAG_INIT_SHARED | GUEST_MEMFD_FLAG_WRITE);
+            // In place, the file's attributes say which pages are shared, from the start if
+            // it asks (`INIT_SHARED`). `write()` still checks the flag alone: not offered.
+            allowed &= !GUEST_MEMFD_FLAG_WRITE;
+            if !in_place_conversion() {
+                allowed &= !GUEST_MEMFD_FLAG_INIT_SHARED;
+            }
         }
     }
     allowed
+}
+
+/// Whether conversions happen in place (`kvm.gmem_in_place_conversion`, fixed at boot): a
+/// guest_memfd of a VM with private memory then keeps which of its pages are private
+/// ([`PrivateMap`]), `KVM_SET_MEMORY_ATTRIBUTES2` on the file changes it, and KVM reads it
+/// instead of the VM's attributes.
+#[inline]
+pub fn in_place_conversion() -> bool {
+    // SAFETY: No arguments; reads a parameter that is fixed after boot.
+    unsafe { bindings::kvm_gmem_in_place_conversion() }
+}
+
+/// `KVM_MEMORY_ATTRIBUTE_PRIVATE`.
+pub const KVM_MEMORY_ATTRIBUTE_PRIVATE: u64 = bindings::KVM_MEMORY_ATTRIBUTE_PRIVATE as u64;
+
+/// `KVM_SET_MEMORY_ATTRIBUTES2`, an ioctl of the guest_memfd.
+pub const KVM_SET_MEMORY_ATTRIBUTES2: u32 =
+    crate::ioctl::_IOWR::<bindings::kvm_memory_attributes2>(bindings::KVMIO, 0xd2);
+
+/// Which pages of a file are private, a bit per page (set: private), for in-place conversion.
+/// Sized at creation, since the file's size is fixed: a conversion allocates nothing, nor does
+/// anything that frees the file's memory; attributes outlive the pages (punch keeps them).
+/// Changed under the mapping's exclusive `invalidate_lock`, inside an MMU invalidation of the
+/// range; read without a lock by KVM's faults (which its invalidation sequence orders) and
+/// under the shared lock by the VMM's faults.
+struct PrivateMap(KVVec<AtomicU64>);
+
+impl PrivateMap {
+    fn new(npages: u64, private: bool) -> Result<Self> {
+        let words = usize::try_from(npages.div_ceil(64)).map_err(|_| EINVAL)?;
+        let mut map = KVVec::with_capacity(words, GFP_KERNEL)?;
+        let fill = if private { u64::MAX } else { 0 };
+        for _ in 0..words {
+            // Within the capacity reserved above: allocates nothing.
+            map.push(AtomicU64::new(fill), GFP_KERNEL)?;
+        }
+        Ok(Self(map))
+    }
+
+    /// The bits of `[start, end)`, as (word, mask) pairs.
+    fn words(&self, start: u64, end: u64) -> impl Iterator<Item = (Option<&AtomicU64>, u64)> {
+        (start / 64..end.div_ceil(64)).map(move |w| {
+            let lo = start.max(w * 64) - w * 64;
+            let hi = end.min(w * 64 + 64) - w * 64;
+            let mask = (u64::MAX >> (64 - (hi - lo))) << lo;
+            (self.0.get(w as usize), mask)
+        })
+    }
+
+    fn is_private(&self, index: u64) -> bool {
+        self.0
+            .get((index / 64) as usize)
+            .is_some_and(|w| w.load(Relaxed) & (1 << (index % 64)) != 0)
+    }
+
+    /// Whether every page of `[start, end)` is private (`private`) or shared.
+    fn all(&self, start: u64, end: u64, private: bool) -> bool {
+        self.words(start, end).all(|(w, mask)| {
+            w.is_some_and(|w| w.load(Relaxed) & mask == if private { mask } else { 0 })
+        })
+    }
+
+    /// Whether the pages of `[start, end)` all have one attribute.
+    fn same(&self, start: u64, end: u64) -> bool {
+        self.all(start, end, self.is_private(start))
+    }
+
+    fn set(&self, start: u64, end: u64, private: bool) {
+        for (w, mask) in self.words(start, end) {
+            if let Some(w) = w {
+                if private {
+                    w.fetch_or(mask, Relaxed);
+                } else {
+                    w.fetch_and(!mask, Relaxed);
+                }
+            }
+        }
+    }
 }
 
 /// The arch hook for memory leaving guest_memfd: the pages of `folio`, which a guest_memfd's
@@ -388,6 +475,8 @@ pub struct GmemFile<T: GmemBackend> {
     /// The NUMA policy `mbind()` on the VMM's mappings sets for the file's pages.
     #[pin]
     policy: SharedPolicy,
+    /// Which pages are private, when conversion is in place and the VM has private memory.
+    private: Option<PrivateMap>,
     /// Invariant in `T`, as [`StaticTable`]: one backend's state is never another's.
     _p: PhantomData<fn(T) -> T>,
 }
@@ -408,6 +497,12 @@ impl<T: GmemBackend> GmemFile<T> {
             return Err(EINVAL);
         }
         let size = i64::try_from(size).map_err(|_| EINVAL)?;
+        let private = if in_place_conversion() && kvm.has_private_mem() {
+            let npages = size as u64 >> PAGE_SHIFT;
+            Some(PrivateMap::new(npages, flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0)?)
+        } else {
+            None
+        };
         let fd = FileDescriptorReservation::get_unused_fd_flags(0)?;
         let gmem = Arc::pin_init(
             pin_init!(Self {
@@ -415,6 +510,7 @@ impl<T: GmemBackend> GmemFile<T> {
                 flags,
                 bindings <- new_mutex!(RBTree::new(), "kvm::GmemFile::bindings"),
                 policy <- SharedPolicy::new(),
+                private,
                 _p: PhantomData,
             }),
             GFP_KERNEL,
@@ -534,6 +630,78 @@ impl<T: GmemBackend> GmemFile<T> {
         r
     }
 
+    /// `KVM_SET_MEMORY_ATTRIBUTES2` at `arg`: converts pages `[offset, offset + size)` to
+    /// private or shared in place. `EINVAL` for flags or reserved words, a VM without private
+    /// memory (or without in-place conversion), an unknown attribute, or a range that is empty
+    /// or not whole pages inside the file. To private, the VMM's mappings of the range are
+    /// zapped first; if a page is still used by more than the page cache (mapped again by a
+    /// racing fault, pinned, referenced), `EAGAIN`, nothing converted, and `error_offset` says
+    /// which page. To shared needs no check: the host gains access, the guest keeps its data.
+    /// KVM's mappings of the range are zapped either way, rounded out to the largest folio
+    /// (KVM may map one whole), and its faults in the range retry until the change is made.
+    fn set_attributes(&self, file: &File, arg: UserPtr) -> Result<i32> {
+        // `struct kvm_memory_attributes2`: offset, size, attributes, flags, error_offset,
+        // reserved[11].
+        const WORDS: usize = 16;
+        const ERROR_OFFSET: usize = 4;
+        let mut reader = UserSlice::new(arg, WORDS * 8).reader();
+        let mut a = [0u64; WORDS];
+        for word in a.iter_mut() {
+            *word = reader.read::<u64>()?;
+        }
+        let [offset, size, attributes, flags, _, reserved @ ..] = a;
+        if flags != 0 || reserved.iter().any(|&r| r != 0) {
+            return Err(EINVAL);
+        }
+        let map = self.private.as_ref().ok_or(EINVAL)?;
+        if attributes & !KVM_MEMORY_ATTRIBUTE_PRIVATE != 0 {
+            return Err(EINVAL);
+        }
+        let end = offset.checked_add(size).ok_or(EINVAL)?;
+        if size == 0
+            || !page_aligned(offset)
+            || !page_aligned(size)
+            || end > file.inode().size() as u64
+        {
+            return Err(EINVAL);
+        }
+        // The arch would have to give shared pages back to the host (SEV-SNP's RMP): not
+        // done here.
+        if self.kvm.prepares_memory() {
+            return Err(EOPNOTSUPP);
+        }
+        let (start, end, private) = (offset >> PAGE_SHIFT, end >> PAGE_SHIFT, attributes != 0);
+        let cache = self.page_cache(file)?;
+        let inval = cache.invalidate_lock();
+        if map.all(start, end, private) {
+            return Ok(0);
+        }
+        if private {
+            inval.unmap_range(start, end);
+            if let Some(busy) = inval.first_busy(start, end) {
+                drop(inval);
+                let mut out = UserSlice::new(arg + ERROR_OFFSET * 8, 8).writer();
+                out.write(&(busy << PAGE_SHIFT))?;
+                return Err(EAGAIN);
+            }
+        }
+        let npages = file.inode().size() as u64 >> PAGE_SHIFT;
+        let block = 1u64 << cache.max_folio_order();
+        let zap_end = end.div_ceil(block).saturating_mul(block).min(npages);
+        self.invalidate(start & !(block - 1), zap_end, || map.set(start, end, private));
+        drop(inval);
+        Ok(0)
+    }
+
+    /// Whether page `index` of the file is shared: the host may map it. Without in-place
+    /// conversion, all or none of a file's pages are (`INIT_SHARED`).
+    fn is_shared(&self, index: u64) -> bool {
+        match &self.private {
+            Some(map) => !map.is_private(index),
+            None => self.flags & GUEST_MEMFD_FLAG_INIT_SHARED != 0,
+        }
+    }
+
     /// Begins an MMU invalidation of pages `[start, end)`, zapping their private mappings in
     /// every slot of `table` (this file's bindings) bound to them; the guard ends it.
     /// `None`, and nothing done, when no slot is. Allocates nothing. The guard borrows only
@@ -582,7 +750,9 @@ impl<T: GmemBackend> GmemFile<T> {
             return Err(EINVAL);
         }
         // The slot is not visible to the guest yet, so faults see the file once it is.
-        memslot.set_file(file, start, self.flags & GUEST_MEMFD_FLAG_MMAP != 0);
+        // In place, KVM serves the slot's shared pages from the file too.
+        let gmem_only = self.flags & GUEST_MEMFD_FLAG_MMAP != 0 || self.private.is_some();
+        memslot.set_file(file, start, gmem_only);
         // INVARIANT: KVM keeps the slot allocated until unbind, which removes the binding.
         let slot = NonNull::from(memslot).cast();
         bindings.insert(node.into_node(start, Binding { end, slot }));
@@ -654,9 +824,9 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
     /// `write()` of a `WRITE` file: whole pages inside the file, into shared memory only
     /// (without `INIT_SHARED` the file's memory is private: `EACCES`, as a fault of the VMM's
     /// mapping gets `SIGBUS`); `ENODEV` without the flag, `EINVAL` for a range that is not
-    /// whole pages inside the file. Pages are allocated on demand, a few at a time under the
-    /// mapping's shared `invalidate_lock`, as `fallocate()` allocates: a punch is ordered
-    /// with each round. A signal or a bad source stops it: the bytes written so far, if any.
+    /// whole pages inside the file or an append. Pages are allocated on demand, a few at a time
+    /// under the mapping's shared `invalidate_lock`, as `fallocate()` allocates: a punch is
+    /// ordered with each round. A signal or a bad source stops it: the bytes written so far, if any.
     fn write_iter(
         gmem: ArcBorrow<'_, GmemFile<T>>,
         kiocb: &mut Kiocb<'_>,
@@ -669,9 +839,14 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
             return Err(ENODEV);
         }
         let file = kiocb.file();
-        // The VFS refused negative positions and `pos + len` overflows.
+        // The VFS refused negative positions and `pos + len` overflows. The size is fixed:
+        // an append cannot fit.
         let (pos, len) = (kiocb.ki_pos() as u64, iter.len() as u64);
-        if !page_aligned(pos) || !page_aligned(len) || pos + len > file.inode().size() as u64 {
+        if !page_aligned(pos)
+            || !page_aligned(len)
+            || pos + len > file.inode().size() as u64
+            || kiocb.is_append()
+        {
             return Err(EINVAL);
         }
         if gmem.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0 {
@@ -733,6 +908,15 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
         Ok(done as usize)
     }
 
+    /// `KVM_SET_MEMORY_ATTRIBUTES2`, when conversion is in place; `ENOTTY` otherwise, as for
+    /// any other command.
+    fn ioctl(gmem: ArcBorrow<'_, GmemFile<T>>, file: &File, cmd: u32, arg: usize) -> Result<i32> {
+        if cmd != KVM_SET_MEMORY_ATTRIBUTES2 || !in_place_conversion() {
+            return Err(ENOTTY);
+        }
+        gmem.set_attributes(file, arg)
+    }
+
     const VM_OPS: Option<&'static VmOpsTable<Self>> = Some(VmOpsTable::build());
 
     fn mmap(gmem: ArcBorrow<'_, GmemFile<T>>, _file: &File, vma: &VmaNew) -> Result {
@@ -753,9 +937,22 @@ impl<T: GmemBackend> VmOperations for GmemFops<T> {
         file: &File,
         pgoff: u64,
     ) -> core::result::Result<LockedFolio, VmFault> {
-        // Past the end, or in a file whose memory is private, the host may see nothing.
+        // Past the end, or on a private page, the host may see nothing.
         let size = file.inode().size() as u64;
-        if pgoff >= size >> PAGE_SHIFT || gmem.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0 {
+        if pgoff >= size >> PAGE_SHIFT {
+            return Err(VmFault::SigBus);
+        }
+        if gmem.private.is_none() {
+            if !gmem.is_shared(pgoff) {
+                return Err(VmFault::SigBus);
+            }
+            return T::fault_user(&gmem, file, pgoff);
+        }
+        // A conversion to private holds `invalidate_lock` while it unmaps the range and checks
+        // that no folio is used: a fault that saw the page shared holds the folio (referenced,
+        // then mapped) by the time the conversion looks.
+        let _inval = file.inode().mapping().invalidate_lock_shared();
+        if !gmem.is_shared(pgoff) {
             return Err(VmFault::SigBus);
         }
         T::fault_user(&gmem, file, pgoff)
@@ -1031,6 +1228,7 @@ impl<T: GmemBackend> BackendTable<T> {
             unbind: Some(BackendVtable::<T>::unbind),
             get_pfn: Some(BackendVtable::<T>::get_pfn),
             populate: Some(BackendVtable::<T>::populate),
+            gfn_is_private: Some(BackendVtable::<T>::gfn_is_private),
         };
         // SAFETY: `ops` holds `T`'s trampolines, `T::OWNER` and `T`'s file operations only.
         unsafe { Self::from_raw(ops) }
@@ -1162,6 +1360,15 @@ impl<T: GmemBackend> BackendVtable<T> {
             if order != 0 && folio.contains_hwpoison() {
                 order = 0;
             }
+            // One entry maps pages of one attribute only: a conversion of any of them zaps it
+            // (its invalidation is rounded out to the largest folio).
+            if let Some(map) = &gmem.private {
+                let nr = 1u64 << order;
+                let first = index & !(nr - 1);
+                if order != 0 && !map.same(first, first + nr) {
+                    order = 0;
+                }
+            }
             // The `1 << order` pages around the gfn that KVM may map with one entry must be
             // pages of the folio, at the same offsets in the file as in the slot (for order 0,
             // the page `check_folio` found it holds).
@@ -1186,6 +1393,23 @@ impl<T: GmemBackend> BackendVtable<T> {
             }
             Ok(0)
         })
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with a slot bound by `bind`, valid for the call (under `kvm->srcu` or
+    /// `slots_lock`); may be called in atomic context.
+    unsafe extern "C" fn gfn_is_private(slot: *mut bindings::kvm_memory_slot, gfn: u64) -> bool {
+        // SAFETY: Per the function's safety requirement.
+        let slot = unsafe { MemorySlot::from_raw(slot) };
+        // A closed file's pages are neither: the fault that asks fails on the file.
+        let Ok((file, index)) = slot.get_file_index(gfn) else {
+            return false;
+        };
+        // SAFETY: A slot's file is one that `bind` gave it, a file of `T`'s; we hold a
+        // reference.
+        let gmem = unsafe { Self::data(&file) };
+        !gmem.is_shared(index)
     }
 
     /// # Safety

@@ -19,6 +19,8 @@ mkdir -p "$RESULTS/logs"
 # gmem_stress_test runs 2 stores x up to 3 rounds of GMEM_STRESS_SECONDS.
 TEST_TIMEOUT=$((900 + 6 * ${GMEM_STRESS_SECONDS:-0}))
 TAP=$RESULTS/tap.txt
+# A second boot's tests are told apart by this prefix (make check's in-place run).
+TAP_PREFIX=${GMEM_TAP_PREFIX:-}
 : >"$TAP"
 n=0
 
@@ -26,9 +28,9 @@ tap() { # tap ok|fail|skip NAME [REASON]
 	n=$((n + 1))
 	local line
 	case "$1" in
-	ok) line="ok $n - $2" ;;
-	skip) line="ok $n - $2 # SKIP ${3:-}" ;;
-	*) line="not ok $n - $2${3:+ # $3}" ;;
+	ok) line="ok $n - $TAP_PREFIX$2" ;;
+	skip) line="ok $n - $TAP_PREFIX$2 # SKIP ${3:-}" ;;
+	*) line="not ok $n - $TAP_PREFIX$2${3:+ # $3}" ;;
 	esac
 	echo "$line" | tee -a "$TAP"
 }

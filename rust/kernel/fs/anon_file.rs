@@ -65,6 +65,17 @@ pub trait FileOperations: Sized + 'static {
         crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// `ioctl(2)` with command `cmd` and argument `arg` (a user pointer, for the commands that
+    /// take one; 32-bit callers' pointers are converted). An unknown command is `ENOTTY`.
+    fn ioctl(
+        _data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<i32> {
+        crate::build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// `write(2)` and `pwrite(2)`: writes `iter` at `kiocb`'s position, which it advances past
     /// what it wrote, and returns how many bytes that is. With it, the files also seek
     /// (`generic_file_llseek`); [`NewFile::set_positioned`] says which of them do.
@@ -154,6 +165,23 @@ impl<T: FileOperations> FopsVtable<T> {
 
     /// # Safety
     ///
+    /// Called by the VFS with a file created by [`NewFile::create::<T>`].
+    unsafe extern "C" fn ioctl(
+        file: *mut bindings::file,
+        cmd: crate::ffi::c_uint,
+        arg: crate::ffi::c_ulong,
+    ) -> crate::ffi::c_long {
+        from_result(|| {
+            // SAFETY: The VFS holds a reference on the file for the duration of the call.
+            let file = unsafe { File::from_raw_file(file) };
+            // SAFETY: As in `fallocate`.
+            let data = unsafe { T::Data::borrow(file.private_data()) };
+            Ok(T::ioctl(data, file, cmd, arg as usize)? as _)
+        })
+    }
+
+    /// # Safety
+    ///
     /// Called by the VFS with a `kiocb` of a file created by [`NewFile::create::<T>`], and the
     /// source of the write.
     unsafe extern "C" fn write_iter(
@@ -188,6 +216,17 @@ impl<T: FileOperations> FopsVtable<T> {
         },
         fallocate: if T::HAS_FALLOCATE {
             Some(Self::fallocate)
+        } else {
+            None
+        },
+        unlocked_ioctl: if T::HAS_IOCTL {
+            Some(Self::ioctl)
+        } else {
+            None
+        },
+        #[cfg(CONFIG_COMPAT)]
+        compat_ioctl: if T::HAS_IOCTL {
+            Some(bindings::compat_ptr_ioctl)
         } else {
             None
         },

@@ -46,6 +46,13 @@ impl<'a> Kiocb<'a> {
         unsafe { self.inner.as_ref().ki_pos }
     }
 
+    /// Whether the I/O appends (`O_APPEND`, `RWF_APPEND`): it starts at the end of the file,
+    /// whatever [`Self::ki_pos`] says.
+    pub fn is_append(&self) -> bool {
+        // SAFETY: The `kiocb` is valid (type invariant).
+        unsafe { self.inner.as_ref().ki_flags & bindings::IOCB_APPEND != 0 }
+    }
+
     /// The position, to be advanced past what the I/O did.
     pub fn ki_pos_mut(&mut self) -> &mut i64 {
         // SAFETY: The `kiocb` is valid and its position is this value's alone (type invariant).

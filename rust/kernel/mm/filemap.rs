@@ -438,6 +438,79 @@ impl Drop for InvalidateGuard<'_> {
     }
 }
 
+impl InvalidateGuard<'_> {
+    /// Unmaps pages `[start, end)` of the mapping from every process that maps them. With
+    /// `invalidate_lock` held, a fault that maps them again must first take it.
+    pub fn unmap_range(&self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        // SAFETY: The mapping is valid; any range is accepted.
+        unsafe {
+            bindings::unmap_mapping_pages(self.mapping.as_raw(), start as _, (end - start) as _, false)
+        };
+    }
+
+    /// The first page of `[start, end)` whose folio is used by more than the page cache: mapped
+    /// by a process, pinned, or referenced by anyone (a fault on its way to map it holds a
+    /// reference); `None` if no folio of the range is. A folio that only the per-CPU LRU
+    /// batches still hold is not busy: they are drained once, and the rest checked again.
+    /// Allocates nothing.
+    pub fn first_busy(&self, start: u64, end: u64) -> Option<u64> {
+        let busy = self.scan_busy(start, end)?;
+        // SAFETY: No arguments; it may sleep, as this guard's holder may.
+        unsafe { bindings::lru_add_drain_all() };
+        self.scan_busy(busy, end)
+    }
+
+    fn scan_busy(&self, start: u64, end: u64) -> Option<u64> {
+        if start >= end {
+            return None;
+        }
+        let mut batch = core::mem::MaybeUninit::<bindings::folio_batch>::uninit();
+        // SAFETY: `batch` is writable; the helper initialises it.
+        unsafe { bindings::folio_batch_init(batch.as_mut_ptr()) };
+        let batch = batch.as_mut_ptr();
+        let mut next = start as usize;
+        let last = (end - 1) as usize;
+        loop {
+            // SAFETY: The mapping is valid and `batch` an initialised, empty batch; the call
+            // fills it with referenced folios, and advances `next` past them.
+            let n = unsafe { bindings::filemap_get_folios(self.mapping.as_raw(), &mut next, last, batch) };
+            if n == 0 {
+                return None;
+            }
+            let mut busy = None;
+            for i in 0..n as usize {
+                // SAFETY: The first `n` entries of the batch are folios it holds references
+                // on, valid until it is released below.
+                let folio = unsafe { (*batch).folios[i] };
+                // SAFETY: As above.
+                let (refs, mapped, index, order) = unsafe {
+                    (
+                        bindings::folio_ref_count(folio),
+                        bindings::folio_mapped(folio),
+                        bindings::folio_index(folio),
+                        bindings::folio_order(folio),
+                    )
+                };
+                // The page cache holds one reference per page, the batch one.
+                if mapped || refs as i64 != (1i64 << order) + 1 {
+                    busy = Some((index as u64).max(start));
+                    break;
+                }
+            }
+            // SAFETY: `batch` holds the references `filemap_get_folios` took; none is used
+            // after this. It is empty again, ready for the next call.
+            unsafe { bindings::folio_batch_release(batch) };
+            if busy.is_some() {
+                return busy;
+            }
+            crate::mm::cond_resched();
+        }
+    }
+}
+
 /// `invalidate_lock` held shared; released on drop.
 ///
 /// # Invariants

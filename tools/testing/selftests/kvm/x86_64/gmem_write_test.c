@@ -8,7 +8,7 @@
  * pwrite() of such a file fill whole pages of its shared memory, allocated
  * on demand, and return the bytes written; anything else gets its errno and
  * changes nothing: EINVAL for a range that is not whole pages inside the
- * file, EACCES for private memory (no INIT_SHARED), EFAULT for a bad source,
+ * file or an append (the size is fixed), EACCES for private memory (no INIT_SHARED), EFAULT for a bad source,
  * EHWPOISON for a poisoned page; ENODEV without the flag, where lseek() and
  * pwrite() fail as in 6.12 (ESPIPE). read() stays refused. The source may be
  * a mapping of the same file. With NO_DIRECT_MAP, a written page leaves the
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -114,6 +115,24 @@ static void test_flags(void)
 	kvm_vm_free(vm);
 }
 
+#ifndef RWF_APPEND
+#define RWF_APPEND 0x10
+#endif
+
+/* write() of a page with O_APPEND set on @fd for it. */
+static long write_appending(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	long r;
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_APPEND))
+		return -1000;
+	r = ret(write(fd, src, PAGE_SIZE));
+	if (fcntl(fd, F_SETFL, fl))
+		return -1000;
+	return r;
+}
+
 /* The errno of each bad call, and that none of them changed the file. */
 static void test_errno(struct kvm_vm *vm)
 {
@@ -123,6 +142,7 @@ static void test_errno(struct kvm_vm *vm)
 	/* A readable page, then one that is not. */
 	char *bad = mmap(NULL, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	int prot = bad == MAP_FAILED ? -1 : mprotect(bad + PAGE_SIZE, PAGE_SIZE, PROT_NONE);
+	struct iovec iov = { .iov_base = src, .iov_len = PAGE_SIZE };
 	struct {
 		const char *what;
 		long got, want;
@@ -137,6 +157,8 @@ static void test_errno(struct kvm_vm *vm)
 		{ "pwrite, bad mid-page", ret(pwrite(fd, bad + PAGE_SIZE / 2, PAGE_SIZE, 0)),
 		  -EFAULT },
 		{ "pwrite nothing", ret(pwrite(fd, src, 0, 0)), 0 },
+		{ "pwritev2 RWF_APPEND", ret(pwritev2(fd, &iov, 1, 0, RWF_APPEND)), -EINVAL },
+		{ "write with O_APPEND", write_appending(fd), -EINVAL },
 		{ "read", ret(read(fd, src, PAGE_SIZE)), -EINVAL },
 		{ "pread", ret(pread(fd, src, PAGE_SIZE, 0)), -ESPIPE },
 		{ "lseek to the end", ret(lseek(fd, 0, SEEK_END)), SIZE },
