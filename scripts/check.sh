@@ -63,7 +63,10 @@ run_in_place() {
 }
 IN_PLACE=${GMEM_IN_PLACE:-$([ "$#" -eq 0 ] && echo 1 || echo 0)}
 [ "${GMEM_KCSAN:-0}" = 1 ] && IN_PLACE=0
-if [ "$IN_PLACE" = 1 ]; then
+if [ "$IN_PLACE" = 1 ] && [ ! -f "$OUTDIR/done" ]; then
+	echo "    in-place boot skipped: the first run did not finish"
+	IN_PLACE=0
+elif [ "$IN_PLACE" = 1 ]; then
 	phase "boot with in-place conversion and run its tests" run_in_place
 fi
 
@@ -94,15 +97,20 @@ append_tap() {
 	done < <(grep -E '^(not )?ok ' "$1")
 	echo "1..$n" >>"$TAP"
 }
-if [ "$IN_PLACE" = 1 ]; then
-	[ -f "$IN_PLACE_DIR/tap.txt" ] && append_tap "$IN_PLACE_DIR/tap.txt"
-	[ -f "$IN_PLACE_DIR/done" ] ||
-		echo "not ok - guest: the in-place test run did not finish (crash or timeout; see $IN_PLACE_DIR)" >>"$TAP"
+if [ "$IN_PLACE" = 1 ] && [ -f "$IN_PLACE_DIR/tap.txt" ]; then
+	append_tap "$IN_PLACE_DIR/tap.txt"
+	[ -s "$IN_PLACE_DIR/times.txt" ] && sed 's/ s  / s  in-place:/' "$IN_PLACE_DIR/times.txt" >>"$OUTDIR/times.txt"
 fi
 [ -f "$OUTDIR/lint.tap" ] && append_tap "$OUTDIR/lint.tap"
-if [ ! -f "$OUTDIR/done" ]; then
-	echo "not ok - guest: the test run did not finish (crash or timeout; see $OUTDIR)" >>"$TAP"
+# A run that did not finish is a failure, numbered with the rest.
+unfinished=$OUTDIR/unfinished.tap
+: >"$unfinished"
+[ -f "$OUTDIR/done" ] ||
+	echo "not ok - guest: the test run did not finish (crash or timeout; see $OUTDIR)" >>"$unfinished"
+if [ "$IN_PLACE" = 1 ] && [ ! -f "$IN_PLACE_DIR/done" ]; then
+	echo "not ok - guest: the in-place run did not finish (crash or timeout; see $IN_PLACE_DIR)" >>"$unfinished"
 fi
+[ -s "$unfinished" ] && append_tap "$unfinished"
 passed=$(grep -Ec '^ok ' "$TAP" | tr -d ' ')
 skipped=$(grep -Ec '^ok .*# SKIP' "$TAP")
 failed=$(grep -Ec '^not ok ' "$TAP")

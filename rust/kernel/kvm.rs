@@ -208,24 +208,27 @@ pub const KVM_SET_MEMORY_ATTRIBUTES2: u32 =
 /// Sized at creation, since the file's size is fixed: a conversion allocates nothing, nor does
 /// anything that frees the file's memory; attributes outlive the pages (punch keeps them).
 /// Changed under the mapping's exclusive `invalidate_lock`, inside an MMU invalidation of the
-/// range; read without a lock by KVM's faults (which its invalidation sequence orders) and
-/// under the shared lock by the VMM's faults.
+/// range; read without a lock by KVM's faults (which its invalidation sequence orders: the
+/// invalidation ends under `mmu_lock`, whose release publishes the bits) and under the shared
+/// lock by the VMM's faults.
 struct PrivateMap(KVVec<AtomicU64>);
 
 impl PrivateMap {
     fn new(npages: u64, private: bool) -> Result<Self> {
         let words = usize::try_from(npages.div_ceil(64)).map_err(|_| EINVAL)?;
-        let mut map = KVVec::with_capacity(words, GFP_KERNEL)?;
+        // Charged to the VMM's memory cgroup: its size is the file's, which the VMM picks.
+        let mut map = KVVec::with_capacity(words, GFP_KERNEL_ACCOUNT)?;
         let fill = if private { u64::MAX } else { 0 };
         for _ in 0..words {
             // Within the capacity reserved above: allocates nothing.
-            map.push(AtomicU64::new(fill), GFP_KERNEL)?;
+            map.push(AtomicU64::new(fill), GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Self(map))
     }
 
     /// The bits of `[start, end)`, as (word, mask) pairs.
     fn words(&self, start: u64, end: u64) -> impl Iterator<Item = (Option<&AtomicU64>, u64)> {
+        let end = end.max(start);
         (start / 64..end.div_ceil(64)).map(move |w| {
             let lo = start.max(w * 64) - w * 64;
             let hi = end.min(w * 64 + 64) - w * 64;
@@ -497,7 +500,10 @@ impl<T: GmemBackend> GmemFile<T> {
             return Err(EINVAL);
         }
         let size = i64::try_from(size).map_err(|_| EINVAL)?;
-        let private = if in_place_conversion() && kvm.has_private_mem() {
+        // Not where the arch prepares private memory (SEV-SNP): such VMs keep the VM's
+        // attributes (`kvm_gmem_in_place()`).
+        let private = if in_place_conversion() && kvm.has_private_mem() && !kvm.prepares_memory()
+        {
             let npages = size as u64 >> PAGE_SHIFT;
             Some(PrivateMap::new(npages, flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0)?)
         } else {
@@ -632,7 +638,7 @@ impl<T: GmemBackend> GmemFile<T> {
 
     /// `KVM_SET_MEMORY_ATTRIBUTES2` at `arg`: converts pages `[offset, offset + size)` to
     /// private or shared in place. `EINVAL` for flags or reserved words, a VM without private
-    /// memory (or without in-place conversion), an unknown attribute, or a range that is empty
+    /// memory or whose memory the arch prepares, an unknown attribute, or a range that is empty
     /// or not whole pages inside the file. To private, the VMM's mappings of the range are
     /// zapped first; if a page is still used by more than the page cache (mapped again by a
     /// racing fault, pinned, referenced), `EAGAIN`, nothing converted, and `error_offset` says
@@ -664,11 +670,6 @@ impl<T: GmemBackend> GmemFile<T> {
             || end > file.inode().size() as u64
         {
             return Err(EINVAL);
-        }
-        // The arch would have to give shared pages back to the host (SEV-SNP's RMP): not
-        // done here.
-        if self.kvm.prepares_memory() {
-            return Err(EOPNOTSUPP);
         }
         let (start, end, private) = (offset >> PAGE_SHIFT, end >> PAGE_SHIFT, attributes != 0);
         let cache = self.page_cache(file)?;
@@ -750,9 +751,7 @@ impl<T: GmemBackend> GmemFile<T> {
             return Err(EINVAL);
         }
         // The slot is not visible to the guest yet, so faults see the file once it is.
-        // In place, KVM serves the slot's shared pages from the file too.
-        let gmem_only = self.flags & GUEST_MEMFD_FLAG_MMAP != 0 || self.private.is_some();
-        memslot.set_file(file, start, gmem_only);
+        memslot.set_file(file, start, self.flags & GUEST_MEMFD_FLAG_MMAP != 0);
         // INVARIANT: KVM keeps the slot allocated until unbind, which removes the binding.
         let slot = NonNull::from(memslot).cast();
         bindings.insert(node.into_node(start, Binding { end, slot }));
@@ -826,7 +825,8 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
     /// mapping gets `SIGBUS`); `ENODEV` without the flag, `EINVAL` for a range that is not
     /// whole pages inside the file or an append. Pages are allocated on demand, a few at a time
     /// under the mapping's shared `invalidate_lock`, as `fallocate()` allocates: a punch is
-    /// ordered with each round. A signal or a bad source stops it: the bytes written so far, if any.
+    /// ordered with each round. A signal or a bad source stops it: the bytes written so far,
+    /// if any.
     fn write_iter(
         gmem: ArcBorrow<'_, GmemFile<T>>,
         kiocb: &mut Kiocb<'_>,
@@ -1053,6 +1053,8 @@ pub struct GmemPopulate<'a> {
     kvm: &'a Kvm,
     slot: &'a MemorySlot,
     file: &'a File,
+    /// The file's attributes, when conversion is in place.
+    private: Option<&'a PrivateMap>,
     gfn: u64,
     npages: u64,
     src: UserPtr,
@@ -1078,8 +1080,13 @@ impl GmemPopulate<'_> {
 
     /// Whether the `n` pages from the `i`th are all private (and inside the call).
     pub fn is_private(&self, i: u64, n: u64) -> bool {
-        i.checked_add(n).is_some_and(|end| end <= self.npages)
-            && self.kvm.range_is_private(self.gfn + i, self.gfn + i + n)
+        if !i.checked_add(n).is_some_and(|end| end <= self.npages) {
+            return false;
+        }
+        match self.private {
+            Some(map) => map.all(self.index(i), self.index(i) + n, true),
+            None => self.kvm.range_is_private(self.gfn + i, self.gfn + i + n),
+        }
     }
 
     /// Fills `folio`, which starts at the `i`th page, with its pages' initial contents: hands
@@ -1454,6 +1461,7 @@ impl<T: GmemBackend> BackendVtable<T> {
                 kvm,
                 slot,
                 file: &file,
+                private: gmem.private.as_ref(),
                 gfn,
                 npages: npages.min(slot.npages() - offset),
                 src: src as UserPtr,

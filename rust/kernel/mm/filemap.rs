@@ -445,17 +445,17 @@ impl InvalidateGuard<'_> {
         if start >= end {
             return;
         }
+        let (mapping, nr) = (self.mapping.as_raw(), (end - start) as _);
         // SAFETY: The mapping is valid; any range is accepted.
-        unsafe {
-            bindings::unmap_mapping_pages(self.mapping.as_raw(), start as _, (end - start) as _, false)
-        };
+        unsafe { bindings::unmap_mapping_pages(mapping, start as _, nr, false) };
     }
 
     /// The first page of `[start, end)` whose folio is used by more than the page cache: mapped
     /// by a process, pinned, or referenced by anyone (a fault on its way to map it holds a
     /// reference); `None` if no folio of the range is. A folio that only the per-CPU LRU
-    /// batches still hold is not busy: they are drained once, and the rest checked again.
-    /// Allocates nothing.
+    /// batches still hold is not busy: they are drained once, and the rest checked again. A
+    /// folio with a memory error is not busy either: memory failure keeps its reference for
+    /// good, and no one maps such a page again. Allocates nothing.
     pub fn first_busy(&self, start: u64, end: u64) -> Option<u64> {
         let busy = self.scan_busy(start, end)?;
         // SAFETY: No arguments; it may sleep, as this guard's holder may.
@@ -474,9 +474,10 @@ impl InvalidateGuard<'_> {
         let mut next = start as usize;
         let last = (end - 1) as usize;
         loop {
+            let mapping = self.mapping.as_raw();
             // SAFETY: The mapping is valid and `batch` an initialised, empty batch; the call
             // fills it with referenced folios, and advances `next` past them.
-            let n = unsafe { bindings::filemap_get_folios(self.mapping.as_raw(), &mut next, last, batch) };
+            let n = unsafe { bindings::filemap_get_folios(mapping, &mut next, last, batch) };
             if n == 0 {
                 return None;
             }
@@ -486,16 +487,17 @@ impl InvalidateGuard<'_> {
                 // on, valid until it is released below.
                 let folio = unsafe { (*batch).folios[i] };
                 // SAFETY: As above.
-                let (refs, mapped, index, order) = unsafe {
+                let (refs, mapped, index, order, poisoned) = unsafe {
                     (
                         bindings::folio_ref_count(folio),
                         bindings::folio_mapped(folio),
                         bindings::folio_index(folio),
                         bindings::folio_order(folio),
+                        bindings::folio_contain_hwpoisoned_page(folio),
                     )
                 };
                 // The page cache holds one reference per page, the batch one.
-                if mapped || refs as i64 != (1i64 << order) + 1 {
+                if !poisoned && (mapped || refs as i64 != (1i64 << order) + 1) {
                     busy = Some((index as u64).max(start));
                     break;
                 }

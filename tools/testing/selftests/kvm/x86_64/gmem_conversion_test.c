@@ -40,6 +40,8 @@
 #define MMAP		GUEST_MEMFD_FLAG_MMAP
 #define SHARED		GUEST_MEMFD_FLAG_INIT_SHARED
 #define PRIVATE		KVM_MEMORY_ATTRIBUTE_PRIVATE
+#define HUGE		GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD
+#define HPAGE		(2ul << 20)
 #define NPAGES		4
 #define SIZE		(NPAGES * PAGE_SIZE)
 #define TEST_GPA	0xc0000000ul
@@ -88,14 +90,14 @@ static void on_sigbus(int sig)
 }
 
 /* The first word at @p, or -1 if reading it raises SIGBUS (a private page). */
-static int64_t peek(volatile uint64_t *p)
+static int64_t peek(uint64_t *p)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus }, old;
 	int64_t v = -1;
 
 	sigaction(SIGBUS, &sa, &old);
 	if (!sigsetjmp(bus_jmp, 1))
-		v = (int64_t)(*p & INT64_MAX);
+		v = (int64_t)(READ_ONCE(*p) & INT64_MAX);
 	sigaction(SIGBUS, &old, NULL);
 	return v;
 }
@@ -276,7 +278,7 @@ static void test_attributes(struct kvm_vm *pvm)
 	    unallocated && zero == 0 && readable(pp) == 0xd)
 		ksft_test_result_pass("initial attributes; one page of four; data kept\n");
 	else
-		ksft_test_result_fail("init %#x %#x; %#x %#x; kept %#lx; unallocated %d, %ld, %#x\n",
+		ksft_test_result_fail("init %#x %#x; %#x %#x; kept %#lx; new %d, %ld, %#x\n",
 				      init_p, init_s, one, back, kept, unallocated, zero,
 				      readable(pp));
 	munmap(pp, SIZE);
@@ -392,14 +394,22 @@ static void guest_code(uint64_t *mem)
 	GUEST_DONE();
 }
 
-/* A guest and the VMM pass data through one file, across conversions. */
+static const struct vm_shape sw_protected = {
+	.mode = VM_MODE_DEFAULT,
+	.type = KVM_X86_SW_PROTECTED_VM,
+};
+
+/*
+ * A guest and the VMM pass data through one file, across conversions. The
+ * page is the same either way, so a mapping KVM failed to zap would read
+ * the same: each conversion must also drop KVM's 4 KiB mapping of it.
+ */
 static void test_guest(void)
 {
-	const struct vm_shape shape = { .mode = VM_MODE_DEFAULT, .type = KVM_X86_SW_PROTECTED_VM };
 	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_code);
+	struct kvm_vm *vm = vm_create_shape_with_one_vcpu(sw_protected, &vcpu, guest_code);
 	int fd = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
-	uint64_t *p = (uint64_t *)map(fd);
+	uint64_t *p = (uint64_t *)map(fd), m4, zap_private, zap_shared;
 	int64_t while_private, seen;
 
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, p, fd, 0);
@@ -407,28 +417,98 @@ static void test_guest(void)
 	vcpu_args_set(vcpu, 1, TEST_GPA);
 	*p = 0x1111;
 	gmem_run_to_sync(vcpu, 1);
+	m4 = vm_get_stat(vm, "pages_4k");
 	to_private(fd, 0, PAGE_SIZE);
+	zap_private = m4 - vm_get_stat(vm, "pages_4k");
 	while_private = peek(p);
 	gmem_run_to_sync(vcpu, 2);
+	m4 = vm_get_stat(vm, "pages_4k");
 	to_shared(fd, 0, PAGE_SIZE);
+	zap_shared = m4 - vm_get_stat(vm, "pages_4k");
 	seen = peek(p);
 	*p = 0x4444;
 	gmem_run_to_done(vcpu);
-	if (while_private == -1 && seen == 0x3333)
+	if (while_private == -1 && seen == 0x3333 && zap_private == 1 && zap_shared == 1)
 		ksft_test_result_pass("the guest and the VMM share data across conversions\n");
 	else
-		ksft_test_result_fail("host read %ld while private, %#lx after\n",
-				      while_private, seen);
+		ksft_test_result_fail("host read %ld while private, %#lx after; zapped %lu, %lu\n",
+				      while_private, seen, zap_private, zap_shared);
 	munmap(p, SIZE);
 	close(fd);
 	kvm_vm_free(vm);
 }
 
+static void guest_touch(uint64_t gpa, uint64_t npages)
+{
+	for (;;) {
+		for (uint64_t i = 0; i < npages; i++)
+			WRITE_ONCE(*(uint64_t *)(gpa + i * PAGE_SIZE), i);
+		GUEST_SYNC(0);
+	}
+}
+
+/*
+ * The guest touches every page of the 2 MiB block: how many more 2 MiB and
+ * 4 KiB mappings KVM has than at the last call (@last: 2M, 4K counts).
+ */
+static void touch_block(struct kvm_vcpu *vcpu, int64_t last[2], int64_t *d2, int64_t *d4)
+{
+	int64_t n2, n4;
+
+	gmem_run_to_sync(vcpu, 0);
+	n2 = vm_get_stat(vcpu->vm, "pages_2m");
+	n4 = vm_get_stat(vcpu->vm, "pages_4k");
+	*d2 = n2 - last[0];
+	*d4 = n4 - last[1];
+	last[0] = n2;
+	last[1] = n4;
+}
+
+/*
+ * gmem_rs's 2 MiB folios: KVM maps a block 2 MiB only while all of it has
+ * one attribute. With one page shared (a file without MMAP: KVM maps that
+ * page from the slot's userspace memory), the rest of the block is mapped
+ * 4 KiB; private again, 2 MiB again.
+ */
+static void test_huge(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_create_shape_with_one_vcpu(sw_protected, &vcpu, guest_touch);
+	int fd = vm_create_guest_memfd(vm, HPAGE, HUGE);
+	char *mem = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	char *shared = (char *)(((uintptr_t)mem + HPAGE - 1) & ~(HPAGE - 1));
+	int64_t huge2, huge4, mixed2, mixed4, again2, again4, last[2];
+
+	TEST_ASSERT(mem != MAP_FAILED, "mmap: errno %d", errno);
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, HPAGE, shared,
+				   fd, 0);
+	virt_map(vm, TEST_GPA, TEST_GPA, HPAGE / PAGE_SIZE);
+	vcpu_args_set(vcpu, 2, TEST_GPA, HPAGE / PAGE_SIZE);
+	last[0] = vm_get_stat(vm, "pages_2m");
+	last[1] = vm_get_stat(vm, "pages_4k");
+	touch_block(vcpu, last, &huge2, &huge4);
+	to_shared(fd, 5 * PAGE_SIZE, PAGE_SIZE);
+	touch_block(vcpu, last, &mixed2, &mixed4);
+	to_private(fd, 5 * PAGE_SIZE, PAGE_SIZE);
+	touch_block(vcpu, last, &again2, &again4);
+	/* The guest's code, stack and page tables may add a few 4 KiB mappings. */
+	if (huge2 == 1 && huge4 < 16 && mixed2 == -1 && mixed4 == 512 && again2 == 1 &&
+	    again4 == -512 &&
+	    ((uint64_t *)shared)[5 * PAGE_SIZE / 8] == 5)
+		ksft_test_result_pass("2 MiB folios: mapped 2 MiB only while of one attribute\n");
+	else
+		ksft_test_result_fail("2M/4K: %ld/%ld, mixed %ld/%ld, again %ld/%ld\n",
+				      huge2, huge4, mixed2, mixed4, again2, again4);
+	kvm_vm_free(vm);
+	munmap(mem, 2 * HPAGE);
+	close(fd);
+}
+
 int main(int argc, char *argv[])
 {
-	uint64_t sys = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
-	/* gmem_rs lists its own flag above KVM's; the built-in backend does not. */
-	bool rust = sys & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD;
+	bool rust = !access("/sys/module/gmem_rs", F_OK);
+	bool huge = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & HUGE;
 	struct kvm_vm *pvm;
 
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
@@ -442,7 +522,7 @@ int main(int argc, char *argv[])
 		test_off();
 		ksft_finished();
 	}
-	ksft_set_plan(rust ? 7 : 2);
+	ksft_set_plan(rust ? 7 + huge : 2);
 	test_caps();
 	pvm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	if (!rust) {
@@ -457,5 +537,7 @@ int main(int argc, char *argv[])
 	test_reference(pvm);
 	kvm_vm_free(pvm);
 	test_guest();
+	if (huge)
+		test_huge();
 	ksft_finished();
 }

@@ -8,8 +8,8 @@
  * pwrite() of such a file fill whole pages of its shared memory, allocated
  * on demand, and return the bytes written; anything else gets its errno and
  * changes nothing: EINVAL for a range that is not whole pages inside the
- * file or an append (the size is fixed), EACCES for private memory (no INIT_SHARED), EFAULT for a bad source,
- * EHWPOISON for a poisoned page; ENODEV without the flag, where lseek() and
+ * file or an append (the size is fixed), EACCES for private memory (no
+ * INIT_SHARED), EFAULT for a bad source, EHWPOISON for a poisoned page; ENODEV without the flag, where lseek() and
  * pwrite() fail as in 6.12 (ESPIPE). read() stays refused. The source may be
  * a mapping of the same file. With NO_DIRECT_MAP, a written page leaves the
  * direct map, and a page already out is overwritten without it. gmem_rs's
