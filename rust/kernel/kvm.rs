@@ -502,10 +502,12 @@ impl<T: GmemBackend> GmemFile<T> {
         let size = i64::try_from(size).map_err(|_| EINVAL)?;
         // Not where the arch prepares private memory (SEV-SNP): such VMs keep the VM's
         // attributes (`kvm_gmem_in_place()`).
-        let private = if in_place_conversion() && kvm.has_private_mem() && !kvm.prepares_memory()
-        {
+        let private = if in_place_conversion() && kvm.has_private_mem() && !kvm.prepares_memory() {
             let npages = size as u64 >> PAGE_SHIFT;
-            Some(PrivateMap::new(npages, flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0)?)
+            Some(PrivateMap::new(
+                npages,
+                flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0,
+            )?)
         } else {
             None
         };
@@ -689,7 +691,9 @@ impl<T: GmemBackend> GmemFile<T> {
         let npages = file.inode().size() as u64 >> PAGE_SHIFT;
         let block = 1u64 << cache.max_folio_order();
         let zap_end = end.div_ceil(block).saturating_mul(block).min(npages);
-        self.invalidate(start & !(block - 1), zap_end, || map.set(start, end, private));
+        self.invalidate(start & !(block - 1), zap_end, || {
+            map.set(start, end, private)
+        });
         drop(inval);
         Ok(0)
     }

@@ -176,7 +176,7 @@ impl<T: FileOperations> FopsVtable<T> {
             let file = unsafe { File::from_raw_file(file) };
             // SAFETY: As in `fallocate`.
             let data = unsafe { T::Data::borrow(file.private_data()) };
-            Ok(T::ioctl(data, file, cmd, arg as usize)? as _)
+            Ok(T::ioctl(data, file, cmd, arg)? as _)
         })
     }
 

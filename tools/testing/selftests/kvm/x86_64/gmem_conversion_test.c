@@ -16,11 +16,15 @@
  * of several, data kept across conversions, conversions of pages not yet
  * allocated, punch-hole keeping attributes, a forked child's mapping zapped,
  * an elevated reference (EAGAIN and error_offset, then success), SIGBUS on
- * private pages, and a guest and the VMM passing data through one file.
+ * private pages, a guest and the VMM passing data through one file (KVM's
+ * mapping zapped at each conversion), vCPUs touching their pages while
+ * VMM threads convert them, and gmem_rs's 2 MiB folios mapped 2 MiB only
+ * while all of the block has one attribute.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -505,6 +509,101 @@ static void test_huge(void)
 	close(fd);
 }
 
+#define NR_VCPUS	2
+#define VCPU_PAGES	4
+#define ROUNDS		64
+#define HOST_BIT	(1ull << 62)
+
+static uint64_t value(uint64_t id, uint64_t round, uint64_t page, uint64_t host)
+{
+	return host | id << 40 | round << 8 | page;
+}
+
+/*
+ * Each vCPU's pages: it checks what the VMM wrote, writes its own values
+ * and tells the VMM, which converts them to shared, checks and writes
+ * them, and converts them back to private, while the other vCPU runs.
+ */
+static void guest_convert(uint64_t gpa, uint64_t id)
+{
+	for (uint64_t r = 0; r < ROUNDS; r++) {
+		for (uint64_t i = 0; i < VCPU_PAGES; i++) {
+			uint64_t *w = (uint64_t *)(gpa + i * PAGE_SIZE);
+
+			if (r)
+				GUEST_ASSERT_EQ(READ_ONCE(*w), value(id, r - 1, i, HOST_BIT));
+			WRITE_ONCE(*w, value(id, r, i, 0));
+		}
+		GUEST_SYNC(r);
+	}
+	GUEST_DONE();
+}
+
+struct converter {
+	struct kvm_vcpu *vcpu;
+	int fd, id, bad;
+	uint64_t *mem;
+};
+
+static void *convert_loop(void *arg)
+{
+	struct converter *c = arg;
+	uint64_t off = c->id * VCPU_PAGES * PAGE_SIZE, len = VCPU_PAGES * PAGE_SIZE;
+
+	for (uint64_t r = 0; r < ROUNDS; r++) {
+		gmem_run_to_sync(c->vcpu, r);
+		to_shared(c->fd, off, len);
+		for (uint64_t i = 0; i < VCPU_PAGES; i++) {
+			uint64_t *w = c->mem + (off + i * PAGE_SIZE) / 8;
+
+			c->bad += READ_ONCE(*w) != value(c->id, r, i, 0);
+			WRITE_ONCE(*w, value(c->id, r, i, HOST_BIT));
+		}
+		to_private(c->fd, off, len);
+	}
+	gmem_run_to_done(c->vcpu);
+	return NULL;
+}
+
+/*
+ * Upstream's private_mem_conversions_test shape, in place: vCPUs touch their
+ * pages while their VMM threads convert them, one file for all.
+ */
+static void test_concurrent(void)
+{
+	uint64_t size = NR_VCPUS * VCPU_PAGES * PAGE_SIZE;
+	struct kvm_vcpu *vcpus[NR_VCPUS];
+	struct converter c[NR_VCPUS];
+	pthread_t threads[NR_VCPUS];
+	struct kvm_vm *vm = __vm_create_with_vcpus(sw_protected, NR_VCPUS, 0, guest_convert,
+						   vcpus);
+	int fd = vm_create_guest_memfd(vm, size, MMAP);
+	uint64_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int i, bad = 0;
+
+	TEST_ASSERT(mem != MAP_FAILED, "mmap: errno %d", errno);
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, size, mem, fd,
+				   0);
+	virt_map(vm, TEST_GPA, TEST_GPA, size / PAGE_SIZE);
+	for (i = 0; i < NR_VCPUS; i++) {
+		c[i] = (struct converter){ .vcpu = vcpus[i], .fd = fd, .id = i, .mem = mem };
+		vcpu_args_set(vcpus[i], 2, TEST_GPA + i * VCPU_PAGES * PAGE_SIZE, i);
+		pthread_create(&threads[i], NULL, convert_loop, &c[i]);
+	}
+	for (i = 0; i < NR_VCPUS; i++) {
+		pthread_join(threads[i], NULL);
+		bad += c[i].bad;
+	}
+	if (!bad)
+		ksft_test_result_pass("%d vCPUs and their converters, %d rounds: data intact\n",
+				      NR_VCPUS, ROUNDS);
+	else
+		ksft_test_result_fail("%d words wrong\n", bad);
+	munmap(mem, size);
+	close(fd);
+	kvm_vm_free(vm);
+}
+
 int main(int argc, char *argv[])
 {
 	bool rust = !access("/sys/module/gmem_rs", F_OK);
@@ -522,7 +621,7 @@ int main(int argc, char *argv[])
 		test_off();
 		ksft_finished();
 	}
-	ksft_set_plan(rust ? 7 + huge : 2);
+	ksft_set_plan(rust ? 8 + huge : 2);
 	test_caps();
 	pvm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	if (!rust) {
@@ -537,6 +636,7 @@ int main(int argc, char *argv[])
 	test_reference(pvm);
 	kvm_vm_free(pvm);
 	test_guest();
+	test_concurrent();
 	if (huge)
 		test_huge();
 	ksft_finished();
