@@ -17,7 +17,8 @@ ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault
          "convert-large", "floor", "host-write", "shmem-host-write", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
          "mfd-punch-4k", "shmem-punch-4k", "huge-allocate", "huge-fault-in", "huge-punch-4k",
          "huge-punch-alt", "ndm-fault-in", "huge-ndm-fault-in", "populate-memcpy", "populate-write",
-         "populate-memcpy-ndm", "populate-write-ndm"]
+         "populate-memcpy-ndm", "populate-write-ndm", "roundtrip-punch-4k", "roundtrip-inplace-4k",
+         "roundtrip-punch-2m", "roundtrip-inplace-2m"]
 # Rows and their floors: guest_memfd allocation against the page allocator
 # alone; fault-in against allocating and zeroing (6.12 zeroes a page at its
 # first fault, not at fallocate); the VMM's first touch of a mapped guest_memfd
@@ -36,6 +37,10 @@ HUGE = [("huge-allocate", "allocate"), ("huge-fault-in", "fault-in"),
 SECRET = [("ndm-fault-in", "fault-in"), ("huge-ndm-fault-in", "huge-fault-in"),
           ("populate-write", "populate-memcpy"), ("populate-memcpy-ndm", "populate-memcpy"),
           ("populate-write-ndm", "populate-memcpy-ndm")]
+# In-place conversion round trips against 6.12's attribute + punch + refault
+# flow (rates: how many times more per second).
+ROUNDTRIP = [("roundtrip-inplace-4k", "roundtrip-punch-4k"),
+             ("roundtrip-inplace-2m", "roundtrip-punch-2m")]
 # Rows whose cost per 4 KiB page is shown across sizes.
 SCALING = ["allocate", "fault-in", "punch-4k"]
 
@@ -200,6 +205,20 @@ def main():
                     line = "%s %d MiB against %s (%s): %s%s" % (
                         w, mib, base, name, "; ".join(parts), " (" + facts + ")" if facts else "")
                     print(("- " + line) if markdown else ("SECRET " + line))
+
+    for runs, name in ((wall, "wall clock"), (icount, "icount")):
+        for w, base in ROUNDTRIP:
+            for mib in sorted(m for (x, m) in unit if x == w):
+                m = stats(runs.get((w, mib, "rust"), []))
+                if not m:
+                    continue
+                parts = ["Rust in place %.1f/s" % m[0]]
+                for b in ("rust", "c"):
+                    f = stats(runs.get((base, mib, b), []))
+                    if f and f[0]:
+                        parts.append("%s 6.12 flow %.1f/s (%.2f times)" % (b, f[0], m[0] / f[0]))
+                line = "%s against %s (%s): %s" % (w, base, name, "; ".join(parts))
+                print(("- " + line) if markdown else ("ROUNDTRIP " + line))
 
     # 2 MiB folios against 4 KiB ones: how many times faster, per clock.
     for runs, name in ((wall, "wall clock"), (icount, "icount")):

@@ -95,8 +95,17 @@ run() {
 	"$S/vm.sh" "GMEM_BENCH_ONLY=${GMEM_BENCH_ONLY:-} GMEM_BENCH_CONTENDED_SECONDS=${GMEM_BENCH_CONTENDED_SECONDS:-} $S/guest/run-bench.sh $OUT $1 $STOUT $KBUILD $2 ${GMEM_BENCH_ARGS:-}"
 	[ -f "$OUT/done" ]
 }
+# The roundtrip group's in-place rows need kvm.gmem_in_place_conversion=1 at
+# boot: one more boot per pass, its rows added to the pass's file.
+in_place() { # FILE ROUNDS
+	case ",${GMEM_BENCH_ONLY:-roundtrip}," in *,roundtrip,*) ;; *) return 0 ;; esac
+	GMEM_VM_APPEND=kvm.gmem_in_place_conversion=1 GMEM_BENCH_ONLY=roundtrip \
+		run "in-place-$1" "$2" || return 1
+	cat "$OUT/in-place-$1" >>"$OUT/$1"
+}
 if [ "$ROUNDS" -gt 0 ]; then
 	phase "boot and run the benchmark" run bench.txt "$ROUNDS"
+	phase "boot with in-place conversion, run its round trips" in_place bench.txt "$ROUNDS"
 else
 	: >"$OUT/bench.txt"
 fi
@@ -105,6 +114,9 @@ if [ "$ICOUNT_ROUNDS" -gt 0 ]; then
 	GMEM_VM_QEMU_OPTS=$ICOUNT_OPTS GMEM_VM_CPUS=$ICOUNT_CPUS \
 		phase "boot with -icount on $ICOUNT_CPUS CPU(s), run again" \
 		run bench-icount.txt "$ICOUNT_ROUNDS"
+	GMEM_VM_QEMU_OPTS=$ICOUNT_OPTS GMEM_VM_CPUS=$ICOUNT_CPUS \
+		phase "boot with -icount and in-place conversion, run its round trips" \
+		in_place bench-icount.txt "$ICOUNT_ROUNDS"
 	ICOUNT_FILE=$OUT/bench-icount.txt
 fi
 

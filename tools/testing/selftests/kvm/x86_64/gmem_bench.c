@@ -4,7 +4,7 @@
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
  *   gmem_bench -b LABEL [-a MiB] [-s MiB]
- *              [-w allocate|fault|memfd|scaling|mmap|huge|secret]
+ *              [-w allocate|fault|memfd|scaling|mmap|huge|secret|roundtrip]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -58,6 +58,18 @@
  *                  of -s MiB by memcpy() into its mapping, from a buffer
  *   populate-write   the same by one pwrite() of the buffer
  *   populate-memcpy-ndm, populate-write-ndm  both, NO_DIRECT_MAP too
+ *
+ * -w roundtrip: a guest's page (4k) or 2 MiB block (2m, HUGE_PMD files)
+ * converted private -> shared -> private, the guest touching it after each
+ * step, as often as it can in about a second (rate= round trips per second):
+ *   roundtrip-punch-4k, -2m    6.12's flow (kvm.gmem_in_place_conversion
+ *                  off): the VM's KVM_SET_MEMORY_ATTRIBUTES, then the stale
+ *                  copy discarded (punch the file; MADV_DONTNEED the VMM's
+ *                  memory), then the guest's refault allocates it again
+ *   roundtrip-inplace-4k, -2m  in place (the parameter on; gmem_rs):
+ *                  KVM_SET_MEMORY_ATTRIBUTES2 on the file, nothing freed;
+ *                  the 4k file is MMAP, so shared pages are the file's too,
+ *                  the 2m file serves shared pages from the VMM's memory
  *
  * -w scaling: allocate at -a/8, -a/4 and -a/2, fault-in and punch-4k at
  * -s/4, -s/2 and 2*-s (with the default sizes, the rows at -a and -s make
@@ -635,6 +647,110 @@ static void bench_secret(void)
 	TEST_ASSERT(!munmap(buf, size), "munmap: errno %d", errno);
 }
 
+static bool in_place_conversion(void)
+{
+	char c = 'N';
+	int fd = open("/sys/module/kvm/parameters/gmem_in_place_conversion", O_RDONLY);
+
+	if (fd >= 0) {
+		TEST_ASSERT(read(fd, &c, 1) == 1, "read gmem_in_place_conversion");
+		close(fd);
+	}
+	return c == 'Y';
+}
+
+static void gmem_set_attributes(int fd, uint64_t len, uint64_t attrs)
+{
+	struct kvm_memory_attributes2 a = { .size = len, .attributes = attrs };
+
+	TEST_ASSERT(!ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a), "convert: errno %d", errno);
+}
+
+/* Round trips of @len (a page or a 2 MiB block) for about a second. */
+static void bench_roundtrip_one(uint64_t len, bool in_place)
+{
+	const struct vm_shape shape = { .mode = VM_MODE_DEFAULT, .type = KVM_X86_SW_PROTECTED_VM };
+	const uint64_t private = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	bool huge = len > PAGE_SIZE;
+	uint64_t flags = huge ? GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD :
+			 in_place ? GUEST_MEMFD_FLAG_MMAP : 0;
+	long before = used_kb();
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = __vm_create_with_vcpus(shape, 1, 0, guest_touch, &vcpu);
+	int fd = vm_create_guest_memfd(vm, len, flags);
+	char *alloc = NULL, *hva;
+	char name[64], extra[64];
+	double t, elapsed = 0;
+	uint64_t n = 0;
+
+	if (flags & GUEST_MEMFD_FLAG_MMAP) {
+		hva = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		TEST_ASSERT(hva != MAP_FAILED, "mmap: errno %d", errno);
+	} else {
+		/* The VMM's shared memory, 2 MiB aligned: KVM may map it 2 MiB. */
+		alloc = mmap(NULL, len + (2ul << 20), PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		TEST_ASSERT(alloc != MAP_FAILED, "mmap: errno %d", errno);
+		hva = (char *)(((uintptr_t)alloc + (2ul << 20) - 1) & ~((2ul << 20) - 1));
+	}
+	vm_set_user_memory_region2(vm, BENCH_SLOT, KVM_MEM_GUEST_MEMFD, BENCH_GPA, len, hva,
+				   fd, 0);
+	virt_map(vm, BENCH_GPA, BENCH_GPA, len / PAGE_SIZE);
+	vcpu_args_set(vcpu, 2, BENCH_GPA, len);
+	if (!in_place)
+		vm_mem_set_private(vm, BENCH_GPA, len);
+	run_touch(vcpu);
+	while (elapsed < 1000) {
+		t = now_ms();
+		for (int i = 0; i < 16; i++, n++) {
+			if (in_place) {
+				gmem_set_attributes(fd, len, 0);
+			} else {
+				vm_mem_set_shared(vm, BENCH_GPA, len);
+				TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+						       0, len), "punch: errno %d", errno);
+			}
+			run_touch(vcpu);
+			if (in_place) {
+				gmem_set_attributes(fd, len, private);
+			} else {
+				vm_mem_set_private(vm, BENCH_GPA, len);
+				TEST_ASSERT(!madvise(hva, len, MADV_DONTNEED), "madvise: errno %d",
+					    errno);
+			}
+			run_touch(vcpu);
+		}
+		elapsed += now_ms() - t;
+	}
+	kvm_vm_free(vm);
+	if (alloc)
+		munmap(alloc, len + (2ul << 20));
+	else
+		munmap(hva, len);
+	close(fd);
+	snprintf(name, sizeof(name), "roundtrip-%s-%s", in_place ? "inplace" : "punch",
+		 huge ? "2m" : "4k");
+	snprintf(extra, sizeof(extra), " rate=%.1f roundtrips=%lu", n * 1000 / elapsed, n);
+	printf("BENCH backend=%s workload=%s mib=%lu leaked_kb=%ld%s\n", label, name,
+	       len >> 20, used_kb() - before, extra);
+	fflush(stdout);
+}
+
+/* The flow the boot's kvm.gmem_in_place_conversion chooses. */
+static void bench_roundtrip(void)
+{
+	uint64_t valid = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
+	bool in_place = in_place_conversion();
+
+	if (in_place && access("/sys/module/gmem_rs", F_OK)) {
+		printf("# roundtrip: the built-in backend does not convert in place\n");
+		return;
+	}
+	bench_roundtrip_one(PAGE_SIZE, in_place);
+	if (valid & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD)
+		bench_roundtrip_one(2ul << 20, in_place);
+}
+
 static void bench_floor(void)
 {
 	long before = used_kb();
@@ -671,7 +787,7 @@ int main(int argc, char *argv[])
 		default:
 			fprintf(stderr,
 				"usage: %s -b LABEL [-a MiB] [-s MiB]\n"
-				"       [-w allocate|fault|memfd|scaling|mmap|huge|secret]\n",
+				"       [-w allocate|fault|memfd|scaling|mmap|huge|secret|roundtrip]\n",
 				argv[0]);
 			return 1;
 		}
@@ -697,6 +813,10 @@ int main(int argc, char *argv[])
 	}
 	if (only && !strcmp(only, "secret")) {
 		bench_secret();
+		return 0;
+	}
+	if (only && !strcmp(only, "roundtrip")) {
+		bench_roundtrip();
 		return 0;
 	}
 	if (only && !strcmp(only, "scaling")) {
