@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # make check: build what is stale, boot once, run every test in that boot,
-# print one TAP line per test and the closing line.
+# boot again with in-place conversion for the tests of that mode, print one
+# TAP line per test and the closing line.
 #   check.sh [TEST...]   only these tests (names as in the TAP output,
 #                        without the backend: guest_memfd_test, kunit, ...)
 # GMEM_KCSAN=1: on the KCSAN kernel; GMEM_RUN_NAME: the results' directory;
-# GMEM_STRESS_SECONDS, GMEM_STRESS_VCPUS: gmem_stress_test's round.
+# GMEM_STRESS_SECONDS, GMEM_STRESS_VCPUS: gmem_stress_test's round;
+# GMEM_IN_PLACE=0/1: the second boot (default: only in a full run).
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 S=$GMEM_ROOT/scripts
