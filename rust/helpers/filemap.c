@@ -86,3 +86,15 @@ bool rust_helper_folio_mapped(const struct folio *folio)
 {
 	return folio_mapped(folio);
 }
+
+int rust_helper_folio_mapcount(const struct folio *folio)
+{
+	return folio_mapcount(folio);
+}
+
+/* Whether page @i of @folio is mapped into userspace: 6.12 still counts each page. */
+bool rust_helper_folio_page_mapped(struct folio *folio, unsigned long i)
+{
+	return atomic_read(&folio_page(folio, i)->_mapcount) >= 0 ||
+	       (folio_test_large(folio) && folio_entire_mapcount(folio));
+}

@@ -450,9 +450,10 @@ impl InvalidateGuard<'_> {
         unsafe { bindings::unmap_mapping_pages(mapping, start as _, nr, false) };
     }
 
-    /// The first page of `[start, end)` whose folio is used by more than the page cache: mapped
-    /// by a process, pinned, or referenced by anyone (a fault on its way to map it holds a
-    /// reference); `None` if no folio of the range is. A folio that only the per-CPU LRU
+    /// The first page of `[start, end)` that is used by more than the page cache: mapped by a
+    /// process, or in a folio that is pinned or referenced by anyone but the page cache and
+    /// the mappings of its other pages (a fault on its way to map a page holds a reference);
+    /// `None` if none is. A folio that only the per-CPU LRU
     /// batches still hold is not busy: they are drained once, and the rest checked again. A
     /// folio with a memory error is not busy either: memory failure keeps its reference for
     /// good, and no one maps such a page again. Allocates nothing.
@@ -487,18 +488,34 @@ impl InvalidateGuard<'_> {
                 // on, valid until it is released below.
                 let folio = unsafe { (*batch).folios[i] };
                 // SAFETY: As above.
-                let (refs, mapped, index, order, poisoned) = unsafe {
+                let (refs, maps, index, order, poisoned) = unsafe {
                     (
                         bindings::folio_ref_count(folio),
-                        bindings::folio_mapped(folio),
-                        bindings::folio_index(folio),
+                        bindings::folio_mapcount(folio),
+                        bindings::folio_index(folio) as u64,
                         bindings::folio_order(folio),
                         bindings::folio_contain_hwpoisoned_page(folio),
                     )
                 };
-                // The page cache holds one reference per page, the batch one.
-                if !poisoned && (mapped || refs as i64 != (1i64 << order) + 1) {
-                    busy = Some((index as u64).max(start));
+                if poisoned {
+                    continue;
+                }
+                // The page cache holds one reference per page, the batch one, and each
+                // mapping of a page one: any more is someone else's.
+                if refs as i64 != (1i64 << order) + 1 + maps as i64 {
+                    busy = Some(index.max(start));
+                    break;
+                }
+                // Pages of the range still (or again) mapped.
+                let last = (index + (1u64 << order)).min(end);
+                for i in index.max(start)..last {
+                    // SAFETY: As above; page `i - index` is one of the folio's.
+                    if unsafe { bindings::folio_page_mapped(folio, (i - index) as _) } {
+                        busy = Some(i);
+                        break;
+                    }
+                }
+                if busy.is_some() {
                     break;
                 }
             }

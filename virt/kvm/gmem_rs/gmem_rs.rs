@@ -237,12 +237,10 @@ impl GmemBackend for GmemRs {
         if size == 0 || size > i64::MAX as u64 || !page_aligned(size) {
             return Err(EINVAL);
         }
+        // Any size: a huge file's tail past its last whole 2 MiB gets 4 KiB folios
+        // (`folio_order`). The VMM maps a huge folio's pages one at a time (mm's
+        // `do_set_pmd()` refuses inaccessible mappings): some may be private.
         let huge = flags & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD != 0;
-        // Huge files are private: the host does not map them. Any size: the tail past the
-        // last whole 2 MiB gets 4 KiB folios (`folio_order`).
-        if huge && flags & GUEST_MEMFD_FLAG_MMAP != 0 {
-            return Err(EINVAL);
-        }
         Gmem::create(kvm, size, flags, |file, _gmem| {
             file.set_gfp_mask(GFP_HIGHUSER);
             file.set_inaccessible();

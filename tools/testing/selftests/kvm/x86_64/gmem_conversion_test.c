@@ -604,6 +604,61 @@ static void test_concurrent(void)
 	kvm_vm_free(vm);
 }
 
+/*
+ * A huge file the VMM maps (HUGE | MMAP | INIT_SHARED): one 2 MiB folio,
+ * mapped by the VMM a page at a time and by KVM 2 MiB. One page converted
+ * to private while the VMM maps the others: the conversion checks that page,
+ * not the folio, and nothing is split; the VMM gets SIGBUS there only; KVM
+ * maps the block 4 KiB while it is mixed and 2 MiB again once it is not.
+ * The data survives both ways.
+ */
+static void test_huge_mapped(void)
+{
+	uint64_t flags = HUGE | MMAP | SHARED;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_create_shape_with_one_vcpu(sw_protected, &vcpu, guest_touch);
+	int fd = vm_create_guest_memfd(vm, HPAGE, flags);
+	char *alloc = mmap(NULL, 2 * HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = (char *)(((uintptr_t)alloc + HPAGE - 1) & ~(HPAGE - 1));
+	uint64_t splits = gmem_vmstat("thp_split_page"), pfn0 = 0, pfn5 = 0;
+	int64_t huge2, huge4, mixed2, mixed4, again2, again4, last[2], while_private, page5;
+	unsigned int around;
+	int r;
+
+	TEST_ASSERT(alloc != MAP_FAILED, "mmap: errno %d", errno);
+	p = mmap(p, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	TEST_ASSERT(p != MAP_FAILED, "mmap of the file: errno %d", errno);
+	memset(p, 0x33, HPAGE);
+	gmem_probe(probe_dev, fd, 0, &pfn0);
+	gmem_probe(probe_dev, fd, 5 * PAGE_SIZE, &pfn5);
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, HPAGE, p, fd, 0);
+	virt_map(vm, TEST_GPA, TEST_GPA, HPAGE / PAGE_SIZE);
+	vcpu_args_set(vcpu, 2, TEST_GPA, HPAGE / PAGE_SIZE);
+	last[0] = vm_get_stat(vm, "pages_2m");
+	last[1] = vm_get_stat(vm, "pages_4k");
+	touch_block(vcpu, last, &huge2, &huge4);
+	r = convert(fd, 5 * PAGE_SIZE, PAGE_SIZE, PRIVATE, NULL);
+	while_private = peek((uint64_t *)(p + 5 * PAGE_SIZE));
+	around = readable(p + 4 * PAGE_SIZE);	/* pages 4-7: 5 is private */
+	touch_block(vcpu, last, &mixed2, &mixed4);
+	to_shared(fd, 5 * PAGE_SIZE, PAGE_SIZE);
+	page5 = peek((uint64_t *)(p + 5 * PAGE_SIZE));
+	touch_block(vcpu, last, &again2, &again4);
+	if (!r && pfn5 == pfn0 + 5 && huge2 == 1 && mixed2 == -1 && mixed4 == 512 &&
+	    again2 == 1 && again4 == -512 && while_private == -1 && around == 0xd &&
+	    page5 == 5 && gmem_vmstat("thp_split_page") == splits)
+		ksft_test_result_pass("HUGE | MMAP: a page of a mapped 2 MiB folio converted, %s\n",
+				      "no split");
+	else
+		ksft_test_result_fail("convert %d, pfns %#lx %#lx; 2M/4K %ld/%ld %ld/%ld %ld/%ld; "
+				      "%ld %#x %#lx; splits %lu\n", r, pfn0, pfn5, huge2, huge4,
+				      mixed2, mixed4, again2, again4, while_private, around, page5,
+				      gmem_vmstat("thp_split_page") - splits);
+	kvm_vm_free(vm);
+	munmap(alloc, 2 * HPAGE);
+	close(fd);
+}
+
 int main(int argc, char *argv[])
 {
 	bool rust = !access("/sys/module/gmem_rs", F_OK);
@@ -621,7 +676,7 @@ int main(int argc, char *argv[])
 		test_off();
 		ksft_finished();
 	}
-	ksft_set_plan(rust ? 8 + huge : 2);
+	ksft_set_plan(rust ? 8 + 2 * huge : 2);
 	test_caps();
 	pvm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	if (!rust) {
@@ -637,7 +692,9 @@ int main(int argc, char *argv[])
 	kvm_vm_free(pvm);
 	test_guest();
 	test_concurrent();
-	if (huge)
+	if (huge) {
 		test_huge();
+		test_huge_mapped();
+	}
 	ksft_finished();
 }

@@ -371,7 +371,7 @@ static void test_guest(uint64_t flags, const char *name)
 }
 
 /*
- * gmem_rs's 2 MiB folios, in a file no one maps (HUGE | MMAP is EINVAL) but
+ * gmem_rs's 2 MiB folios, in a file no one maps (the test does not) but
  * whose memory is shared: a write fills a page of a 2 MiB folio, the rest
  * of it zeroed; with NO_DIRECT_MAP the whole folio leaves the direct map,
  * and is rewritten without it. A huge file without INIT_SHARED is private.
