@@ -18,7 +18,7 @@ ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault
          "mfd-punch-4k", "shmem-punch-4k", "huge-allocate", "huge-fault-in", "huge-punch-4k",
          "huge-punch-alt", "ndm-fault-in", "huge-ndm-fault-in", "populate-memcpy", "populate-write",
          "populate-memcpy-ndm", "populate-write-ndm", "roundtrip-punch-4k", "roundtrip-inplace-4k",
-         "roundtrip-punch-2m", "roundtrip-inplace-2m"]
+         "roundtrip-punch-2m", "roundtrip-inplace-2m", "shared-fault-in", "huge-shared-fault-in"]
 # Rows and their floors: guest_memfd allocation against the page allocator
 # alone; fault-in against allocating and zeroing (6.12 zeroes a page at its
 # first fault, not at fallocate); the VMM's first touch of a mapped guest_memfd
@@ -31,7 +31,7 @@ FLOORS = [("allocate", "floor-allocate"), ("fault-in", "floor-allocate-zero"),
 # 2 MiB-folio rows (gmem_rs only) and the 4 KiB rows of both backends they
 # are measured against.
 HUGE = [("huge-allocate", "allocate"), ("huge-fault-in", "fault-in"),
-        ("huge-punch-4k", "punch-4k")]
+        ("huge-punch-4k", "punch-4k"), ("huge-shared-fault-in", "shared-fault-in")]
 # Secret-free rows against the rows without the flag (or without write()),
 # each backend against itself.
 SECRET = [("ndm-fault-in", "fault-in"), ("huge-ndm-fault-in", "huge-fault-in"),

@@ -13,7 +13,7 @@ KO=$MODDIR/virt/kvm/gmem_rs/gmem_rs.ko
 BENCH=$STDIR/kvm/x86_64/gmem_bench
 STRESS=$STDIR/kvm/x86_64/gmem_stress_test
 SECONDS_EACH=${GMEM_BENCH_CONTENDED_SECONDS:-5}
-BENCH_GROUPS="default scaling huge secret roundtrip contended"
+BENCH_GROUPS="default scaling huge secret shared roundtrip contended"
 [ -z "${GMEM_BENCH_ONLY:-}" ] || BENCH_GROUPS=$(echo "$GMEM_BENCH_ONLY" | tr , ' ')
 # 1 vCPU, 2, and as many as the guest has CPUs.
 VCPUS=$(printf '%s\n' 1 2 "$(nproc)" | sort -nu)

@@ -4,7 +4,7 @@
  * creates guest_memfds (KVM's built-in one, or gmem_rs while loaded).
  *
  *   gmem_bench -b LABEL [-a MiB] [-s MiB]
- *              [-w allocate|fault|memfd|scaling|mmap|huge|secret|roundtrip]
+ *              [-w allocate|fault|memfd|scaling|mmap|huge|secret|roundtrip|shared]
  *
  * Prints one line per workload:
  *   BENCH backend=LABEL workload=NAME mib=N ms=T leaked_kb=K
@@ -70,6 +70,12 @@
  *                  KVM_SET_MEMORY_ATTRIBUTES2 on the file, nothing freed;
  *                  the 4k file is MMAP, so shared pages are the file's too,
  *                  the 2m file serves shared pages from the VMM's memory
+ *
+ * -w shared: memory the VMM maps, on a VM without private memory:
+ *   shared-fault-in       as fault-in, the file MMAP | INIT_SHARED (the
+ *                  guest's faults served from the file: a guest_memfd-only
+ *                  slot); the row adds the VM's pages_2m and pages_4k
+ *   huge-shared-fault-in  the same with HUGE_PMD (gmem_rs): 2 MiB folios
  *
  * -w scaling: allocate at -a/8, -a/4 and -a/2, fault-in and punch-4k at
  * -s/4, -s/2 and 2*-s (with the default sizes, the rows at -a and -s make
@@ -671,6 +677,7 @@ static void bench_roundtrip_one(uint64_t len, bool in_place)
 {
 	const struct vm_shape shape = { .mode = VM_MODE_DEFAULT, .type = KVM_X86_SW_PROTECTED_VM };
 	const uint64_t private = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	const int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	bool huge = len > PAGE_SIZE;
 	uint64_t flags = huge ? GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD :
 			 in_place ? GUEST_MEMFD_FLAG_MMAP : 0;
@@ -707,8 +714,7 @@ static void bench_roundtrip_one(uint64_t len, bool in_place)
 				gmem_set_attributes(fd, len, 0);
 			} else {
 				vm_mem_set_shared(vm, BENCH_GPA, len);
-				TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-						       0, len), "punch: errno %d", errno);
+				TEST_ASSERT(!fallocate(fd, punch, 0, len), "punch: %d", errno);
 			}
 			run_touch(vcpu);
 			if (in_place) {
@@ -734,6 +740,47 @@ static void bench_roundtrip_one(uint64_t len, bool in_place)
 	printf("BENCH backend=%s workload=%s mib=%lu leaked_kb=%ld%s\n", label, name,
 	       len >> 20, used_kb() - before, extra);
 	fflush(stdout);
+}
+
+/* The guest's first touch of -s MiB of shared memory, from a file of @flags. */
+static void bench_shared_one(const char *name, uint64_t flags)
+{
+	struct kvm_vcpu *vcpu;
+	long before = used_kb();
+	struct kvm_vm *vm = __vm_create_with_vcpus(VM_SHAPE_DEFAULT, 1, size / PAGE_SIZE,
+						   guest_touch, &vcpu);
+	int fd = vm_create_guest_memfd(vm, size, flags);
+	char *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint64_t m2, m4;
+	char extra[64];
+	double t;
+
+	TEST_ASSERT(hva != MAP_FAILED, "mmap: errno %d", errno);
+	vm_set_user_memory_region2(vm, BENCH_SLOT, KVM_MEM_GUEST_MEMFD, BENCH_GPA, size, hva,
+				   fd, 0);
+	virt_map(vm, BENCH_GPA, BENCH_GPA, size / PAGE_SIZE);
+	vcpu_args_set(vcpu, 2, BENCH_GPA, size);
+	m2 = vm_get_stat(vm, "pages_2m");
+	m4 = vm_get_stat(vm, "pages_4k");
+	t = now_ms();
+	run_touch(vcpu);
+	t = now_ms() - t;
+	snprintf(extra, sizeof(extra), " pages_2m=%lu pages_4k=%lu",
+		 vm_get_stat(vm, "pages_2m") - m2, vm_get_stat(vm, "pages_4k") - m4);
+	kvm_vm_free(vm);
+	munmap(hva, size);
+	close(fd);
+	report_with(name, size, t, before, extra);
+}
+
+static void bench_shared(void)
+{
+	const uint64_t mapped = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+	const uint64_t huge = GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD;
+
+	bench_shared_one("shared-fault-in", mapped);
+	if (kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & huge)
+		bench_shared_one("huge-shared-fault-in", mapped | huge);
 }
 
 /* The flow the boot's kvm.gmem_in_place_conversion chooses. */
@@ -787,7 +834,8 @@ int main(int argc, char *argv[])
 		default:
 			fprintf(stderr,
 				"usage: %s -b LABEL [-a MiB] [-s MiB]\n"
-				"       [-w allocate|fault|memfd|scaling|mmap|huge|secret|roundtrip]\n",
+				"       [-w allocate|fault|memfd|scaling|mmap|huge|secret|\n"
+				"           roundtrip|shared]\n",
 				argv[0]);
 			return 1;
 		}
@@ -813,6 +861,10 @@ int main(int argc, char *argv[])
 	}
 	if (only && !strcmp(only, "secret")) {
 		bench_secret();
+		return 0;
+	}
+	if (only && !strcmp(only, "shared")) {
+		bench_shared();
 		return 0;
 	}
 	if (only && !strcmp(only, "roundtrip")) {
