@@ -87,6 +87,16 @@ bool rust_helper_folio_mapped(const struct folio *folio)
 	return folio_mapped(folio);
 }
 
+void rust_helper_folio_lock(struct folio *folio)
+{
+	folio_lock(folio);
+}
+
+void rust_helper_folio_unlock(struct folio *folio)
+{
+	folio_unlock(folio);
+}
+
 int rust_helper_folio_mapcount(const struct folio *folio)
 {
 	return folio_mapcount(folio);

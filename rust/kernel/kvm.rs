@@ -1371,15 +1371,6 @@ impl<T: GmemBackend> BackendVtable<T> {
             if order != 0 && folio.contains_hwpoison() {
                 order = 0;
             }
-            // One entry maps pages of one attribute only: a conversion of any of them zaps it
-            // (its invalidation is rounded out to the largest folio).
-            if let Some(map) = &gmem.private {
-                let nr = 1u64 << order;
-                let first = index & !(nr - 1);
-                if order != 0 && !map.same(first, first + nr) {
-                    order = 0;
-                }
-            }
             // The `1 << order` pages around the gfn that KVM may map with one entry must be
             // pages of the folio, at the same offsets in the file as in the slot (for order 0,
             // the page `check_folio` found it holds).
@@ -1393,6 +1384,13 @@ impl<T: GmemBackend> BackendVtable<T> {
             {
                 crate::pr_warn!("kvm: guest_memfd backend returned an order past its folio\n");
                 return Err(EFAULT);
+            }
+            // One entry maps pages of one attribute only: a conversion of any of them zaps it
+            // (its invalidation is rounded out to the largest folio).
+            if let Some(map) = &gmem.private {
+                if order != 0 && !map.same(first, first + nr) {
+                    order = 0;
+                }
             }
             let p = folio.into_page_pfn(index)?;
             // SAFETY: Per the function's safety requirement; KVM now owns the page reference.

@@ -455,8 +455,9 @@ impl InvalidateGuard<'_> {
     /// the mappings of its other pages (a fault on its way to map a page holds a reference);
     /// `None` if none is. A folio that only the per-CPU LRU
     /// batches still hold is not busy: they are drained once, and the rest checked again. A
-    /// folio with a memory error is not busy either: memory failure keeps its reference for
-    /// good, and no one maps such a page again. Allocates nothing.
+    /// 4 KiB folio with a memory error may have one reference more: memory failure keeps its
+    /// own for good. Each folio is checked under its lock, which a fault holds from finding
+    /// it until its page table entry is set. Allocates nothing.
     pub fn first_busy(&self, start: u64, end: u64) -> Option<u64> {
         let busy = self.scan_busy(start, end)?;
         // SAFETY: No arguments; it may sleep, as this guard's holder may.
@@ -487,6 +488,9 @@ impl InvalidateGuard<'_> {
                 // SAFETY: The first `n` entries of the batch are folios it holds references
                 // on, valid until it is released below.
                 let folio = unsafe { (*batch).folios[i] };
+                // SAFETY: As above; the caller may sleep, and `invalidate_lock` comes before
+                // folio locks.
+                unsafe { bindings::folio_lock(folio) };
                 // SAFETY: As above.
                 let (refs, maps, index, order, poisoned) = unsafe {
                     (
@@ -497,24 +501,26 @@ impl InvalidateGuard<'_> {
                         bindings::folio_contain_hwpoisoned_page(folio),
                     )
                 };
-                if poisoned {
-                    continue;
-                }
                 // The page cache holds one reference per page, the batch one, and each
                 // mapping of a page one: any more is someone else's.
-                if refs as i64 != (1i64 << order) + 1 + maps as i64 {
+                let expected = (1i64 << order) + 1 + maps as i64;
+                let extra = refs as i64 - expected;
+                if extra != 0 && !(poisoned && order == 0 && extra == 1) {
                     busy = Some(index.max(start));
-                    break;
-                }
-                // Pages of the range still (or again) mapped.
-                let last = (index + (1u64 << order)).min(end);
-                for i in index.max(start)..last {
-                    // SAFETY: As above; page `i - index` is one of the folio's.
-                    if unsafe { bindings::folio_page_mapped(folio, (i - index) as _) } {
-                        busy = Some(i);
-                        break;
+                } else {
+                    // Pages of the range still (or again) mapped.
+                    let stop = (index + (1u64 << order)).min(end);
+                    let mut i = index.max(start);
+                    while busy.is_none() && i < stop {
+                        // SAFETY: As above; page `i - index` is one of the folio's.
+                        if unsafe { bindings::folio_page_mapped(folio, (i - index) as _) } {
+                            busy = Some(i);
+                        }
+                        i += 1;
                     }
                 }
+                // SAFETY: Locked above.
+                unsafe { bindings::folio_unlock(folio) };
                 if busy.is_some() {
                     break;
                 }

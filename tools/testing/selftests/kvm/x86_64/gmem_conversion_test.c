@@ -512,7 +512,7 @@ static void test_huge(void)
 #define NR_VCPUS	2
 #define VCPU_PAGES	4
 #define ROUNDS		64
-#define HOST_BIT	(1ull << 62)
+#define HOST_BIT	BIT_ULL(62)
 
 static uint64_t value(uint64_t id, uint64_t round, uint64_t page, uint64_t host)
 {

@@ -9,8 +9,9 @@
  * on demand, and return the bytes written; anything else gets its errno and
  * changes nothing: EINVAL for a range that is not whole pages inside the
  * file or an append (the size is fixed), EACCES for private memory (no
- * INIT_SHARED), EFAULT for a bad source, EHWPOISON for a poisoned page; ENODEV without the flag, where lseek() and
- * pwrite() fail as in 6.12 (ESPIPE). read() stays refused. The source may be
+ * INIT_SHARED), EFAULT for a bad source, EHWPOISON for a poisoned page;
+ * ENODEV without the flag, where lseek() and pwrite() fail as in 6.12
+ * (ESPIPE). read() stays refused. The source may be
  * a mapping of the same file. With NO_DIRECT_MAP, a written page leaves the
  * direct map, and a page already out is overwritten without it. gmem_rs's
  * 2 MiB folios take writes a page at a time. A guest reads what the VMM
