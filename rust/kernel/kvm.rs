@@ -946,16 +946,13 @@ impl<T: GmemBackend> VmOperations for GmemFops<T> {
         if pgoff >= size >> PAGE_SHIFT {
             return Err(VmFault::SigBus);
         }
-        if gmem.private.is_none() {
-            if !gmem.is_shared(pgoff) {
-                return Err(VmFault::SigBus);
-            }
-            return T::fault_user(&gmem, file, pgoff);
-        }
-        // A conversion to private holds `invalidate_lock` while it unmaps the range and checks
-        // that no folio is used: a fault that saw the page shared holds the folio (referenced,
-        // then mapped) by the time the conversion looks.
-        let _inval = file.inode().mapping().invalidate_lock_shared();
+        // In place, a conversion to private holds `invalidate_lock` while it unmaps the range
+        // and checks that no folio is used: a fault that saw the page shared holds the folio
+        // (referenced, then mapped) by the time the conversion looks.
+        let _inval = gmem
+            .private
+            .is_some()
+            .then(|| file.inode().mapping().invalidate_lock_shared());
         if !gmem.is_shared(pgoff) {
             return Err(VmFault::SigBus);
         }

@@ -39,6 +39,38 @@ static inline void gmem_vm_finish_create(struct kvm_vm *vm, uint64_t bytes)
 	kvm_arch_vm_post_create(vm);
 }
 
+/* Whether the kernel booted with kvm.gmem_in_place_conversion=1. */
+static inline bool gmem_in_place(void)
+{
+	char c = 'N';
+	const char *param = "/sys/module/kvm/parameters/gmem_in_place_conversion";
+	int fd = open(param, O_RDONLY);
+
+	TEST_ASSERT(fd >= 0, "%s: errno %d", param, errno);
+	TEST_ASSERT(read(fd, &c, 1) == 1, "read %s", param);
+	close(fd);
+	return c == 'Y';
+}
+
+#ifdef KVM_SET_MEMORY_ATTRIBUTES2	/* the uAPI comes later in the series */
+/*
+ * KVM_SET_MEMORY_ATTRIBUTES2 on guest_memfd @fd: 0 or -errno; *@err (if
+ * given) gets error_offset.
+ */
+static inline int gmem_set_attributes(int fd, uint64_t off, uint64_t size, uint64_t attrs,
+				      uint64_t *err)
+{
+	struct kvm_memory_attributes2 a = {
+		.offset = off, .size = size, .attributes = attrs, .error_offset = ~0ull,
+	};
+	int r = ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a) ? -errno : 0;
+
+	if (err)
+		*err = a.error_offset;
+	return r;
+}
+#endif
+
 /* Runs @vcpu until its next ucall, which must be GUEST_SYNC(@stage). */
 static inline void gmem_run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
 {

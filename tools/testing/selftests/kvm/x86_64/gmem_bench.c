@@ -653,23 +653,11 @@ static void bench_secret(void)
 	TEST_ASSERT(!munmap(buf, size), "munmap: errno %d", errno);
 }
 
-static bool in_place_conversion(void)
+static void convert(int fd, uint64_t len, uint64_t attrs)
 {
-	char c = 'N';
-	int fd = open("/sys/module/kvm/parameters/gmem_in_place_conversion", O_RDONLY);
+	int r = gmem_set_attributes(fd, 0, len, attrs, NULL);
 
-	if (fd >= 0) {
-		TEST_ASSERT(read(fd, &c, 1) == 1, "read gmem_in_place_conversion");
-		close(fd);
-	}
-	return c == 'Y';
-}
-
-static void gmem_set_attributes(int fd, uint64_t len, uint64_t attrs)
-{
-	struct kvm_memory_attributes2 a = { .size = len, .attributes = attrs };
-
-	TEST_ASSERT(!ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a), "convert: errno %d", errno);
+	TEST_ASSERT(!r, "KVM_SET_MEMORY_ATTRIBUTES2: %d", r);
 }
 
 /* Round trips of @len (a page or a 2 MiB block) for about a second. */
@@ -711,14 +699,14 @@ static void bench_roundtrip_one(uint64_t len, bool in_place)
 		t = now_ms();
 		for (int i = 0; i < 16; i++, n++) {
 			if (in_place) {
-				gmem_set_attributes(fd, len, 0);
+				convert(fd, len, 0);
 			} else {
 				vm_mem_set_shared(vm, BENCH_GPA, len);
 				TEST_ASSERT(!fallocate(fd, punch, 0, len), "punch: %d", errno);
 			}
 			run_touch(vcpu);
 			if (in_place) {
-				gmem_set_attributes(fd, len, private);
+				convert(fd, len, private);
 			} else {
 				vm_mem_set_private(vm, BENCH_GPA, len);
 				TEST_ASSERT(!madvise(hva, len, MADV_DONTNEED), "madvise: errno %d",
@@ -787,7 +775,7 @@ static void bench_shared(void)
 static void bench_roundtrip(void)
 {
 	uint64_t valid = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
-	bool in_place = in_place_conversion();
+	bool in_place = gmem_in_place();
 
 	if (in_place && access("/sys/module/gmem_rs", F_OK)) {
 		printf("# roundtrip: the built-in backend does not convert in place\n");

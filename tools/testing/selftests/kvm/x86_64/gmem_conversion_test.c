@@ -50,7 +50,6 @@
 #define SIZE		(NPAGES * PAGE_SIZE)
 #define TEST_GPA	0xc0000000ul
 #define TEST_SLOT	10
-#define PARAM		"/sys/module/kvm/parameters/gmem_in_place_conversion"
 
 static int probe_dev;
 
@@ -59,29 +58,16 @@ static long ret(long r)
 	return r < 0 ? -errno : r;
 }
 
-/* KVM_SET_MEMORY_ATTRIBUTES2 on @fd: 0 or -errno; *@err the error_offset. */
-static int convert(int fd, uint64_t off, uint64_t size, uint64_t attrs, uint64_t *err)
-{
-	struct kvm_memory_attributes2 a = {
-		.offset = off, .size = size, .attributes = attrs, .error_offset = ~0ull,
-	};
-	int r = ret(ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a));
-
-	if (err)
-		*err = a.error_offset;
-	return r;
-}
-
 static void to_private(int fd, uint64_t off, uint64_t size)
 {
-	int r = convert(fd, off, size, PRIVATE, NULL);
+	int r = gmem_set_attributes(fd, off, size, PRIVATE, NULL);
 
 	TEST_ASSERT(!r, "to private [%#lx, +%#lx): %d", off, size, r);
 }
 
 static void to_shared(int fd, uint64_t off, uint64_t size)
 {
-	int r = convert(fd, off, size, 0, NULL);
+	int r = gmem_set_attributes(fd, off, size, 0, NULL);
 
 	TEST_ASSERT(!r, "to shared [%#lx, +%#lx): %d", off, size, r);
 }
@@ -125,17 +111,6 @@ static char *map(int fd)
 	return p;
 }
 
-static int in_place(void)
-{
-	char c = 'N';
-	int fd = open(PARAM, O_RDONLY);
-
-	TEST_ASSERT(fd >= 0, "%s: errno %d", PARAM, errno);
-	TEST_ASSERT(read(fd, &c, 1) == 1, "read %s", PARAM);
-	close(fd);
-	return c == 'Y';
-}
-
 /* The parameter off: 6.12's model, and the file's ioctl refused. */
 static void test_off(void)
 {
@@ -143,7 +118,7 @@ static void test_off(void)
 	int fd = vm_create_guest_memfd(pvm, SIZE, 0);
 	uint64_t cap = vm_check_cap(pvm, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES);
 	uint64_t vm_cap = vm_check_cap(pvm, KVM_CAP_MEMORY_ATTRIBUTES);
-	int r = convert(fd, 0, PAGE_SIZE, PRIVATE, NULL);
+	int r = gmem_set_attributes(fd, 0, PAGE_SIZE, PRIVATE, NULL);
 	struct kvm_memory_attributes va = { .size = PAGE_SIZE, .attributes = PRIVATE };
 	int vm_r = ret(ioctl(pvm->fd, KVM_SET_MEMORY_ATTRIBUTES, &va));
 
@@ -184,7 +159,7 @@ static void test_caps(void)
 static void test_c_backend(struct kvm_vm *pvm)
 {
 	int fd = vm_create_guest_memfd(pvm, SIZE, 0);
-	int r = convert(fd, 0, PAGE_SIZE, 0, NULL);
+	int r = gmem_set_attributes(fd, 0, PAGE_SIZE, 0, NULL);
 
 	if (r == -ENOTTY)
 		ksft_test_result_pass("C backend: KVM_SET_MEMORY_ATTRIBUTES2 is ENOTTY\n");
@@ -336,7 +311,7 @@ static void test_fork(struct kvm_vm *pvm)
 		_exit(before && after ? 0 : 1);
 	}
 	TEST_ASSERT(read(to_parent[0], &c, 1) == 1, "child");
-	r = convert(fd, 0, PAGE_SIZE, PRIVATE, NULL);
+	r = gmem_set_attributes(fd, 0, PAGE_SIZE, PRIVATE, NULL);
 	TEST_ASSERT(write(to_child[1], "c", 1) == 1, "to the child");
 	waitpid(pid, &status, 0);
 	if (!r && WIFEXITED(status) && !WEXITSTATUS(status))
@@ -371,10 +346,10 @@ static void test_reference(struct kvm_vm *pvm)
 	vm_set_user_memory_region2(pvm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, p, fd, 0);
 	memset(p, 0x22, SIZE);
 	held = ret(ioctl(probe_dev, GMEM_HOLD_TEST, &hold));
-	r = convert(fd, 0, SIZE, PRIVATE, &err);
+	r = gmem_set_attributes(fd, 0, SIZE, PRIVATE, &err);
 	during = readable(p);
 	ioctl(probe_dev, GMEM_RELEASE_TEST);
-	again = convert(fd, 0, SIZE, PRIVATE, NULL);
+	again = gmem_set_attributes(fd, 0, SIZE, PRIVATE, NULL);
 	if (!held && r == -EAGAIN && err == 2 * PAGE_SIZE && during == 0xf && !again &&
 	    readable(p) == 0)
 		ksft_test_result_pass("an elevated reference: EAGAIN at its page, then success\n");
@@ -637,7 +612,7 @@ static void test_huge_mapped(void)
 	last[0] = vm_get_stat(vm, "pages_2m");
 	last[1] = vm_get_stat(vm, "pages_4k");
 	touch_block(vcpu, last, &huge2, &huge4);
-	r = convert(fd, 5 * PAGE_SIZE, PAGE_SIZE, PRIVATE, NULL);
+	r = gmem_set_attributes(fd, 5 * PAGE_SIZE, PAGE_SIZE, PRIVATE, NULL);
 	while_private = peek((uint64_t *)(p + 5 * PAGE_SIZE));
 	around = readable(p + 4 * PAGE_SIZE);	/* pages 4-7: 5 is private */
 	touch_block(vcpu, last, &mixed2, &mixed4);
@@ -671,7 +646,7 @@ int main(int argc, char *argv[])
 		    GMEM_POPULATE_DEV, errno);
 
 	ksft_print_header();
-	if (!in_place()) {
+	if (!gmem_in_place()) {
 		ksft_set_plan(1);
 		test_off();
 		ksft_finished();
