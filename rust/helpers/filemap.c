@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <linux/pagemap.h>
 #include <linux/pagevec.h>
+#include <linux/uaccess.h>
 
 loff_t rust_helper_i_size_read(const struct inode *inode)
 {
@@ -90,6 +91,16 @@ bool rust_helper_folio_mapped(const struct folio *folio)
 void rust_helper_folio_lock(struct folio *folio)
 {
 	folio_lock(folio);
+}
+
+void rust_helper_pagefault_disable(void)
+{
+	pagefault_disable();
+}
+
+void rust_helper_pagefault_enable(void)
+{
+	pagefault_enable();
 }
 
 void rust_helper_folio_unlock(struct folio *folio)

@@ -14,7 +14,8 @@
 //!
 //! # Lock order
 //!
-//! `kvm->slots_lock` (release, unbind), then a file's `invalidate_lock`, then folio locks,
+//! `kvm->slots_lock` (release, unbind) or the mmap lock (the VMM's faults), then a file's
+//! `invalidate_lock` (under which nothing faults on user memory), then folio locks,
 //! then a file's bindings lock, then `kvm->mmu_lock` (taken inside the invalidation of
 //! [`GmemFile::invalidate`]). The bindings lock is a leaf but for `mmu_lock`: an invalidation
 //! drops it before the caller's work (which may wait for folio locks). A private fault takes
@@ -35,7 +36,7 @@ use crate::{
         folio::{FolioSpan, LockedFolio},
         mempolicy::SharedPolicy,
         page_aligned,
-        virt::{VmFault, VmOperations, VmOpsTable, VmaNew},
+        virt::{FaultFolio, VmFault, VmOperations, VmOpsTable, VmaNew},
     },
     new_mutex,
     prelude::*,
@@ -707,6 +708,14 @@ impl<T: GmemBackend> GmemFile<T> {
         }
     }
 
+    /// Whether every page of `[start, end)` is shared.
+    fn all_shared(&self, start: u64, end: u64) -> bool {
+        match &self.private {
+            Some(map) => map.all(start, end, false),
+            None => self.flags & GUEST_MEMFD_FLAG_INIT_SHARED != 0,
+        }
+    }
+
     /// Begins an MMU invalidation of pages `[start, end)`, zapping their private mappings in
     /// every slot of `table` (this file's bindings) bound to them; the guard ends it.
     /// `None`, and nothing done, when no slot is. Allocates nothing. The guard borrows only
@@ -922,6 +931,7 @@ impl<T: GmemBackend> FileOperations for GmemFops<T> {
     }
 
     const VM_OPS: Option<&'static VmOpsTable<Self>> = Some(VmOpsTable::build());
+    const PMD_ALIGNED: bool = true;
 
     fn mmap(gmem: ArcBorrow<'_, GmemFile<T>>, _file: &File, vma: &VmaNew) -> Result {
         if gmem.flags & GUEST_MEMFD_FLAG_MMAP == 0 {
@@ -940,23 +950,32 @@ impl<T: GmemBackend> VmOperations for GmemFops<T> {
         gmem: ArcBorrow<'_, GmemFile<T>>,
         file: &File,
         pgoff: u64,
-    ) -> core::result::Result<LockedFolio, VmFault> {
+    ) -> core::result::Result<FaultFolio, VmFault> {
         // Past the end, or on a private page, the host may see nothing.
         let size = file.inode().size() as u64;
         if pgoff >= size >> PAGE_SHIFT {
             return Err(VmFault::SigBus);
         }
-        // In place, a conversion to private holds `invalidate_lock` while it unmaps the range
-        // and checks that no folio is used: a fault that saw the page shared holds the folio
-        // (referenced, then mapped) by the time the conversion looks.
-        let _inval = gmem
-            .private
-            .is_some()
-            .then(|| file.inode().mapping().invalidate_lock_shared());
+        // A punch holds `invalidate_lock`, so a folio this fault allocates is not truncated
+        // under it (losing what the VMM writes there). So does a conversion to private while
+        // it unmaps the range and checks that no folio is used: a fault that saw the page
+        // shared holds the folio (referenced, then mapped) by the time the conversion looks.
+        // Nothing faults on user memory while holding it (populate copies with faults off).
+        let _inval = file.inode().mapping().invalidate_lock_shared();
         if !gmem.is_shared(pgoff) {
             return Err(VmFault::SigBus);
         }
-        T::fault_user(&gmem, file, pgoff)
+        let folio = T::fault_user(&gmem, file, pgoff)?;
+        // A folio all of whose pages are shared may be mapped whole (one PMD): a conversion
+        // of any of them zaps that mapping, then finds the folio mapped if this fault maps it
+        // after the zap (it holds the folio's lock until then).
+        let span = folio.span();
+        let end = span.index() + (1 << span.order());
+        Ok(if span.order() > 0 && gmem.all_shared(span.index(), end) {
+            FaultFolio::whole(folio)
+        } else {
+            FaultFolio::page(folio)
+        })
     }
 
     fn shared_policy<'a>(gmem: &'a ArcBorrow<'_, GmemFile<T>>) -> Option<&'a SharedPolicy> {
@@ -1451,24 +1470,77 @@ impl<T: GmemBackend> BackendVtable<T> {
             }
             // SAFETY: As in `get_pfn`.
             let gmem = unsafe { Self::data(&file) };
-            let _inval = file.inode().mapping().invalidate_lock();
-            // As C: the slot must be the one bound there (bindings do not change under the lock).
-            if !gmem.is_bound(slot, slot.index_of(gfn)) {
-                return Err(EIO);
+            let npages = npages.min(slot.npages() - offset);
+            let pmd_pages = 1u64 << crate::mm::PMD_ORDER;
+            let (mut done, mut faults) = (0u64, 0u32);
+            // A PMD's pages of the file at a time, so that a huge folio is filled in one step.
+            // The callbacks copy from userspace under `invalidate_lock`, which the VMM's faults
+            // take under the mmap lock: the source is faulted in first, and copied with page
+            // faults off; a copy that still faults (the page went away) is retried once.
+            while done < npages {
+                let first = gfn + done;
+                let len = (npages - done).min(pmd_pages - slot.index_of(first) % pmd_pages);
+                let chunk_src = if src.is_null() {
+                    0
+                } else {
+                    (src as UserPtr).wrapping_add((done << PAGE_SHIFT) as usize)
+                };
+                if chunk_src != 0 {
+                    let bytes = (len << PAGE_SHIFT) as usize;
+                    // SAFETY: Reads a user range, or stops; the copy reports what it could not.
+                    let _ = unsafe { bindings::fault_in_readable(chunk_src as _, bytes) };
+                }
+                let step = {
+                    let _inval = file.inode().mapping().invalidate_lock();
+                    // As C: the slot must be the one bound there (bindings do not change under
+                    // the lock).
+                    if !gmem.is_bound(slot, slot.index_of(first)) {
+                        Err(EIO)
+                    } else {
+                        let populate = GmemPopulate {
+                            kvm,
+                            slot,
+                            file: &file,
+                            private: gmem.private.as_ref(),
+                            gfn: first,
+                            npages: len,
+                            src: chunk_src,
+                            f,
+                            opaque,
+                        };
+                        let _no_faults = NoPageFaults::new();
+                        T::populate(&gmem, &populate)
+                    }
+                };
+                match step {
+                    Ok(n) if n > 0 => (done, faults) = (done + n, 0),
+                    Err(e) if e == EFAULT && chunk_src != 0 && faults == 0 => faults += 1,
+                    Ok(_) => break,
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => break,
+                }
             }
-            let populate = GmemPopulate {
-                kvm,
-                slot,
-                file: &file,
-                private: gmem.private.as_ref(),
-                gfn,
-                npages: npages.min(slot.npages() - offset),
-                src: src as UserPtr,
-                f,
-                opaque,
-            };
-            Ok(T::populate(&gmem, &populate)? as crate::ffi::c_long)
+            Ok(done as crate::ffi::c_long)
         })
+    }
+}
+
+/// Page faults off on this CPU's task while it lives: a user copy fails rather than fault.
+#[must_use]
+struct NoPageFaults(crate::types::NotThreadSafe);
+
+impl NoPageFaults {
+    fn new() -> Self {
+        // SAFETY: Paired with the enable in `drop`, on this task (the guard is not `Send`).
+        unsafe { bindings::pagefault_disable() };
+        Self(crate::types::NotThreadSafe)
+    }
+}
+
+impl Drop for NoPageFaults {
+    fn drop(&mut self) {
+        // SAFETY: Disabled in `new`, on this task.
+        unsafe { bindings::pagefault_enable() };
     }
 }
 

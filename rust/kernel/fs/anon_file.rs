@@ -44,6 +44,10 @@ pub trait FileOperations: Sized + 'static {
     /// What serves the faults of the file's mappings: given if and only if `mmap` is.
     const VM_OPS: Option<&'static VmOpsTable<Self>> = None;
 
+    /// Whether a mapping of a PMD's size or more, at an address the MM picks, starts where a
+    /// PMD-sized folio of the file can be mapped whole (`thp_get_unmapped_area`).
+    const PMD_ALIGNED: bool = false;
+
     /// `mmap(2)`: checks the new mapping, which [`FileOperations::VM_OPS`] then serves.
     /// Without it (and `VM_OPS`), `mmap` fails with `ENODEV`.
     fn mmap(
@@ -213,6 +217,12 @@ impl<T: FileOperations> FopsVtable<T> {
             (true, true) => Some(Self::mmap),
             (false, false) => None,
             _ => crate::build_error!("FileOperations: mmap and VM_OPS go together"),
+        },
+        #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+        get_unmapped_area: if T::PMD_ALIGNED && T::VM_OPS.is_some() {
+            Some(bindings::thp_get_unmapped_area)
+        } else {
+            None
         },
         fallocate: if T::HAS_FALLOCATE {
             Some(Self::fallocate)

@@ -277,6 +277,43 @@ impl LockedFolio {
         Some(unsafe { bindings::folio_page(this.as_raw(), n) })
     }
 
+    /// Maps the whole folio into the faulting mapping with one PMD, for a fault handler that
+    /// allows it: `Ok(())` if mapped (the mapping took the reference, the folio is unlocked),
+    /// otherwise the folio back and the `VM_FAULT_*` code that says why (`VM_FAULT_FALLBACK`:
+    /// the VMA, the folio or the page table do not allow it; map the page alone). Crate-private:
+    /// for [`VmOperations`]'s trampoline.
+    ///
+    /// # Safety
+    ///
+    /// `vmf` is the fault being handled, of a mapping of `mapping`'s file, at page `index`.
+    ///
+    /// [`VmOperations`]: crate::mm::virt::VmOperations
+    #[inline]
+    pub(crate) unsafe fn map_pmd(
+        self,
+        vmf: *mut bindings::vm_fault,
+        mapping: &AddressSpace,
+        index: u64,
+    ) -> core::result::Result<(), (Self, bindings::vm_fault_t)> {
+        let fallback = bindings::vm_fault_reason_VM_FAULT_FALLBACK as bindings::vm_fault_t;
+        let span = self.span();
+        if span.order() != crate::mm::PMD_ORDER
+            || !span.holds(mapping, index)
+            || !self.test_uptodate()
+        {
+            return Err((self, fallback));
+        }
+        // SAFETY: `vmf` is the fault being handled (the caller guarantees it); the folio is
+        // locked, referenced, uptodate and the mapping's, holding the faulting page.
+        let ret = unsafe { bindings::vmf_map_folio_pmd(vmf, self.as_raw()) };
+        if ret != 0 {
+            return Err((self, ret));
+        }
+        // The PMD now holds the reference.
+        let _ = ARef::into_raw(self.unlock());
+        Ok(())
+    }
+
     /// Fills the folio with zeros, before its first use: `EEXIST` if it is uptodate, as its
     /// contents may then be a guest's, which the host must not write (on SEV-SNP, a write to a
     /// guest-owned page faults).

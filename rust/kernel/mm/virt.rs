@@ -152,6 +152,38 @@ impl From<Error> for VmFault {
     }
 }
 
+/// What a fault handler found: the locked folio of the file's page cache that holds the
+/// faulting page, and whether all of the folio's pages may be mapped now.
+pub struct FaultFolio {
+    folio: LockedFolio,
+    whole: bool,
+}
+
+impl FaultFolio {
+    /// The MM maps the faulting page of `folio` alone.
+    #[inline]
+    pub fn page(folio: LockedFolio) -> Self {
+        Self {
+            folio,
+            whole: false,
+        }
+    }
+
+    /// The MM may map every page of `folio` at once: with one PMD where the folio is
+    /// PMD-sized and the VMA and its page table allow it, otherwise the faulting page alone.
+    #[inline]
+    pub fn whole(folio: LockedFolio) -> Self {
+        Self { folio, whole: true }
+    }
+}
+
+impl From<LockedFolio> for FaultFolio {
+    #[inline]
+    fn from(folio: LockedFolio) -> Self {
+        Self::page(folio)
+    }
+}
+
 /// The faults of mappings of `Self`'s files, served through its [`VmOpsTable`] (see
 /// [`FileOperations::VM_OPS`]).
 pub trait VmOperations: FileOperations {
@@ -161,7 +193,7 @@ pub trait VmOperations: FileOperations {
         data: <Self::Data as ForeignOwnable>::Borrowed<'_>,
         file: &File,
         pgoff: u64,
-    ) -> core::result::Result<LockedFolio, VmFault>;
+    ) -> core::result::Result<FaultFolio, VmFault>;
 
     /// The NUMA policy of the file's pages, kept with the file: `mbind()` on a mapping sets it
     /// for the pages mapped there, `get_mempolicy()` reads it back, and it outlives the
@@ -222,10 +254,20 @@ impl<F: VmOperations> VmOpsVtable<F> {
         };
         // SAFETY: The fault's VMA is a mapping of ours, valid while the fault runs.
         let data = unsafe { Self::data((*vmf).__bindgen_anon_1.vma) };
-        let folio = match F::fault(data, file, pgoff) {
-            Ok(folio) => folio,
+        let FaultFolio { mut folio, whole } = match F::fault(data, file, pgoff) {
+            Ok(found) => found,
             Err(e) => return e.code(),
         };
+        if whole {
+            let fallback = bindings::vm_fault_reason_VM_FAULT_FALLBACK as bindings::vm_fault_t;
+            // SAFETY: `vmf` is the fault being handled, of a mapping of `file`, at `pgoff`.
+            match unsafe { folio.map_pmd(vmf, file.inode().mapping(), pgoff) } {
+                Ok(()) => return bindings::vm_fault_reason_VM_FAULT_NOPAGE as bindings::vm_fault_t,
+                Err((back, ret)) if ret == fallback => folio = back,
+                // Unlocked and put as it drops.
+                Err((_, ret)) => return ret,
+            }
+        }
         // The page mapped must be the file's own at `pgoff`, or another file's memory would
         // reach this mapping.
         let Some(page) = folio.into_locked_page(file.inode().mapping(), pgoff) else {

@@ -11,8 +11,9 @@
 //!
 //! # Lock order
 //!
-//! `kvm->slots_lock` (release, unbind), then the mapping's `invalidate_lock` (exclusive for
-//! punch-hole, bind, unbind, populate and release; shared for allocation), then folio locks,
+//! `kvm->slots_lock` (release, unbind) or the mmap lock (the VMM's faults), then the mapping's
+//! `invalidate_lock` (exclusive for punch-hole, bind, unbind, populate, conversion and release;
+//! shared for allocation and the VMM's faults), then folio locks,
 //! then the file's bindings lock, then KVM's `mmu_lock` (both inside [`GmemFile`]).
 //!
 //! The bindings lock is a leaf but for `mmu_lock`: nothing waits for a folio lock or for
@@ -238,8 +239,8 @@ impl GmemBackend for GmemRs {
             return Err(EINVAL);
         }
         // Any size: a huge file's tail past its last whole 2 MiB gets 4 KiB folios
-        // (`folio_order`). The VMM maps a huge folio's pages one at a time (mm's
-        // `do_set_pmd()` refuses inaccessible mappings): some may be private.
+        // (`folio_order`). The VMM maps a huge folio with one PMD only while all of its
+        // pages are shared (`kernel::kvm`'s fault), otherwise a page at a time.
         let huge = flags & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD != 0;
         Gmem::create(kvm, size, flags, |file, _gmem| {
             file.set_gfp_mask(GFP_HIGHUSER);

@@ -148,6 +148,26 @@ static inline long gmem_meminfo_kb(const char *field)
 	return kb;
 }
 
+/* @field of /proc/self/smaps for the mapping that starts at @addr, in kB; -1 if none. */
+static inline long gmem_smaps_kb(void *addr, const char *field)
+{
+	char line[256], start[32];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	bool in = false;
+	long kb = -1;
+
+	TEST_ASSERT(f, "/proc/self/smaps");
+	snprintf(start, sizeof(start), "%lx-", (unsigned long)addr);
+	while (fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
+			in = !strncmp(line, start, strlen(start));
+		else if (in && !strncmp(line, field, strlen(field)))
+			sscanf(line + strlen(field), ": %ld", &kb);
+	}
+	fclose(f);
+	return kb;
+}
+
 /* /proc/meminfo's Unevictable, in kB, after draining this CPU's LRU batch. */
 static inline long gmem_unevictable_kb(void)
 {

@@ -68,8 +68,7 @@
  *                  memory), then the guest's refault allocates it again
  *   roundtrip-inplace-4k, -2m  in place (the parameter on; gmem_rs):
  *                  KVM_SET_MEMORY_ATTRIBUTES2 on the file, nothing freed;
- *                  the 4k file is MMAP, so shared pages are the file's too,
- *                  the 2m file serves shared pages from the VMM's memory
+ *                  the file is MMAP, so shared pages are the file's too
  *
  * -w shared: memory the VMM maps, on a VM without private memory:
  *   shared-fault-in       as fault-in, the file MMAP | INIT_SHARED (the
@@ -667,8 +666,8 @@ static void bench_roundtrip_one(uint64_t len, bool in_place)
 	const uint64_t private = KVM_MEMORY_ATTRIBUTE_PRIVATE;
 	const int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	bool huge = len > PAGE_SIZE;
-	uint64_t flags = huge ? GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD :
-			 in_place ? GUEST_MEMFD_FLAG_MMAP : 0;
+	uint64_t flags = (huge ? GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD : 0) |
+			 (in_place ? GUEST_MEMFD_FLAG_MMAP : 0);
 	long before = used_kb();
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm = __vm_create_with_vcpus(shape, 1, 0, guest_touch, &vcpu);

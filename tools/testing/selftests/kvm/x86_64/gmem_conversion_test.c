@@ -16,10 +16,12 @@
  * of several, data kept across conversions, conversions of pages not yet
  * allocated, punch-hole keeping attributes, a forked child's mapping zapped,
  * an elevated reference (EAGAIN and error_offset, then success), SIGBUS on
- * private pages, a guest and the VMM passing data through one file (KVM's
+ * private pages, populate's EEXIST once per page kept across conversions,
+ * a guest and the VMM passing data through one file (KVM's
  * mapping zapped at each conversion), vCPUs touching their pages while
- * VMM threads convert them, and gmem_rs's 2 MiB folios mapped 2 MiB only
- * while all of the block has one attribute.
+ * VMM threads convert them, and gmem_rs's 2 MiB folios mapped 2 MiB (by
+ * KVM, and by the VMM with one PMD) only while all of the block has one
+ * attribute.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -283,6 +285,72 @@ static void test_punch(struct kvm_vm *pvm)
 		ksft_test_result_pass("punch-hole keeps attributes\n");
 	else
 		ksft_test_result_fail("punch %d, freed %d, readable %#x\n", r, gone, readable(p));
+	munmap(p, SIZE);
+	close(fd);
+}
+
+/* kvm_gmem_populate() of @n pages from page @first of TEST_GPA, from @src: a count or -errno. */
+static long populate(struct kvm_vm *vm, uint64_t first, int64_t n, void *src)
+{
+	struct gmem_populate_test_args args = {
+		.vm_fd = vm->fd,
+		.gfn = (TEST_GPA >> PAGE_SHIFT) + first,
+		.src = (uint64_t)src,
+		.npages = n,
+	};
+
+	long r = ioctl(probe_dev, GMEM_POPULATE_TEST, &args);
+
+	return r < 0 ? -errno : r;
+}
+
+/*
+ * Populate reads the file's attributes and fills a private page once: EEXIST
+ * for it after, also after a round trip through shared (nothing is freed),
+ * until a punch frees it; EINVAL for a shared page. The data is what it
+ * copied, from a buffer and from a shared page of the same file (which the
+ * VMM's fault serves under the invalidate_lock populate takes: populate
+ * faults its source in first).
+ */
+static void test_populate(void)
+{
+	static uint64_t src[2 * PAGE_SIZE / 8] __aligned(4096);
+	struct kvm_vm *vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	int fd = vm_create_guest_memfd(vm, SIZE, MMAP);
+	char *p = map(fd);
+	long first, again, on_shared, after_round, after_punch;
+	bool data, own;
+
+	for (uint64_t i = 0; i < ARRAY_SIZE(src); i++)
+		src[i] = 0x5eed000000000000ull + i;
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, p, fd, 0);
+	to_shared(fd, 3 * PAGE_SIZE, PAGE_SIZE);
+	first = populate(vm, 0, 2, src);
+	again = populate(vm, 1, 1, src);
+	to_shared(fd, 2 * PAGE_SIZE, PAGE_SIZE);
+	on_shared = populate(vm, 2, 1, src);
+	to_shared(fd, 0, 2 * PAGE_SIZE);
+	data = !memcmp(p, src, sizeof(src));
+	to_private(fd, 0, 2 * PAGE_SIZE);
+	after_round = populate(vm, 0, 1, src);
+	TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PAGE_SIZE),
+		    "punch: errno %d", errno);
+	/* The source unmapped: populate's fault-in maps it again. */
+	memset(p + 3 * PAGE_SIZE, 0x77, PAGE_SIZE);
+	TEST_ASSERT(!madvise(p + 3 * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED), "madvise: %d", errno);
+	after_punch = populate(vm, 0, 1, p + 3 * PAGE_SIZE);
+	to_shared(fd, 0, PAGE_SIZE);
+	own = peek((uint64_t *)p) == 0x7777777777777777ll &&
+	      !memcmp(p, p + 3 * PAGE_SIZE, PAGE_SIZE);
+	if (first == 2 && again == -EEXIST && on_shared == -EINVAL && data &&
+	    after_round == -EEXIST && after_punch == 1 && own)
+		ksft_test_result_pass("populate: once per private page, %s\n",
+				      "EEXIST after a round trip, EINVAL on a shared page");
+	else
+		ksft_test_result_fail("populate %ld, again %ld, shared %ld, data %d, after a round "
+				      "trip %ld, after punch %ld, from the file %d\n", first, again,
+				      on_shared, data, after_round, after_punch, own);
+	kvm_vm_free(vm);
 	munmap(p, SIZE);
 	close(fd);
 }
@@ -581,11 +649,13 @@ static void test_concurrent(void)
 
 /*
  * A huge file the VMM maps (HUGE | MMAP | INIT_SHARED): one 2 MiB folio,
- * mapped by the VMM a page at a time and by KVM 2 MiB. One page converted
- * to private while the VMM maps the others: the conversion checks that page,
- * not the folio, and nothing is split; the VMM gets SIGBUS there only; KVM
- * maps the block 4 KiB while it is mixed and 2 MiB again once it is not.
- * The data survives both ways.
+ * mapped by the VMM with one PMD while all of it is shared, and by KVM
+ * 2 MiB. One page converted to private while the VMM maps the others: the
+ * conversion zaps the PMD and checks that page, not the folio, and nothing
+ * is split; the VMM refaults the others a page at a time and gets SIGBUS on
+ * that page only; KVM maps the block 4 KiB while it is mixed and 2 MiB again
+ * once it is not, and so does a new mapping of the VMM's. The data survives
+ * both ways.
  */
 static void test_huge_mapped(void)
 {
@@ -593,17 +663,17 @@ static void test_huge_mapped(void)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm = vm_create_shape_with_one_vcpu(sw_protected, &vcpu, guest_touch);
 	int fd = vm_create_guest_memfd(vm, HPAGE, flags);
-	char *alloc = mmap(NULL, 2 * HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *p = (char *)(((uintptr_t)alloc + HPAGE - 1) & ~(HPAGE - 1));
+	char *p = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	uint64_t splits = gmem_vmstat("thp_split_page"), pfn0 = 0, pfn5 = 0;
 	int64_t huge2, huge4, mixed2, mixed4, again2, again4, last[2], while_private, page5;
+	long pmd_whole, pmd_mixed, pmd_new;
 	unsigned int around;
 	int r;
 
-	TEST_ASSERT(alloc != MAP_FAILED, "mmap: errno %d", errno);
-	p = mmap(p, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
 	TEST_ASSERT(p != MAP_FAILED, "mmap of the file: errno %d", errno);
+	TEST_ASSERT(!((uintptr_t)p & (HPAGE - 1)), "mapping at %p, not 2 MiB aligned", p);
 	memset(p, 0x33, HPAGE);
+	pmd_whole = gmem_smaps_kb(p, "FilePmdMapped");
 	gmem_probe(probe_dev, fd, 0, &pfn0);
 	gmem_probe(probe_dev, fd, 5 * PAGE_SIZE, &pfn5);
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, HPAGE, p, fd, 0);
@@ -615,22 +685,32 @@ static void test_huge_mapped(void)
 	r = gmem_set_attributes(fd, 5 * PAGE_SIZE, PAGE_SIZE, PRIVATE, NULL);
 	while_private = peek((uint64_t *)(p + 5 * PAGE_SIZE));
 	around = readable(p + 4 * PAGE_SIZE);	/* pages 4-7: 5 is private */
+	pmd_mixed = gmem_smaps_kb(p, "FilePmdMapped");
 	touch_block(vcpu, last, &mixed2, &mixed4);
 	to_shared(fd, 5 * PAGE_SIZE, PAGE_SIZE);
 	page5 = peek((uint64_t *)(p + 5 * PAGE_SIZE));
 	touch_block(vcpu, last, &again2, &again4);
+	/* The old mapping keeps its page table; a new one maps the folio whole. */
+	munmap(p, HPAGE);
+	p = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(p != MAP_FAILED, "mmap of the file: errno %d", errno);
+	TEST_ASSERT(!((uintptr_t)p & (HPAGE - 1)), "mapping at %p, not 2 MiB aligned", p);
+	page5 = page5 == peek((uint64_t *)(p + 5 * PAGE_SIZE)) ? page5 : -2;
+	pmd_new = gmem_smaps_kb(p, "FilePmdMapped");
 	if (!r && pfn5 == pfn0 + 5 && huge2 == 1 && mixed2 == -1 && mixed4 == 512 &&
 	    again2 == 1 && again4 == -512 && while_private == -1 && around == 0xd &&
-	    page5 == 5 && gmem_vmstat("thp_split_page") == splits)
-		ksft_test_result_pass("HUGE | MMAP: a page of a mapped 2 MiB folio converted, %s\n",
-				      "no split");
+	    page5 == 5 && pmd_whole == 2048 && pmd_mixed == 0 &&
+	    pmd_new == 2048 && gmem_vmstat("thp_split_page") == splits)
+		ksft_test_result_pass("HUGE | MMAP: a page of a PMD-mapped 2 MiB folio %s\n",
+				      "converted, no split");
 	else
 		ksft_test_result_fail("convert %d, pfns %#lx %#lx; 2M/4K %ld/%ld %ld/%ld %ld/%ld; "
-				      "%ld %#x %#lx; splits %lu\n", r, pfn0, pfn5, huge2, huge4,
-				      mixed2, mixed4, again2, again4, while_private, around, page5,
+				      "%ld %#x %#lx; PMD %ld/%ld/%ld kB; splits %lu\n", r, pfn0,
+				      pfn5, huge2, huge4, mixed2, mixed4, again2, again4,
+				      while_private, around, page5, pmd_whole, pmd_mixed, pmd_new,
 				      gmem_vmstat("thp_split_page") - splits);
 	kvm_vm_free(vm);
-	munmap(alloc, 2 * HPAGE);
+	munmap(p, HPAGE);
 	close(fd);
 }
 
@@ -651,7 +731,7 @@ int main(int argc, char *argv[])
 		test_off();
 		ksft_finished();
 	}
-	ksft_set_plan(rust ? 8 + 2 * huge : 2);
+	ksft_set_plan(rust ? 9 + 2 * huge : 2);
 	test_caps();
 	pvm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	if (!rust) {
@@ -665,6 +745,7 @@ int main(int argc, char *argv[])
 	test_fork(pvm);
 	test_reference(pvm);
 	kvm_vm_free(pvm);
+	test_populate();
 	test_guest();
 	test_concurrent();
 	if (huge) {

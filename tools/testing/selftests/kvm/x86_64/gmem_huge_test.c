@@ -896,26 +896,6 @@ static void test_mfd_huge(void)
 	huge_vm_free(&h);
 }
 
-/* The kB of @field in /proc/self/smaps for the mapping that starts at @addr. */
-static long smaps_kb(void *addr, const char *field)
-{
-	char line[256], start[32];
-	FILE *f = fopen("/proc/self/smaps", "r");
-	bool in = false;
-	long kb = -1;
-
-	TEST_ASSERT(f, "/proc/self/smaps");
-	snprintf(start, sizeof(start), "%lx-", (unsigned long)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
-			in = !strncmp(line, start, strlen(start));
-		else if (in && !strncmp(line, field, strlen(field)))
-			sscanf(line + strlen(field), ": %ld", &kb);
-	}
-	fclose(f);
-	return kb;
-}
-
 static void guest_read_all(uint64_t gpa, uint64_t npages)
 {
 	for (uint64_t i = 0; i < npages; i++)
@@ -925,10 +905,11 @@ static void guest_read_all(uint64_t gpa, uint64_t npages)
 
 /*
  * A huge file the VMM maps (HUGE | MMAP | INIT_SHARED), on a VM without
- * private memory: the VMM's writes fill one 2 MiB folio, which its mapping
- * maps a page at a time (no PMD: with in-place conversion some pages of a
- * folio may be private), and which KVM maps 2 MiB for the guest, which
- * reads what the VMM wrote.
+ * private memory: the VMM's writes fill one 2 MiB folio, which a 2 MiB
+ * aligned mapping (the address the kernel picks) maps with one PMD, since all
+ * of its pages are shared, and a misaligned one a page at a time; a zap of
+ * one page takes the PMD, and the next fault maps the folio whole again. KVM
+ * maps it 2 MiB for the guest, which reads what the VMM wrote.
  */
 static void test_mapped_huge(void)
 {
@@ -938,31 +919,51 @@ static void test_mapped_huge(void)
 	struct kvm_vm *vm = vm_create_with_one_vcpu(&vcpu, guest_read_all);
 	int fd = vm_create_guest_memfd(vm, HPAGE, flags);
 	char *alloc = mmap(NULL, 2 * HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *p = (char *)(((uintptr_t)alloc + HPAGE - 1) & ~(HPAGE - 1));
-	long pmd_kb, rss_kb;
+	char *p, *q;
+	long pmd_kb, rss_kb, q_pmd_kb, q_rss_kb, refault_kb;
+	uint64_t i, bad = 0;
 
-	/* 2 MiB aligned, so that only the refusal keeps a PMD out. */
-	TEST_ASSERT(alloc != MAP_FAILED, "mmap: errno %d", errno);
-	p = mmap(p, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	/* Where the kernel picks the address, a 2 MiB mapping is 2 MiB aligned. */
+	p = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	TEST_ASSERT(p != MAP_FAILED, "mmap of the file: errno %d", errno);
-	for (uint64_t i = 0; i < HPAGE_PAGES; i++)
+	TEST_ASSERT(!((uintptr_t)p & (HPAGE - 1)), "mapping at %p, not 2 MiB aligned", p);
+	for (i = 0; i < HPAGE_PAGES; i++)
 		*(uint64_t *)(p + i * PAGE_SIZE) = i * 3 + 1;
-	pmd_kb = smaps_kb(p, "FilePmdMapped");
-	rss_kb = smaps_kb(p, "Rss");
+	pmd_kb = gmem_smaps_kb(p, "FilePmdMapped");
+	rss_kb = gmem_smaps_kb(p, "Rss");
+
+	/* The same folio, mapped where a PMD cannot map it: 4 KiB PTEs. */
+	TEST_ASSERT(alloc != MAP_FAILED, "mmap: errno %d", errno);
+	q = (char *)(((uintptr_t)alloc + HPAGE - 1) & ~(HPAGE - 1)) + PAGE_SIZE;
+	q = mmap(q, HPAGE - PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+	TEST_ASSERT(q != MAP_FAILED, "misaligned mmap of the file: errno %d", errno);
+	for (i = 0; i < HPAGE_PAGES - 1; i++)
+		bad += *(uint64_t *)(q + i * PAGE_SIZE) != i * 3 + 1;
+	q_pmd_kb = gmem_smaps_kb(q, "FilePmdMapped");
+	q_rss_kb = gmem_smaps_kb(q, "Rss");
+
+	/* Zapping one page takes the whole PMD; the next fault maps it whole again. */
+	TEST_ASSERT(!madvise(p + 7 * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED), "madvise: %d", errno);
+	bad += *(uint64_t *)(p + 7 * PAGE_SIZE) != 7 * 3 + 1;
+	refault_kb = gmem_smaps_kb(p, "FilePmdMapped");
+
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, HPAGE, p, fd, 0);
 	virt_map(vm, TEST_GPA, TEST_GPA, HPAGE_PAGES);
 	vcpu_args_set(vcpu, 2, TEST_GPA, HPAGE_PAGES);
 	m2 = vm_get_stat(vm, "pages_2m");
 	gmem_run_to_done(vcpu);
-	if (gmem_vmstat("thp_file_alloc") - allocs == 1 && pmd_kb == 0 && rss_kb == 2048 &&
+	if (gmem_vmstat("thp_file_alloc") - allocs == 1 && pmd_kb == 2048 && rss_kb == 2048 &&
+	    !bad && q_pmd_kb == 0 && q_rss_kb == 2044 && refault_kb == 2048 &&
 	    vm_get_stat(vm, "pages_2m") - m2 == 1)
-		ksft_test_result_pass("HUGE | MMAP: one 2 MiB folio, 4 KiB host PTEs, %s\n",
-				      "2 MiB for KVM");
+		ksft_test_result_pass("HUGE | MMAP: one 2 MiB folio, one PMD where aligned, %s\n",
+				      "4 KiB PTEs elsewhere, 2 MiB for KVM");
 	else
-		ksft_test_result_fail("folios %lu, FilePmdMapped %ld kB, Rss %ld kB, 2M +%lu\n",
-				      gmem_vmstat("thp_file_alloc") - allocs, pmd_kb, rss_kb,
+		ksft_test_result_fail("folios %lu, FilePmdMapped %ld/%ld/%ld kB, Rss %ld/%ld kB, "
+				      "%lu bad, 2M +%lu\n", gmem_vmstat("thp_file_alloc") - allocs,
+				      pmd_kb, q_pmd_kb, refault_kb, rss_kb, q_rss_kb, bad,
 				      vm_get_stat(vm, "pages_2m") - m2);
 	kvm_vm_free(vm);
+	munmap(p, HPAGE);
 	munmap(alloc, 2 * HPAGE);
 	close(fd);
 }
