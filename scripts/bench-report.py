@@ -14,7 +14,8 @@ import sys
 from collections import defaultdict
 
 ORDER = ["allocate", "floor-allocate", "floor-allocate-zero", "fault-in", "fault-in-v2", "punch-4k", "convert-4k",
-         "convert-large", "floor", "host-write", "shmem-host-write", "mfd-allocate", "shmem-allocate", "mfd-fault-in",
+         "convert-large", "floor", "host-write", "huge-host-write", "shmem-host-write", "mfd-allocate",
+         "shmem-allocate", "mfd-fault-in",
          "mfd-punch-4k", "shmem-punch-4k", "huge-allocate", "huge-fault-in", "huge-punch-4k",
          "huge-punch-alt", "ndm-fault-in", "huge-ndm-fault-in", "populate-memcpy", "populate-write",
          "populate-memcpy-ndm", "populate-write-ndm", "roundtrip-punch-4k", "roundtrip-inplace-4k",
@@ -31,7 +32,8 @@ FLOORS = [("allocate", "floor-allocate"), ("fault-in", "floor-allocate-zero"),
 # 2 MiB-folio rows (gmem_rs only) and the 4 KiB rows of both backends they
 # are measured against.
 HUGE = [("huge-allocate", "allocate"), ("huge-fault-in", "fault-in"),
-        ("huge-punch-4k", "punch-4k"), ("huge-shared-fault-in", "shared-fault-in")]
+        ("huge-punch-4k", "punch-4k"), ("huge-shared-fault-in", "shared-fault-in"),
+        ("huge-host-write", "host-write")]
 # Secret-free rows against the rows without the flag (or without write()),
 # each backend against itself.
 SECRET = [("ndm-fault-in", "fault-in"), ("huge-ndm-fault-in", "huge-fault-in"),

@@ -59,11 +59,12 @@ struct kvm_gmem_ops {
 			 u64 gfn, void __user *src, long npages,
 			 kvm_gmem_populate_fn post_populate, void *opaque);
 	/*
-	 * kvm.gmem_in_place_conversion: whether the page of @slot's file that
-	 * @gfn is bound to is private. May be called in atomic context. NULL:
-	 * the backend does not convert, and its pages are all private.
+	 * kvm.gmem_in_place_conversion: whether the pages of @slot's file that
+	 * gfns [@start, @end) of @slot are bound to are all private (@private)
+	 * or all shared. May be called in atomic context. NULL: the backend
+	 * does not convert, and its pages are all private.
 	 */
-	bool (*gfn_is_private)(struct kvm_memory_slot *slot, u64 gfn);
+	bool (*range_has_attr)(struct kvm_memory_slot *slot, u64 start, u64 end, bool private);
 };
 
 int kvm_gmem_register_ops(const struct kvm_gmem_ops *ops);

@@ -529,6 +529,12 @@ impl<T: GmemBackend> GmemFile<T> {
         file.set_fixed_size(size);
         // `lseek()` and `pwrite()` as in 6.12 (`ESPIPE`) on the files that do not write.
         file.set_positioned(flags & GUEST_MEMFD_FLAG_WRITE != 0);
+        // The VMM's faults take `invalidate_lock` under the mmap lock, and nothing here faults
+        // on user memory under it; the built-in backend's populate does, on files of its own.
+        file.set_invalidate_lock_class(
+            crate::static_lock_class!(),
+            crate::c_str!("kvm::GmemFile::invalidate_lock"),
+        );
         // The abstraction's, not the backend's: it frees the page cache (`punch_hole`,
         // release), and takes this reference back at release.
         file.install_aops::<T::Aops>(gmem.clone())?;
@@ -713,6 +719,14 @@ impl<T: GmemBackend> GmemFile<T> {
         match &self.private {
             Some(map) => map.all(start, end, false),
             None => self.flags & GUEST_MEMFD_FLAG_INIT_SHARED != 0,
+        }
+    }
+
+    /// Whether every page of `[start, end)` is private.
+    fn all_private(&self, start: u64, end: u64) -> bool {
+        match &self.private {
+            Some(map) => map.all(start, end, true),
+            None => self.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0,
         }
     }
 
@@ -1255,7 +1269,7 @@ impl<T: GmemBackend> BackendTable<T> {
             unbind: Some(BackendVtable::<T>::unbind),
             get_pfn: Some(BackendVtable::<T>::get_pfn),
             populate: Some(BackendVtable::<T>::populate),
-            gfn_is_private: Some(BackendVtable::<T>::gfn_is_private),
+            range_has_attr: Some(BackendVtable::<T>::range_has_attr),
         };
         // SAFETY: `ops` holds `T`'s trampolines, `T::OWNER` and `T`'s file operations only.
         unsafe { Self::from_raw(ops) }
@@ -1424,17 +1438,32 @@ impl<T: GmemBackend> BackendVtable<T> {
     ///
     /// Called by KVM with a slot bound by `bind`, valid for the call (under `kvm->srcu` or
     /// `slots_lock`); may be called in atomic context.
-    unsafe extern "C" fn gfn_is_private(slot: *mut bindings::kvm_memory_slot, gfn: u64) -> bool {
+    unsafe extern "C" fn range_has_attr(
+        slot: *mut bindings::kvm_memory_slot,
+        start: u64,
+        end: u64,
+        private: bool,
+    ) -> bool {
         // SAFETY: Per the function's safety requirement.
         let slot = unsafe { MemorySlot::from_raw(slot) };
-        // A closed file's pages are neither: the fault that asks fails on the file.
-        let Ok((file, index)) = slot.get_file_index(gfn) else {
+        let slot_end = slot.base_gfn() + slot.npages();
+        if start < slot.base_gfn() || end <= start || end > slot_end {
+            return false;
+        }
+        // A closed file's pages are neither: the fault that asks fails on the file. The slot
+        // maps the rest of the range to the pages that follow in the file.
+        let Ok((file, index)) = slot.get_file_index(start) else {
             return false;
         };
         // SAFETY: A slot's file is one that `bind` gave it, a file of `T`'s; we hold a
         // reference.
         let gmem = unsafe { Self::data(&file) };
-        !gmem.is_shared(index)
+        let end = index + (end - start);
+        if private {
+            gmem.all_private(index, end)
+        } else {
+            gmem.all_shared(index, end)
+        }
     }
 
     /// # Safety

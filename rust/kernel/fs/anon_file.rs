@@ -18,7 +18,7 @@ use crate::{
     prelude::*,
     static_table::StaticTable,
     str::CStr,
-    sync::aref::ARef,
+    sync::{aref::ARef, LockClassKey},
     types::ForeignOwnable,
     ThisModule,
 };
@@ -525,6 +525,21 @@ impl<T: FileOperations> NewFile<T> {
     /// kernel does not read or write them on userspace's behalf.
     pub fn set_inaccessible(&mut self) {
         self.inode().mapping().set_inaccessible();
+    }
+
+    /// Gives the mapping's `invalidate_lock` a lockdep class of its own: files whose mapping
+    /// faults take it under the mmap lock are told apart from the other anonymous inodes',
+    /// under which some copy from userspace (6.12's guest_memfd populate).
+    pub fn set_invalidate_lock_class(&mut self, key: &'static LockClassKey, name: &'static CStr) {
+        // SAFETY: The mapping is valid, and nobody else sees the file yet: its lock is not
+        // held. The key and the name are static.
+        unsafe {
+            bindings::mapping_set_invalidate_lock_class(
+                self.inode().mapping().as_raw(),
+                key.as_ptr(),
+                name.as_char_ptr(),
+            )
+        };
     }
 
     /// Ends the set-up: the file can be shared from now on.

@@ -32,6 +32,8 @@
  *   host-write     the VMM writes every page of a mapped guest_memfd of -s
  *                  MiB (GUEST_MEMFD_FLAG_MMAP | _INIT_SHARED) for the first
  *                  time: the host's first-touch fault;
+ *   huge-host-write   the same with HUGE_PMD (gmem_rs): 2 MiB folios, each
+ *                  mapped by one PMD (pmd_maps=, from thp_file_mapped)
  *   shmem-host-write  the same on a plain shmem memfd: its floor
  *
  * -w huge: with GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD (2 MiB folios; gmem_rs
@@ -479,6 +481,21 @@ static void bench_host_write(void)
 	close(fd);
 	kvm_vm_free(vm);
 	report("host-write", size, t, before);
+
+	if (kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD) {
+		uint64_t pmds = gmem_vmstat("thp_file_mapped");
+		char extra[64];
+
+		before = used_kb();
+		vm = vm_create_barebones();
+		fd = vm_create_guest_memfd(vm, size, flags | GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD);
+		t = time_host_write(fd, size);
+		close(fd);
+		kvm_vm_free(vm);
+		snprintf(extra, sizeof(extra), " pmd_maps=%lu",
+			 gmem_vmstat("thp_file_mapped") - pmds);
+		report_with("huge-host-write", size, t, before, extra);
+	}
 
 	before = used_kb();
 	fd = bench_memfd(size, false);

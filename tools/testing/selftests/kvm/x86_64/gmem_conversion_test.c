@@ -515,7 +515,8 @@ static void touch_block(struct kvm_vcpu *vcpu, int64_t last[2], int64_t *d2, int
  * gmem_rs's 2 MiB folios: KVM maps a block 2 MiB only while all of it has
  * one attribute. With one page shared (a file without MMAP: KVM maps that
  * page from the slot's userspace memory), the rest of the block is mapped
- * 4 KiB; private again, 2 MiB again.
+ * 4 KiB; private again, 2 MiB again; all of it shared, 2 MiB of the VMM's
+ * transparent huge page.
  */
 static void test_huge(void)
 {
@@ -525,9 +526,10 @@ static void test_huge(void)
 	char *mem = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
 	char *shared = (char *)(((uintptr_t)mem + HPAGE - 1) & ~(HPAGE - 1));
-	int64_t huge2, huge4, mixed2, mixed4, again2, again4, last[2];
+	int64_t huge2, huge4, mixed2, mixed4, again2, again4, shared2, shared4, last[2];
 
 	TEST_ASSERT(mem != MAP_FAILED, "mmap: errno %d", errno);
+	TEST_ASSERT(!madvise(shared, HPAGE, MADV_HUGEPAGE), "madvise: errno %d", errno);
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, HPAGE, shared,
 				   fd, 0);
 	virt_map(vm, TEST_GPA, TEST_GPA, HPAGE / PAGE_SIZE);
@@ -539,14 +541,19 @@ static void test_huge(void)
 	touch_block(vcpu, last, &mixed2, &mixed4);
 	to_private(fd, 5 * PAGE_SIZE, PAGE_SIZE);
 	touch_block(vcpu, last, &again2, &again4);
+	/* The 2 MiB private mapping gives way to a 2 MiB shared one. */
+	to_shared(fd, 0, HPAGE);
+	touch_block(vcpu, last, &shared2, &shared4);
 	/* The guest's code, stack and page tables may add a few 4 KiB mappings. */
 	if (huge2 == 1 && huge4 < 16 && mixed2 == -1 && mixed4 == 512 && again2 == 1 &&
-	    again4 == -512 &&
-	    ((uint64_t *)shared)[5 * PAGE_SIZE / 8] == 5)
+	    again4 == -512 && shared2 == 0 && shared4 == 0 &&
+	    ((uint64_t *)shared)[5 * PAGE_SIZE / 8] == 5 &&
+	    ((uint64_t *)shared)[7 * PAGE_SIZE / 8] == 7)
 		ksft_test_result_pass("2 MiB folios: mapped 2 MiB only while of one attribute\n");
 	else
-		ksft_test_result_fail("2M/4K: %ld/%ld, mixed %ld/%ld, again %ld/%ld\n",
-				      huge2, huge4, mixed2, mixed4, again2, again4);
+		ksft_test_result_fail("2M/4K: %ld/%ld, mixed %ld/%ld, again %ld/%ld, shared %ld/%ld\n",
+				      huge2, huge4, mixed2, mixed4, again2, again4, shared2,
+				      shared4);
 	kvm_vm_free(vm);
 	munmap(mem, 2 * HPAGE);
 	close(fd);
