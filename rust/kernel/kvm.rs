@@ -210,8 +210,9 @@ pub const KVM_SET_MEMORY_ATTRIBUTES2: u32 =
 /// anything that frees the file's memory; attributes outlive the pages (punch keeps them).
 /// Changed under the mapping's exclusive `invalidate_lock`, inside an MMU invalidation of the
 /// range; read without a lock by KVM's faults (which its invalidation sequence orders: the
-/// invalidation ends under `mmu_lock`, whose release publishes the bits) and under the shared
-/// lock by the VMM's faults.
+/// invalidation ends under `mmu_lock`, whose release publishes the bits; a fault's check covers
+/// its own gfn, so one that reads a whole block refuses a block with an invalidation under way)
+/// and under the shared lock by the VMM's faults.
 struct PrivateMap(KVVec<AtomicU64>);
 
 impl PrivateMap {
@@ -1130,10 +1131,11 @@ impl GmemPopulate<'_> {
     /// if its pages are not all inside the call and private, `EHWPOISON` for a memory error in
     /// it; a callback's error is returned as is, and the folio stays not uptodate.
     ///
-    /// As in 6.12, the callbacks run with the folio unlocked (they copy from userspace, which
-    /// may fault, and must not hold up the guest's faults on other pages while they do), and
-    /// referenced; the mapping's `invalidate_lock`, which the populate trampoline holds, keeps
-    /// the folio in the file meanwhile.
+    /// As in 6.12, the callbacks run with the folio unlocked (they copy from userspace, and
+    /// must not hold up the guest's faults on other pages while they do), and referenced; the
+    /// mapping's `invalidate_lock`, which the populate trampoline holds, keeps the folio in the
+    /// file meanwhile. Page faults are off (the trampoline faulted the source in): a copy that
+    /// faults fails with `EFAULT`, and the trampoline retries that page.
     pub fn fill(&self, i: u64, folio: LockedFolio) -> Result<u64> {
         let index = self.index(i);
         let span = check_folio(self.file, &folio, index)?;
@@ -1246,8 +1248,10 @@ pub trait GmemBackend: Sized + 'static {
     /// is bound to the page.
     fn get_pfn(gmem: &GmemFile<Self>, fault: &GmemFault<'_>) -> Result<(LockedFolio, u32)>;
 
-    /// `kvm_gmem_populate()`: calls [`GmemPopulate::call`] on pages in order, and returns the
-    /// number done. `invalidate_lock` is held and the slot is bound at the first page.
+    /// `kvm_gmem_populate()`: calls [`GmemPopulate::fill`] on folios in order, and returns the
+    /// number done. `invalidate_lock` is held, the slot is bound at the first page, page faults
+    /// are off, and the call never crosses a PMD-aligned block of the file: the trampoline
+    /// splits `kvm_gmem_populate()` into such calls, and retries a page whose copy faulted.
     fn populate(gmem: &GmemFile<Self>, populate: &GmemPopulate<'_>) -> Result<u64>;
 }
 
@@ -1505,7 +1509,8 @@ impl<T: GmemBackend> BackendVtable<T> {
             // A PMD's pages of the file at a time, so that a huge folio is filled in one step.
             // The callbacks copy from userspace under `invalidate_lock`, which the VMM's faults
             // take under the mmap lock: the source is faulted in first, and copied with page
-            // faults off; a copy that still faults (the page went away) is retried once.
+            // faults off; a copy that still faults (the page went away meanwhile) is retried
+            // while the page can be faulted in, a few times.
             while done < npages {
                 let first = gfn + done;
                 let len = (npages - done).min(pmd_pages - slot.index_of(first) % pmd_pages);
@@ -1518,6 +1523,12 @@ impl<T: GmemBackend> BackendVtable<T> {
                     let bytes = (len << PAGE_SHIFT) as usize;
                     // SAFETY: Reads a user range, or stops; the copy reports what it could not.
                     let _ = unsafe { bindings::fault_in_readable(chunk_src as _, bytes) };
+                    // SEV-SNP's callback writes the CPUID page back to its source: writable
+                    // too, where it can be (no write happens; a read-only source stays so).
+                    if kvm.prepares_memory() {
+                        // SAFETY: As above.
+                        let _ = unsafe { bindings::fault_in_safe_writeable(chunk_src as _, bytes) };
+                    }
                 }
                 let step = {
                     let _inval = file.inode().mapping().invalidate_lock();
@@ -1543,7 +1554,7 @@ impl<T: GmemBackend> BackendVtable<T> {
                 };
                 match step {
                     Ok(n) if n > 0 => (done, faults) = (done + n, 0),
-                    Err(e) if e == EFAULT && chunk_src != 0 && faults == 0 => faults += 1,
+                    Err(e) if e == EFAULT && chunk_src != 0 && faults < 8 => faults += 1,
                     Ok(_) => break,
                     Err(e) if done == 0 => return Err(e),
                     Err(_) => break,

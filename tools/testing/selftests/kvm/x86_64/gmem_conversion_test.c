@@ -527,6 +527,7 @@ static void test_huge(void)
 			 -1, 0);
 	char *shared = (char *)(((uintptr_t)mem + HPAGE - 1) & ~(HPAGE - 1));
 	int64_t huge2, huge4, mixed2, mixed4, again2, again4, shared2, shared4, last[2];
+	long anon_kb;
 
 	TEST_ASSERT(mem != MAP_FAILED, "mmap: errno %d", errno);
 	TEST_ASSERT(!madvise(shared, HPAGE, MADV_HUGEPAGE), "madvise: errno %d", errno);
@@ -544,16 +545,18 @@ static void test_huge(void)
 	/* The 2 MiB private mapping gives way to a 2 MiB shared one. */
 	to_shared(fd, 0, HPAGE);
 	touch_block(vcpu, last, &shared2, &shared4);
+	/* The premise: the VMM's memory there is one transparent huge page. */
+	anon_kb = gmem_smaps_kb(shared, "AnonHugePages");
 	/* The guest's code, stack and page tables may add a few 4 KiB mappings. */
 	if (huge2 == 1 && huge4 < 16 && mixed2 == -1 && mixed4 == 512 && again2 == 1 &&
-	    again4 == -512 && shared2 == 0 && shared4 == 0 &&
+	    again4 == -512 && anon_kb == 2048 && shared2 == 0 && shared4 == 0 &&
 	    ((uint64_t *)shared)[5 * PAGE_SIZE / 8] == 5 &&
 	    ((uint64_t *)shared)[7 * PAGE_SIZE / 8] == 7)
 		ksft_test_result_pass("2 MiB folios: mapped 2 MiB only while of one attribute\n");
 	else
-		ksft_test_result_fail("2M/4K: %ld/%ld, mixed %ld/%ld, again %ld/%ld, shared %ld/%ld\n",
-				      huge2, huge4, mixed2, mixed4, again2, again4, shared2,
-				      shared4);
+		ksft_test_result_fail("2M/4K: %ld/%ld, mixed %ld/%ld, again %ld/%ld, shared %ld/%ld "
+				      "(AnonHugePages %ld kB)\n", huge2, huge4, mixed2, mixed4,
+				      again2, again4, shared2, shared4, anon_kb);
 	kvm_vm_free(vm);
 	munmap(mem, 2 * HPAGE);
 	close(fd);
