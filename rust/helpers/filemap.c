@@ -94,7 +94,7 @@ void rust_helper_folio_lock(struct folio *folio)
 }
 
 void rust_helper_mapping_set_invalidate_lock_class(struct address_space *mapping,
-						  struct lock_class_key *key, const char *name)
+						   struct lock_class_key *key, const char *name)
 {
 	lockdep_set_class_and_name(&mapping->invalidate_lock, key, name);
 }

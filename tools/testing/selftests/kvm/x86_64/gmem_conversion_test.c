@@ -347,9 +347,8 @@ static void test_populate(void)
 		ksft_test_result_pass("populate: once per private page, %s\n",
 				      "EEXIST after a round trip, EINVAL on a shared page");
 	else
-		ksft_test_result_fail("populate %ld, again %ld, shared %ld, data %d, after a round "
-				      "trip %ld, after punch %ld, from the file %d\n", first, again,
-				      on_shared, data, after_round, after_punch, own);
+		ksft_test_result_fail("populate %ld %ld %ld, data %d, %ld, punch %ld, own %d\n",
+				      first, again, on_shared, data, after_round, after_punch, own);
 	kvm_vm_free(vm);
 	munmap(p, SIZE);
 	close(fd);
@@ -554,9 +553,9 @@ static void test_huge(void)
 	    ((uint64_t *)shared)[7 * PAGE_SIZE / 8] == 7)
 		ksft_test_result_pass("2 MiB folios: mapped 2 MiB only while of one attribute\n");
 	else
-		ksft_test_result_fail("2M/4K: %ld/%ld, mixed %ld/%ld, again %ld/%ld, shared %ld/%ld "
-				      "(AnonHugePages %ld kB)\n", huge2, huge4, mixed2, mixed4,
-				      again2, again4, shared2, shared4, anon_kb);
+		ksft_test_result_fail("2M/4K: %ld/%ld %ld/%ld %ld/%ld %ld/%ld, AnonHuge %ld kB\n",
+				      huge2, huge4, mixed2, mixed4, again2, again4, shared2,
+				      shared4, anon_kb);
 	kvm_vm_free(vm);
 	munmap(mem, 2 * HPAGE);
 	close(fd);

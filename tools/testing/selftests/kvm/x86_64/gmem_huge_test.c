@@ -958,9 +958,9 @@ static void test_mapped_huge(void)
 		ksft_test_result_pass("HUGE | MMAP: one 2 MiB folio, one PMD where aligned, %s\n",
 				      "4 KiB PTEs elsewhere, 2 MiB for KVM");
 	else
-		ksft_test_result_fail("folios %lu, FilePmdMapped %ld/%ld/%ld kB, Rss %ld/%ld kB, "
-				      "%lu bad, 2M +%lu\n", gmem_vmstat("thp_file_alloc") - allocs,
-				      pmd_kb, q_pmd_kb, refault_kb, rss_kb, q_rss_kb, bad,
+		ksft_test_result_fail("folios %lu, PMD %ld/%ld/%ld, Rss %ld/%ld, bad %lu, 2M %lu\n",
+				      gmem_vmstat("thp_file_alloc") - allocs, pmd_kb, q_pmd_kb,
+				      refault_kb, rss_kb, q_rss_kb, bad,
 				      vm_get_stat(vm, "pages_2m") - m2);
 	kvm_vm_free(vm);
 	munmap(p, HPAGE);
