@@ -706,8 +706,7 @@ impl<T: GmemBackend> GmemFile<T> {
         Ok(0)
     }
 
-    /// Whether page `index` of the file is shared: the host may map it. Without in-place
-    /// conversion, all or none of a file's pages are (`INIT_SHARED`).
+    /// Whether page `index` of the file is shared: the host may map it.
     fn is_shared(&self, index: u64) -> bool {
         match &self.private {
             Some(map) => !map.is_private(index),
@@ -715,19 +714,12 @@ impl<T: GmemBackend> GmemFile<T> {
         }
     }
 
-    /// Whether every page of `[start, end)` is shared.
-    fn all_shared(&self, start: u64, end: u64) -> bool {
+    /// Whether every page of `[start, end)` is private (`private`) or shared. Without in-place
+    /// conversion, all or none of a file's pages are shared (`INIT_SHARED`).
+    fn all(&self, start: u64, end: u64, private: bool) -> bool {
         match &self.private {
-            Some(map) => map.all(start, end, false),
-            None => self.flags & GUEST_MEMFD_FLAG_INIT_SHARED != 0,
-        }
-    }
-
-    /// Whether every page of `[start, end)` is private.
-    fn all_private(&self, start: u64, end: u64) -> bool {
-        match &self.private {
-            Some(map) => map.all(start, end, true),
-            None => self.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0,
+            Some(map) => map.all(start, end, private),
+            None => (self.flags & GUEST_MEMFD_FLAG_INIT_SHARED == 0) == private,
         }
     }
 
@@ -986,7 +978,7 @@ impl<T: GmemBackend> VmOperations for GmemFops<T> {
         // after the zap (it holds the folio's lock until then).
         let span = folio.span();
         let end = span.index() + (1 << span.order());
-        Ok(if span.order() > 0 && gmem.all_shared(span.index(), end) {
+        Ok(if span.order() > 0 && gmem.all(span.index(), end, false) {
             FaultFolio::whole(folio)
         } else {
             FaultFolio::page(folio)
@@ -1462,12 +1454,7 @@ impl<T: GmemBackend> BackendVtable<T> {
         // SAFETY: A slot's file is one that `bind` gave it, a file of `T`'s; we hold a
         // reference.
         let gmem = unsafe { Self::data(&file) };
-        let end = index + (end - start);
-        if private {
-            gmem.all_private(index, end)
-        } else {
-            gmem.all_shared(index, end)
-        }
+        gmem.all(index, index + (end - start), private)
     }
 
     /// # Safety

@@ -177,13 +177,6 @@ impl FaultFolio {
     }
 }
 
-impl From<LockedFolio> for FaultFolio {
-    #[inline]
-    fn from(folio: LockedFolio) -> Self {
-        Self::page(folio)
-    }
-}
-
 /// The faults of mappings of `Self`'s files, served through its [`VmOpsTable`] (see
 /// [`FileOperations::VM_OPS`]).
 pub trait VmOperations: FileOperations {

@@ -462,12 +462,23 @@ static double time_host_write(int fd, uint64_t bytes)
 	return t;
 }
 
+/* time_host_write() of a fresh guest_memfd of -s MiB created with @flags. */
+static double time_gmem_host_write(uint64_t flags)
+{
+	struct kvm_vm *vm = vm_create_barebones();
+	int fd = vm_create_guest_memfd(vm, size, flags);
+	double t = time_host_write(fd, size);
+
+	close(fd);
+	kvm_vm_free(vm);
+	return t;
+}
+
 /* The VMM's first touch of a shared guest_memfd, against shmem's. */
 static void bench_host_write(void)
 {
 	uint64_t flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
 	long before = used_kb();
-	struct kvm_vm *vm;
 	double t;
 	int fd;
 
@@ -475,11 +486,7 @@ static void bench_host_write(void)
 		printf("# host-write: the backend does not take MMAP | INIT_SHARED\n");
 		return;
 	}
-	vm = vm_create_barebones();
-	fd = vm_create_guest_memfd(vm, size, flags);
-	t = time_host_write(fd, size);
-	close(fd);
-	kvm_vm_free(vm);
+	t = time_gmem_host_write(flags);
 	report("host-write", size, t, before);
 
 	if (kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD) {
@@ -487,11 +494,7 @@ static void bench_host_write(void)
 		char extra[64];
 
 		before = used_kb();
-		vm = vm_create_barebones();
-		fd = vm_create_guest_memfd(vm, size, flags | GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD);
-		t = time_host_write(fd, size);
-		close(fd);
-		kvm_vm_free(vm);
+		t = time_gmem_host_write(flags | GUEST_MEMFD_FLAG_GMEM_RS_HUGE_PMD);
 		snprintf(extra, sizeof(extra), " pmd_maps=%lu",
 			 gmem_vmstat("thp_file_mapped") - pmds);
 		report_with("huge-host-write", size, t, before, extra);
