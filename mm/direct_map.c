@@ -15,6 +15,10 @@
  * so that zapping an aligned 2 MiB folio keeps a 2 MiB direct-map entry;
  * split_huge_page() splits the entry first when it splits such a folio.
  * x86-64 only (mm/Makefile): it changes a range at once and splits on demand.
+ *
+ * Hibernation is refused while any such page is out (no_direct_map_active()),
+ * as while secretmem is in use: the image would hold what the kernel must
+ * not read.
  */
 
 #include <linux/mm.h>
@@ -25,6 +29,15 @@
 #include <linux/vmalloc.h>
 #include <asm/set_memory.h>
 #include <asm/tlbflush.h>
+
+/* Pages zapped and not yet given back, a poisoned one included. */
+static atomic_long_t no_direct_map_pages;
+
+/* Whether any page is out of the direct map under the rule above. */
+bool no_direct_map_active(void)
+{
+	return atomic_long_read(&no_direct_map_pages) != 0;
+}
 
 /**
  * folio_zap_direct_map - take a folio out of the kernel's direct map
@@ -47,6 +60,7 @@ int folio_zap_direct_map(struct folio *folio)
 	if (ret)
 		return ret;
 	flush_tlb_kernel_range(addr, addr + folio_size(folio));
+	atomic_long_add(folio_nr_pages(folio), &no_direct_map_pages);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(folio_zap_direct_map);
@@ -67,6 +81,7 @@ void folio_restore_direct_map(struct folio *folio)
 						  folio_test_hwpoison(folio);
 	long i, nr = folio_nr_pages(folio);
 
+	WARN_ON_ONCE(atomic_long_sub_return(nr, &no_direct_map_pages) < 0);
 	if (!poisoned) {
 		WARN_ON_ONCE(set_direct_map_valid_noflush(folio_page(folio, 0), nr, true));
 		folio_zero_range(folio, 0, folio_size(folio));

@@ -54,7 +54,7 @@ phase "boot and run tests" run_tests
 # In-place conversion is chosen at boot (kvm.gmem_in_place_conversion=1): a
 # second boot runs the tests of that mode. GMEM_IN_PLACE=0 skips it, 1 runs it
 # after a run of named tests too.
-IN_PLACE_TESTS=(x86_64/gmem_conversion_test guest_memfd_test)
+IN_PLACE_TESTS=(x86_64/gmem_conversion_test x86_64/gmem_no_direct_map_test guest_memfd_test)
 IN_PLACE_DIR=$OUTDIR/in-place
 run_in_place() {
 	mkdir -p "$IN_PLACE_DIR"

@@ -15,8 +15,11 @@
  * steal time in it: KVM writes both (its pfn cache maps the clock's page
  * from the file, not through the direct map), the clock advances, steal
  * time counts a vCPU thread kept off its CPU, and a punch of the clock's
- * page reaches KVM's cache. With gmem_rs's huge flag: 2 MiB folios leave
- * whole, keeping the direct map's 2 MiB entries.
+ * page reaches KVM's cache. The same VM runs a nested guest: KVM maps its
+ * VMCB with kvm_vcpu_map(), from the file. Hibernation is refused while
+ * any page is out (/sys/power/disk says "[disabled]"), and allowed again
+ * once none is. With gmem_rs's huge flag: 2 MiB folios leave whole,
+ * keeping the direct map's 2 MiB entries.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +42,7 @@
 #include "gmem_test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
+#include "svm_util.h"
 #include "test_util.h"
 
 #define MMAP		GUEST_MEMFD_FLAG_MMAP
@@ -191,6 +195,66 @@ static void test_gup(struct kvm_vm *vm)
 	close(plain);
 }
 
+/* 1 if /sys/power/disk says hibernation is refused, 0 if not, -1 without it. */
+static int hibernation_refused(void)
+{
+	char buf[128] = "";
+	int fd = open("/sys/power/disk", O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	TEST_ASSERT(n > 0, "read /sys/power/disk: errno %d", errno);
+	return !!strstr(buf, "[disabled]");
+}
+
+/*
+ * Refused while a page is out of the direct map (a hibernation image would
+ * hold it), as while secretmem is in use; a plain file's page is the
+ * control, and a punch or the release allows it again.
+ */
+static void test_hibernation(struct kvm_vm *vm)
+{
+	int before = hibernation_refused(), plain_used, used, punched, again, released;
+	int fd, plain;
+	char *p, *q;
+
+	if (before < 0) {
+		ksft_test_result_skip("hibernation: no /sys/power/disk (CONFIG_HIBERNATION)\n");
+		return;
+	}
+	if (before) {
+		ksft_test_result_skip("hibernation: refused before the test\n");
+		return;
+	}
+	fd = vm_create_guest_memfd(vm, SIZE, NDM | MMAP | SHARED);
+	plain = vm_create_guest_memfd(vm, SIZE, MMAP | SHARED);
+	p = map(fd, SIZE);
+	q = map(plain, SIZE);
+	q[0] = 1;
+	plain_used = hibernation_refused();
+	p[0] = 1;
+	p[PAGE_SIZE] = 1;
+	used = hibernation_refused();
+	TEST_ASSERT(!fallocate(fd, KS | PH, 0, SIZE), "punch: errno %d", errno);
+	punched = hibernation_refused();
+	p[0] = 1;
+	again = hibernation_refused();
+	munmap(p, SIZE);
+	close(fd);
+	released = hibernation_refused();
+	if (!plain_used && used == 1 && !punched && again == 1 && !released)
+		ksft_test_result_pass("hibernation refused while a page is out of the direct map\n");
+	else
+		ksft_test_result_fail("hibernation refused: plain %d, used %d, punched %d, %s %d, %s %d\n",
+				      plain_used, used, punched, "again", again, "released",
+				      released);
+	munmap(q, SIZE);
+	close(plain);
+}
+
 /*
  * kvm_gmem_populate() refuses such a file (EINVAL): its callbacks write
  * through the direct map with the folio unlocked, and it serves VM types
@@ -213,7 +277,9 @@ static void test_populate(void)
 	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, SIZE, anon, fd, 0);
 	vm_set_user_memory_region2(vm, TEST_SLOT + 1, KVM_MEM_GUEST_MEMFD, TEST_GPA + SIZE, SIZE,
 				   anon + SIZE, plain, 0);
-	vm_mem_set_private(vm, TEST_GPA, 2 * SIZE);
+	/* In place, the files' pages are private already; the VM has no attributes. */
+	if (!gmem_in_place())
+		vm_mem_set_private(vm, TEST_GPA, 2 * SIZE);
 	refused = ioctl(probe_dev, GMEM_POPULATE_TEST, &args);
 	e = errno;
 	args.gfn = (TEST_GPA + SIZE) >> PAGE_SHIFT;
@@ -273,8 +339,10 @@ static void test_huge(void)
 				   huge, 0);
 	vm_set_user_memory_region2(vm, TEST_SLOT + 1, KVM_MEM_GUEST_MEMFD, SMALL_GPA, bytes,
 				   anon + bytes, small, 0);
-	vm_mem_set_private(vm, HUGE_GPA, bytes);
-	vm_mem_set_private(vm, SMALL_GPA, bytes);
+	if (!gmem_in_place()) {
+		vm_mem_set_private(vm, HUGE_GPA, bytes);
+		vm_mem_set_private(vm, SMALL_GPA, bytes);
+	}
 
 	k4_0 = meminfo_kb("DirectMap4k:");
 	m2_0 = meminfo_kb("DirectMap2M:");
@@ -383,42 +451,59 @@ static void pin(pthread_t t, int cpu)
 	TEST_ASSERT(!pthread_setaffinity_np(t, sizeof(set), &set), "affinity to CPU %d", cpu);
 }
 
+#define WHOLE_PAGES	1024ul
+#define WHOLE_BYTES	(WHOLE_PAGES * PAGE_SIZE)
+
 /*
- * A default VM whose whole memory, code, page tables, stack, kvm-clock and
- * steal time included, is one NO_DIRECT_MAP | MMAP | INIT_SHARED file (as
- * gmem_mmap_test's whole-RAM case, and as a secret-free VMM runs).
+ * A default VM whose whole memory, code, page tables, stack and all, is
+ * one NO_DIRECT_MAP | MMAP | INIT_SHARED file @fd at gpa 0 (as
+ * gmem_mmap_test's whole-RAM case, and as a secret-free VMM runs). It is
+ * built in anonymous memory: whole_vm_move() moves it into the file.
  */
+static struct kvm_vm *whole_vm_create(int *fd)
+{
+	struct kvm_vm *vm = ____vm_create(VM_SHAPE_DEFAULT);
+
+	*fd = vm_create_guest_memfd(vm, WHOLE_BYTES, NDM | MMAP | SHARED);
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, WHOLE_PAGES, KVM_MEM_GUEST_MEMFD, *fd, 0);
+	gmem_vm_finish_create(vm, WHOLE_BYTES);
+	return vm;
+}
+
+/*
+ * As a secret-free VMM: the guest is built in other memory (read() of the
+ * ELF into the file's mapping would fail: the 9p client pins its buffer),
+ * copied into the file, and the file mapped in its place.
+ */
+static void whole_vm_move(struct kvm_vm *vm, int fd)
+{
+	struct userspace_mem_region *slot0 = memslot2region(vm, 0);
+	void *view = map(fd, WHOLE_BYTES);
+
+	memcpy(view, slot0->host_mem, WHOLE_BYTES);
+	munmap(view, WHOLE_BYTES);
+	TEST_ASSERT(mmap(slot0->host_mem, WHOLE_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, fd, 0) == slot0->host_mem,
+		    "mmap over slot 0: errno %d", errno);
+}
+
+/* A whole-memory VM (above) with kvm-clock and steal time in it. */
 static void test_guest_clock(void)
 {
-	const uint64_t npages = 1024, bytes = npages * PAGE_SIZE;
-	struct userspace_mem_region *slot0;
 	struct run_args r = { 0 };
-	struct kvm_vm *vm = ____vm_create(VM_SHAPE_DEFAULT);
-	int fd = vm_create_guest_memfd(vm, bytes, NDM | MMAP | SHARED);
+	int fd;
+	struct kvm_vm *vm = whole_vm_create(&fd);
 	uint64_t t1, t2, v2, stolen, v3, until, t4, v4;
 	struct kvm_clock_data data = { 0 };
 	struct timespec ts;
 	pthread_t vcpu_thread, hog_thread;
-	void *view;
 
-	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, npages, KVM_MEM_GUEST_MEMFD, fd, 0);
-	slot0 = memslot2region(vm, 0);
-	gmem_vm_finish_create(vm, bytes);
 	r.vcpu = vm_vcpu_add(vm, 0, guest_clock);
 	clock_gpa = addr_gva2gpa(vm, (vm_vaddr_t)&pvclock);
 	steal_gpa = addr_gva2gpa(vm, (vm_vaddr_t)&steal);
 	sync_global_to_guest(vm, clock_gpa);
 	sync_global_to_guest(vm, steal_gpa);
-	/*
-	 * As a secret-free VMM: the guest is built in other memory (read() of
-	 * the ELF into the file's mapping would fail: the 9p client pins its
-	 * buffer), copied into the file, and the file mapped in its place.
-	 */
-	view = map(fd, bytes);
-	memcpy(view, slot0->host_mem, bytes);
-	munmap(view, bytes);
-	TEST_ASSERT(mmap(slot0->host_mem, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-			 fd, 0) == slot0->host_mem, "mmap over slot 0: errno %d", errno);
+	whole_vm_move(vm, fd);
 
 	gmem_run_to_sync(r.vcpu, 1);
 	usleep(20 * 1000);
@@ -470,6 +555,62 @@ static void test_guest_clock(void)
 	kvm_vm_free(vm);
 }
 
+static void l2_guest(struct svm_test_data *svm)
+{
+	__asm__ __volatile__("vmmcall");
+}
+
+static void guest_nested(struct svm_test_data *svm)
+{
+	unsigned long l2_stack[64];
+
+	generic_svm_setup(svm, l2_guest, &l2_stack[64]);
+	run_guest(svm->vmcb, svm->vmcb_gpa);
+	GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
+	GUEST_DONE();
+}
+
+/*
+ * A whole-memory VM runs a nested guest: VMRUN, VMLOAD and VMSAVE map its
+ * VMCB with kvm_vcpu_map(), which takes the page from the file and vmap()s
+ * it (GUP of the VMM's mapping is refused).
+ */
+static void test_nested(void)
+{
+	struct kvm_vcpu *vcpu;
+	vm_vaddr_t svm_gva;
+	struct kvm_vm *vm;
+	uint64_t vmcb_gpa, ucall;
+	struct ucall uc;
+	int fd, out;
+	__u32 exit;
+
+	if (!kvm_cpu_has(X86_FEATURE_SVM)) {
+		ksft_test_result_skip("nested: no SVM for guests\n");
+		return;
+	}
+	vm = whole_vm_create(&fd);
+	vcpu = vm_vcpu_add(vm, 0, guest_nested);
+	vmcb_gpa = vcpu_alloc_svm(vm, &svm_gva)->vmcb_gpa;
+	vcpu_args_set(vcpu, 1, svm_gva);
+	whole_vm_move(vm, fd);
+	/* The VMCB is the file's page at its gpa, out of the direct map. */
+	out = probe(fd, vmcb_gpa, NULL);
+	/* Without kvm_vcpu_map() of the file's page, VMRUN takes a #GP (the library fails). */
+	vcpu_run(vcpu);
+	exit = vcpu->run->exit_reason;
+	ucall = exit == KVM_EXIT_IO ? get_ucall(vcpu, &uc) : 0;
+	if (ucall == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	if (!out && ucall == UCALL_DONE)
+		ksft_test_result_pass("nested: VMRUN with the VMCB out of the direct map\n");
+	else
+		ksft_test_result_fail("nested: the VMCB's page probes %d; exit %u, ucall %lu\n",
+				      out, exit, ucall);
+	close(fd);
+	kvm_vm_free(vm);
+}
+
 int main(int argc, char *argv[])
 {
 	bool huge = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS) & HUGE;
@@ -482,15 +623,17 @@ int main(int argc, char *argv[])
 
 	ksft_print_header();
 	/* The 2 MiB case where the backend lists its huge flag (gmem_rs). */
-	ksft_set_plan(6 + huge);
+	ksft_set_plan(8 + huge);
 	test_flags(KVM_X86_DEFAULT_VM, "default");
 	test_flags(KVM_X86_SW_PROTECTED_VM, "software-protected");
 	vm = vm_create_barebones();
 	test_host_pages(vm);
 	test_gup(vm);
+	test_hibernation(vm);
 	kvm_vm_free(vm);
 	test_populate();
 	test_guest_clock();
+	test_nested();
 	if (huge)
 		test_huge();
 	ksft_finished();
