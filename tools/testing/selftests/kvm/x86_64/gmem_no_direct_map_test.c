@@ -246,11 +246,10 @@ static void test_hibernation(struct kvm_vm *vm)
 	close(fd);
 	released = hibernation_refused();
 	if (!plain_used && used == 1 && !punched && again == 1 && !released)
-		ksft_test_result_pass("hibernation refused while a page is out of the direct map\n");
+		ksft_test_result_pass("hibernation refused while pages are out, then allowed\n");
 	else
-		ksft_test_result_fail("hibernation refused: plain %d, used %d, punched %d, %s %d, %s %d\n",
-				      plain_used, used, punched, "again", again, "released",
-				      released);
+		ksft_test_result_fail("hibernation: plain %d, used %d, punched %d, %d, %s %d\n",
+				      plain_used, used, punched, again, "released", released);
 	munmap(q, SIZE);
 	close(plain);
 }
