@@ -71,12 +71,11 @@ static inline int gmem_set_attributes(int fd, uint64_t off, uint64_t size, uint6
 }
 #endif
 
-/* Runs @vcpu until its next ucall, which must be GUEST_SYNC(@stage). */
-static inline void gmem_run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
+/* @vcpu's exit, which must be the ucall GUEST_SYNC(@stage). */
+static inline void gmem_expect_sync(struct kvm_vcpu *vcpu, uint64_t stage)
 {
 	struct ucall uc;
 
-	vcpu_run(vcpu);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
 		REPORT_GUEST_ASSERT(uc);
@@ -84,16 +83,38 @@ static inline void gmem_run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
 		    "ucall %lu stage %lu, wanted SYNC stage %lu", uc.cmd, uc.args[1], stage);
 }
 
-/* Runs @vcpu until its next ucall, which must be GUEST_DONE(). */
-static inline void gmem_run_to_done(struct kvm_vcpu *vcpu)
+/* @vcpu's exit, which must be the ucall GUEST_DONE(). */
+static inline void gmem_expect_done(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	vcpu_run(vcpu);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
 		REPORT_GUEST_ASSERT(uc);
 	TEST_ASSERT(uc.cmd == UCALL_DONE, "ucall %lu, wanted DONE", uc.cmd);
+}
+
+/* Runs @vcpu until its next ucall, which must be GUEST_SYNC(@stage). */
+static inline void gmem_run_to_sync(struct kvm_vcpu *vcpu, uint64_t stage)
+{
+	vcpu_run(vcpu);
+	gmem_expect_sync(vcpu, stage);
+}
+
+/* Runs @vcpu until its next ucall, which must be GUEST_DONE(). */
+static inline void gmem_run_to_done(struct kvm_vcpu *vcpu)
+{
+	vcpu_run(vcpu);
+	gmem_expect_done(vcpu);
+}
+
+/*
+ * QEMU TCG's nested SVM bug (FACTS.md) hands a running L2 vCPU its L1's
+ * state: a rip in L1's kernel.
+ */
+static inline bool gmem_rip_in_l1_kernel(uint64_t rip)
+{
+	return rip >= 0xffff800000000000ul;
 }
 
 /*

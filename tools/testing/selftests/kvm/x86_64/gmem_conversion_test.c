@@ -609,8 +609,6 @@ struct converter {
  */
 static bool converter_run(struct converter *c, uint64_t stage)
 {
-	struct ucall uc;
-
 	/* Not vcpu_run(): the watchdog's signal must get the thread out of KVM_RUN. */
 	while (__vcpu_run(c->vcpu)) {
 		TEST_ASSERT(errno == EINTR, KVM_IOCTL_ERROR(KVM_RUN, -errno));
@@ -624,15 +622,10 @@ static bool converter_run(struct converter *c, uint64_t stage)
 		c->shutdown = 1;
 		return false;
 	}
-	TEST_ASSERT_KVM_EXIT_REASON(c->vcpu, KVM_EXIT_IO);
-	if (get_ucall(c->vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
 	if (stage == ROUNDS)
-		TEST_ASSERT(uc.cmd == UCALL_DONE, "ucall %lu, wanted DONE", uc.cmd);
+		gmem_expect_done(c->vcpu);
 	else
-		TEST_ASSERT(uc.cmd == UCALL_SYNC && uc.args[1] == stage,
-			    "ucall %lu stage %lu, wanted SYNC stage %lu", uc.cmd, uc.args[1],
-			    stage);
+		gmem_expect_sync(c->vcpu, stage);
 	return true;
 }
 
@@ -704,7 +697,7 @@ static bool wait_converters(struct converter *c)
 			if (c[i].stopped) {
 				printf("# vCPU %d stalled in round %lu: rip 0x%llx\n", i,
 				       c[i].rounds, c[i].regs.rip);
-				TEST_ASSERT(c[i].regs.rip >= 0xffff800000000000ul,
+				TEST_ASSERT(gmem_rip_in_l1_kernel(c[i].regs.rip),
 					    "vCPU %d stalled with rip 0x%llx: not QEMU's nested SVM bug",
 					    i, c[i].regs.rip);
 				emulator = true;

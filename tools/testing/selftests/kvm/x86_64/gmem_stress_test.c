@@ -573,7 +573,7 @@ static bool bench_snapshot(struct round *r, uint64_t *passes, uint64_t *cpu_ns, 
 /* QEMU TCG's nested SVM bug: L1's state in the L2 vCPU. */
 static bool emulator_signature(struct vcpu_info *s)
 {
-	return s->shutdown || s->regs.rip >= 0xffff800000000000ul;
+	return s->shutdown || gmem_rip_in_l1_kernel(s->regs.rip);
 }
 
 /* Stop the threads; returns true if a hung vCPU shows the emulator's signature. */
