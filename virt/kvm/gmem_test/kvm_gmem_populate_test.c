@@ -16,8 +16,10 @@
  * GMEM_PROBE_TEST reads a page through the kernel's direct map, without
  * faulting (copy_from_kernel_nofault()): the page of a file at an offset
  * (its pfn returned; not allocated if absent: -ENOENT), or a pfn, and
- * returns its first word if it reads it. Tests of GUEST_MEMFD_FLAG_NO_DIRECT_MAP
- * see it go and come back with it; tests of write() read a page no mapping has.
+ * returns its first word if it reads it, and the size of the direct map's
+ * entry for it (x86: 4 KiB once split). Tests of GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+ * see pages go and come back, and 2 MiB entries stay whole, with it; tests of
+ * write() read a page no mapping has.
  */
 #include <linux/debugfs.h>
 #include <linux/delay.h>
@@ -56,6 +58,8 @@ struct gmem_probe_test_args {
 	__u64 offset;		/* in the file */
 	__u64 pfn;		/* in without a file, else out */
 	__u64 word;		/* out: its first word, if readable */
+	__u32 entry_kb;		/* out: its direct-map entry's size, 0 if unknown */
+	__u32 pad;
 };
 
 #define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
@@ -147,6 +151,18 @@ static bool gmem_direct_map_reads(struct page *page, __u64 *word)
 	return !copy_from_kernel_nofault(word, page_address(page), sizeof(*word));
 }
 
+/* The size of the direct-map entry that maps (or unmapped) @page, in KiB. */
+static __u32 gmem_direct_map_entry_kb(struct page *page)
+{
+#ifdef CONFIG_X86
+	unsigned int level;
+
+	if (lookup_address((unsigned long)page_address(page), &level))
+		return page_level_size(level) >> 10;
+#endif
+	return 0;
+}
+
 static long gmem_probe_test(unsigned long arg)
 {
 	struct gmem_probe_test_args args;
@@ -160,6 +176,7 @@ static long gmem_probe_test(unsigned long arg)
 		if (!pfn_valid(args.pfn))
 			return -EINVAL;
 		args.readable = gmem_direct_map_reads(pfn_to_page(args.pfn), &args.word);
+		args.entry_kb = gmem_direct_map_entry_kb(pfn_to_page(args.pfn));
 	} else {
 		f = fdget(args.fd);
 		if (!fd_file(f))
@@ -172,6 +189,7 @@ static long gmem_probe_test(unsigned long arg)
 		page = folio_file_page(folio, args.offset >> PAGE_SHIFT);
 		args.pfn = page_to_pfn(page);
 		args.readable = gmem_direct_map_reads(page, &args.word);
+		args.entry_kb = gmem_direct_map_entry_kb(page);
 		folio_unlock(folio);
 		folio_put(folio);
 		fdput(f);

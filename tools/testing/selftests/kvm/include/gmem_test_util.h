@@ -340,6 +340,8 @@ struct gmem_probe_test_args {
 	__u64 offset;
 	__u64 pfn;
 	__u64 word;	/* out: its first word, if readable */
+	__u32 entry_kb;	/* out: the size of its direct-map entry, 0 if unknown */
+	__u32 pad;
 };
 
 #define GMEM_PROBE_TEST		_IOWR('G', 0x73, struct gmem_probe_test_args)
@@ -373,6 +375,14 @@ static inline int gmem_probe_pfn(int dev, uint64_t pfn)
 	struct gmem_probe_test_args args = { .fd = -1, .pfn = pfn };
 
 	return ioctl(dev, GMEM_PROBE_TEST, &args) ? -errno : (int)args.readable;
+}
+
+/* The size in KiB of the direct-map entry that maps (or unmapped) page frame @pfn. */
+static inline long gmem_direct_map_entry_kb(int dev, uint64_t pfn)
+{
+	struct gmem_probe_test_args args = { .fd = -1, .pfn = pfn };
+
+	return ioctl(dev, GMEM_PROBE_TEST, &args) ? -errno : (long)args.entry_kb;
 }
 
 #define GMEM_CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
