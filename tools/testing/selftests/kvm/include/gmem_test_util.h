@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,18 @@ static inline void gmem_run_to_done(struct kvm_vcpu *vcpu)
 static inline bool gmem_rip_in_l1_kernel(uint64_t rip)
 {
 	return rip >= 0xffff800000000000ul;
+}
+
+static inline void gmem_on_kick(int sig)
+{
+}
+
+/* SIGUSR1, without SA_RESTART, gets a vCPU thread out of KVM_RUN (EINTR). */
+static inline void gmem_catch_kick(void)
+{
+	struct sigaction sa = { .sa_handler = gmem_on_kick };
+
+	TEST_ASSERT(!sigaction(SIGUSR1, &sa, NULL), "sigaction: errno %d", errno);
 }
 
 /*

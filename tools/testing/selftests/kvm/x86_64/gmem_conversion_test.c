@@ -653,10 +653,6 @@ out:
 	return NULL;
 }
 
-static void on_kick(int sig)
-{
-}
-
 #define STALL_MS	30000
 
 /*
@@ -719,14 +715,13 @@ static bool wait_converters(struct converter *c)
  */
 static void test_concurrent(void)
 {
-	struct sigaction sa = { .sa_handler = on_kick };
 	uint64_t size = NR_VCPUS * VCPU_PAGES * PAGE_SIZE;
 	struct kvm_vcpu *vcpus[NR_VCPUS];
 	struct converter c[NR_VCPUS];
 	int i, bad, attempt;
 	bool clean = false;
 
-	TEST_ASSERT(!sigaction(SIGUSR1, &sa, NULL), "sigaction: errno %d", errno);
+	gmem_catch_kick();
 	for (attempt = 1; !clean && attempt <= 3; attempt++) {
 		struct kvm_vm *vm = __vm_create_with_vcpus(sw_protected, NR_VCPUS, 0,
 							   guest_convert, vcpus);

@@ -465,10 +465,6 @@ static void *unload_thread(void *arg)
 	return NULL;
 }
 
-static void on_kick(int sig)
-{
-}
-
 /* Signal @s until it leaves KVM_RUN with its registers read: 0 if it never does. */
 static int vcpu_state(struct vcpu_info *s)
 {
@@ -821,7 +817,6 @@ static int env_int(const char *name, int dflt)
 
 int main(int argc, char *argv[])
 {
-	struct sigaction sa = { .sa_handler = on_kick };
 	int seconds = env_int("GMEM_STRESS_SECONDS", 5);
 	int nr_vcpus = env_int("GMEM_STRESS_VCPUS", 2);
 	int opt;
@@ -850,8 +845,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(seconds > 0 && nr_vcpus > 0 && nr_vcpus <= MAX_VCPUS,
 		    "%d s, %d vCPUs: want > 0 s and 1..%d vCPUs", seconds, nr_vcpus, MAX_VCPUS);
 	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM));
-	/* No SA_RESTART: a signal gets a vCPU thread out of KVM_RUN. */
-	TEST_ASSERT(!sigaction(SIGUSR1, &sa, NULL), "sigaction: errno %d", errno);
+	gmem_catch_kick();
 
 	for (enum store store = STORE_GMEM; store <= STORE_MEMFD; store++) {
 		int attempt;
