@@ -3,7 +3,8 @@
 # the cache. Each step does only what is stale.
 #   build.sh config     allnoconfig + configs/*.config, checked
 #   build.sh kernel     bzImage and modules
-#   build.sh selftests  uAPI headers and the selftests make check runs
+#   build.sh selftests  uAPI headers and the selftests make check runs, and
+#                       the Linux guest one of them boots
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -19,6 +20,30 @@ fi
 [ "${GMEM_DISTRO:-0}" = 1 ] && [ "${GMEM_DEB:-0}" != 1 ] &&
 	FRAGMENTS+=("$GMEM_ROOT/configs/distro.config")
 
+# Kconfig drops what it cannot satisfy without a word: say what, and fail.
+# A later fragment overrides an earlier one (host.config's NR_CPUS).
+#   config_kept DOTCONFIG FRAGMENT...
+config_kept() {
+	local dotconfig=$1 line sym val got bad=0
+	shift
+	local -A want_val=()
+	while IFS= read -r line; do
+		case "$line" in CONFIG_*=*) want_val[${line%%=*}]=${line#*=} ;; esac
+	done < <(cat "$@")
+	for sym in "${!want_val[@]}"; do
+		val=${want_val[$sym]} line=$sym=${want_val[$sym]}
+		got=$(grep -E "^$sym=|^# $sym is not set" "$dotconfig" || true)
+		if [ "$val" = n ]; then
+			case "$got" in "" | "# $sym is not set") continue ;; esac
+		elif [ "$got" = "$line" ]; then
+			continue
+		fi
+		echo "    config: wanted $line, got '${got:-nothing}'" >&2
+		bad=1
+	done
+	return "$bad"
+}
+
 config() {
 	local stamp="$KBUILD/.gmem-config-stamp" want
 	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -d' ' -f1)
@@ -31,25 +56,7 @@ config() {
 	kmake -s allnoconfig >/dev/null
 	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$KBUILD" "$KBUILD/.config" "${FRAGMENTS[@]}" >/dev/null
 	kmake -s olddefconfig >/dev/null
-	# Kconfig drops what it cannot satisfy without a word: say so, and stop.
-	# A later fragment overrides an earlier one (host.config's NR_CPUS).
-	local line sym val got bad=0
-	local -A want_val=()
-	while IFS= read -r line; do
-		case "$line" in CONFIG_*=*) want_val[${line%%=*}]=${line#*=} ;; esac
-	done < <(cat "${FRAGMENTS[@]}")
-	for sym in "${!want_val[@]}"; do
-		val=${want_val[$sym]} line=$sym=${want_val[$sym]}
-		got=$(grep -E "^$sym=|^# $sym is not set" "$KBUILD/.config" || true)
-		if [ "$val" = n ]; then
-			case "$got" in "" | "# $sym is not set") continue ;; esac
-		elif [ "$got" = "$line" ]; then
-			continue
-		fi
-		echo "    config: wanted $line, got '${got:-nothing}'" >&2
-		bad=1
-	done
-	if [ "$bad" = 1 ]; then
+	if ! config_kept "$KBUILD/.config" "${FRAGMENTS[@]}"; then
 		grep -q '^CONFIG_RUST=y' "$KBUILD/.config" ||
 			kmake rustavailable >&2 || true
 		die "the kernel config lost options (above); if CONFIG_RUST is among them, the Rust toolchain is not the one setup installs (README.md, setup)"
@@ -90,7 +97,50 @@ selftests() {
 	make -s -C "$SRC/tools/testing/selftests/memfd" OUTPUT="$STOUT/memfd" \
 		KHDR_INCLUDES="$hdr" -j"$JOBS" "${targets[@]}"
 	echo "    ${#targets[@]} memfd selftests in $STOUT/memfd"
+	guest
 	[ ! -f "$KERNEL_STAMP.pending" ] || mv "$KERNEL_STAMP.pending" "$KERNEL_STAMP"
+}
+
+# The Linux guest that x86_64/gmem_linux_boot_test boots, from the same tree
+# (tinyconfig + configs/guest.config, no Rust), and its initramfs: static
+# busybox and the test's /init. Next to the test, in gmem_guest/.
+guest() {
+	local gb=$CACHE/build-guest out=$STOUT/kvm/x86_64/gmem_guest want
+	local init=$GMEM_ROOT/tools/testing/selftests/kvm/x86_64/gmem_linux_boot_init.sh
+	gmake() { make -C "$SRC" O="$gb" LLVM=-19 -j"$JOBS" "$@"; }
+	want=$(sha256sum "$GMEM_ROOT/configs/guest.config" | cut -d' ' -f1)
+	if [ ! -f "$gb/.config" ] || [ "$(cat "$gb/.gmem-config-stamp" 2>/dev/null)" != "$want" ]; then
+		mkdir -p "$gb"
+		gmake -s tinyconfig >/dev/null
+		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$gb" "$gb/.config" \
+			"$GMEM_ROOT/configs/guest.config" >/dev/null
+		gmake -s olddefconfig >/dev/null
+		config_kept "$gb/.config" "$GMEM_ROOT/configs/guest.config" ||
+			die "the guest kernel's config lost options (above)"
+		echo "$want" >"$gb/.gmem-config-stamp"
+	fi
+	# Its warnings (objtool's, on a tinyconfig kernel) go to the log.
+	gmake -s bzImage 2>"$gb/build.log" || {
+		tail -n 20 "$gb/build.log" >&2
+		die "the guest kernel does not build (log: $gb/build.log)"
+	}
+	mkdir -p "$out"
+	cp "$gb/arch/x86/boot/bzImage" "$out/bzImage"
+	[ "$gb/gen_init_cpio" -nt "$SRC/usr/gen_init_cpio.c" ] ||
+		gcc -O2 -o "$gb/gen_init_cpio" "$SRC/usr/gen_init_cpio.c"
+	"$gb/gen_init_cpio" - >"$out/initramfs.cpio" <<-EOF
+		dir /dev 0755 0 0
+		nod /dev/console 0600 0 0 c 5 1
+		nod /dev/kmsg 0600 0 0 c 1 11
+		nod /dev/null 0666 0 0 c 1 3
+		nod /dev/urandom 0666 0 0 c 1 9
+		dir /proc 0755 0 0
+		dir /sys 0755 0 0
+		dir /bin 0755 0 0
+		file /bin/busybox /bin/busybox 0755 0 0
+		file /init $init 0755 0 0
+	EOF
+	echo "    guest kernel $(du -h "$out/bzImage" | cut -f1), initramfs $(du -h "$out/initramfs.cpio" | cut -f1) in $out"
 }
 
 case "${1:-}" in
