@@ -86,7 +86,8 @@ void qemu_plugin_outs(const char *string);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = QEMU_PLUGIN_API;
 
-#define MAX_PHASES 48
+/* Two marks per window, each workload twice per backend: 44 windows, 91 phases. */
+#define MAX_PHASES 128
 
 /*
  * One translation of a block. Its counter is bumped inline each time the

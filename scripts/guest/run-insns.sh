@@ -30,7 +30,7 @@ run() {
 }
 for b in c rust c rust; do
 	if [ "$b" = rust ]; then insmod "$KO"; fi
-	for w in fault mmap allocate; do
+	for w in fault mmap allocate secret; do
 		run "$b" "$w" "$@"
 	done
 	if [ "$b" = rust ]; then

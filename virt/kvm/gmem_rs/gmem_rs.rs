@@ -105,8 +105,9 @@ fn npages(file: &File) -> u64 {
 }
 
 /// The folio holding page `index` of `file`, locked, allocated with the file's NUMA policy if
-/// new (as it is: a write fills it); `EHWPOISON` if the page is poisoned.
-#[inline]
+/// new (as it is: a write fills it); `EHWPOISON` if the page is poisoned. Inlined into each
+/// caller: out of line, it costs a fault a call.
+#[inline(always)]
 fn grab(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio> {
     // The size is an atomic load: read only for huge files.
     let order = if is_huge(gmem) {
