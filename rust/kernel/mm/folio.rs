@@ -444,6 +444,7 @@ impl LockedFolio {
     /// `index` has a memory error, `EINVAL` if the folio does not hold it, `ENOMEM` if the
     /// direct map could not be changed (nothing marked). Crate-private, as
     /// [`LockedFolio::zero_file_pages`].
+    #[inline]
     pub(crate) fn write_from_iter(
         &self,
         index: u64,

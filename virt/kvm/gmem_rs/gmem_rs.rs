@@ -297,6 +297,7 @@ impl GmemBackend for GmemRs {
         Ok(folio_in_use(gmem, file, index, |_| Ok(()))?)
     }
 
+    #[inline]
     fn write_folio(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio> {
         grab(gmem, file, index)
     }
