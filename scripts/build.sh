@@ -107,9 +107,10 @@ selftests() {
 guest() {
 	local gb=$CACHE/build-guest out=$STOUT/kvm/x86_64/gmem_guest want
 	local init=$GMEM_ROOT/tools/testing/selftests/kvm/x86_64/gmem_linux_boot_init.sh
-	gmake() { make -C "$SRC" O="$gb" LLVM=-19 -j"$JOBS" "$@"; }
+	gmake() { make -C "$SRC" O="$gb" "${KMAKE_VARS[@]}" -j"$JOBS" "$@"; }
 	want=$(sha256sum "$GMEM_ROOT/configs/guest.config" | cut -d' ' -f1)
-	if [ ! -f "$gb/.config" ] || [ "$(cat "$gb/.gmem-config-stamp" 2>/dev/null)" != "$want" ]; then
+	if [ ! -f "$gb/.config" ] ||
+		[ "$(cat "$gb/.gmem-config-stamp" 2>/dev/null)" != "$want" ]; then
 		mkdir -p "$gb"
 		gmake -s tinyconfig >/dev/null
 		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$gb" "$gb/.config" \
@@ -126,9 +127,8 @@ guest() {
 	}
 	mkdir -p "$out"
 	cp "$gb/arch/x86/boot/bzImage" "$out/bzImage"
-	[ "$gb/gen_init_cpio" -nt "$SRC/usr/gen_init_cpio.c" ] ||
-		gcc -O2 -o "$gb/gen_init_cpio" "$SRC/usr/gen_init_cpio.c"
-	"$gb/gen_init_cpio" - >"$out/initramfs.cpio" <<-EOF
+	# kbuild builds gen_init_cpio (BLK_DEV_INITRD).
+	"$gb/usr/gen_init_cpio" - >"$out/initramfs.cpio" <<-EOF
 		dir /dev 0755 0 0
 		nod /dev/console 0600 0 0 c 5 1
 		nod /dev/kmsg 0600 0 0 c 1 11
@@ -140,7 +140,8 @@ guest() {
 		file /bin/busybox /bin/busybox 0755 0 0
 		file /init $init 0755 0 0
 	EOF
-	echo "    guest kernel $(du -h "$out/bzImage" | cut -f1), initramfs $(du -h "$out/initramfs.cpio" | cut -f1) in $out"
+	echo "    guest kernel $(du -h "$out/bzImage" | cut -f1)," \
+		"initramfs $(du -h "$out/initramfs.cpio" | cut -f1) in $out"
 }
 
 case "${1:-}" in

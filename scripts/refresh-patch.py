@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 
+USAGE = 'usage: scripts/refresh-patch.py PATCH FILE...'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -56,7 +57,7 @@ def file_diff(src, old, new, path):
 
 def main():
     if len(sys.argv) < 3:
-        sys.exit(__doc__ or 'usage: refresh-patch.py PATCH FILE...')
+        sys.exit(USAGE)
     src = src_dir()
     pdir = os.path.join(ROOT, 'patches')
     names = [n for n in os.listdir(pdir) if sys.argv[1] in n and n.endswith('.patch')]
@@ -79,14 +80,19 @@ def main():
         edit = git(src, 'diff', 'HEAD', '--', path)
         if not edit:
             sys.exit(f'{path} has no edit in {src}')
+        if subprocess.run(['git', '-C', src, 'cat-file', '-e', f'{commit}^:{path}'],
+                          capture_output=True).returncode:
+            sys.exit(f'{names[0]} creates {path}: edit it in the project instead')
         before = git(src, 'show', f'{commit}^:{path}')
         with tempfile.TemporaryDirectory() as d:
-            f = os.path.join(d, 'f')
+            f = os.path.join(d, path)
+            os.makedirs(os.path.dirname(f), exist_ok=True)
             open(f, 'w').write(git(src, 'show', f'{commit}:{path}'))
-            p = subprocess.run(['patch', '-s', '--no-backup-if-mismatch', f],
-                               input=edit, capture_output=True, text=True)
+            # git apply takes no fuzz: an edit lands where it was made, or not at all.
+            p = subprocess.run(['git', 'apply'], cwd=d, input=edit, capture_output=True,
+                               text=True)
             if p.returncode:
-                sys.exit(f'the edit of {path} does not apply at {names[0]}:\n{p.stdout}')
+                sys.exit(f'the edit of {path} does not apply at {names[0]}:\n{p.stderr}')
             after = open(f).read()
         new = file_diff(src, before, after, path)
         files = [(p, new if p == path else t) for p, t in files]

@@ -530,8 +530,9 @@ impl<T: GmemBackend> GmemFile<T> {
         file.set_fixed_size(size);
         // `lseek()` and `pwrite()` as in 6.12 (`ESPIPE`) on the files that do not write.
         file.set_positioned(flags & GUEST_MEMFD_FLAG_WRITE != 0);
-        // The VMM's faults take `invalidate_lock` under the mmap lock, and nothing here faults
-        // on user memory under it; the built-in backend's populate does, on files of its own.
+        // The VMM's faults (on files that convert in place) take `invalidate_lock` under the
+        // mmap lock, and nothing here faults on user memory under it; the built-in backend's
+        // populate does, on files of its own.
         file.set_invalidate_lock_class(
             crate::static_lock_class!(),
             crate::c_str!("kvm::GmemFile::invalidate_lock"),
@@ -619,7 +620,8 @@ impl<T: GmemBackend> GmemFile<T> {
             );
             if block > 1 {
                 // A large folio at an edge whose split failed (a fault held a reference):
-                // faults on it retry now, so split it, or zero the range's pages in place.
+                // KVM's faults on it retry now (a VMM fault may still hold one), so split it,
+                // or zero the range's pages in place.
                 // Not where the arch prepares the VM's memory: a page the hardware may still
                 // give the guest must not be written (there `EBUSY`, and backends do not
                 // offer large folios to such VMs).
@@ -1500,7 +1502,7 @@ impl<T: GmemBackend> BackendVtable<T> {
             let (mut done, mut faults) = (0u64, 0u32);
             // A PMD's pages of the file at a time, so that a huge folio is filled in one step.
             // The callbacks copy from userspace under `invalidate_lock`, which the VMM's faults
-            // take under the mmap lock: the source is faulted in first, and copied with page
+            // may take under the mmap lock: the source is faulted in first, and copied with page
             // faults off; a copy that still faults (the page went away meanwhile) is retried
             // while the page can be faulted in, a few times.
             while done < npages {

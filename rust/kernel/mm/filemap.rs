@@ -440,7 +440,8 @@ impl Drop for InvalidateGuard<'_> {
 
 impl InvalidateGuard<'_> {
     /// Unmaps pages `[start, end)` of the mapping from every process that maps them. With
-    /// `invalidate_lock` held, a fault that maps them again must first take it.
+    /// `invalidate_lock` held, a fault that takes it cannot map them again until it is
+    /// dropped; one that does not meets truncation at the folio lock.
     pub fn unmap_range(&self, start: u64, end: u64) {
         if start >= end {
             return;

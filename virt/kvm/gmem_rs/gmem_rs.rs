@@ -13,7 +13,7 @@
 //!
 //! `kvm->slots_lock` (release, unbind) or the mmap lock (the VMM's faults), then the mapping's
 //! `invalidate_lock` (exclusive for punch-hole, bind, unbind, populate, conversion and release;
-//! shared for allocation and the VMM's faults), then folio locks,
+//! shared for allocation and the VMM's faults on files that convert in place), then folio locks,
 //! then the file's bindings lock, then KVM's `mmu_lock` (both inside [`GmemFile`]).
 //!
 //! The bindings lock is a leaf but for `mmu_lock`: nothing waits for a folio lock or for
