@@ -7,8 +7,8 @@
 # which the VMM sees as a reset through the keyboard controller.
 /bin/busybox --install -s /bin
 export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
+mount -t proc none /proc
+mount -t sysfs none /sys
 
 say() { echo "<2>GMEM_GUEST: $*" >/dev/kmsg; }
 

@@ -55,7 +55,7 @@
 #define KBD_STATUS	0x64
 #define KBD_RESET	0xfe
 #define TIMEOUT_S	300
-#define CONSOLE_MAX	(1ul << 20)
+#define CONSOLE_MAX	(1024 * 1024)
 
 static const char cmdline[] =
 	"earlyprintk=serial,ttyS0,115200 keep_bootcon reboot=k panic=-1 rdinit=/init";
@@ -63,7 +63,7 @@ static const char cmdline[] =
 static char console[CONSOLE_MAX];
 static size_t console_len;
 static uint8_t com1_lcr;
-static volatile sig_atomic_t timed_out;
+static sig_atomic_t timed_out;
 static struct kvm_run *vcpu_run_page;
 /* What the VMM wrote: the guest-only pages are the others. */
 static uint64_t initrd_start, initrd_end, kernel_end;
@@ -71,8 +71,8 @@ static uint64_t initrd_start, initrd_end, kernel_end;
 /* Out of KVM_RUN now, or at its next entry if the VMM is serving an exit. */
 static void on_alarm(int sig)
 {
-	timed_out = 1;
-	vcpu_run_page->immediate_exit = 1;
+	WRITE_ONCE(timed_out, 1);
+	WRITE_ONCE(vcpu_run_page->immediate_exit, 1);
 }
 
 static uint64_t len_up(uint64_t len)
@@ -140,7 +140,7 @@ static uint64_t load_linux(char *mem, int fd, const char *dir)
 	TEST_ASSERT(pwrite(fd, initrd, len, initrd_addr) == (ssize_t)len,
 		    "pwrite of the initramfs: errno %d", errno);
 
-	strcpy(mem + CMDLINE_ADDR, cmdline);
+	memcpy(mem + CMDLINE_ADDR, cmdline, sizeof(cmdline));
 	bp->hdr.type_of_loader = 0xff;
 	bp->hdr.code32_start = KERNEL_ADDR;
 	bp->hdr.cmd_line_ptr = CMDLINE_ADDR;
@@ -181,7 +181,11 @@ static void setup_long_mode(int vcpu_fd, char *mem, uint64_t entry)
 	sregs.gdt.base = GDT_ADDR;
 	sregs.gdt.limit = 4 * 8 - 1;
 	sregs.cs = code;
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+	sregs.ds = data;
+	sregs.es = data;
+	sregs.fs = data;
+	sregs.gs = data;
+	sregs.ss = data;
 	sregs.cr3 = PML4_ADDR;
 	sregs.cr4 = X86_CR4_PAE;
 	sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG;
@@ -246,7 +250,7 @@ static bool run_guest(int vcpu_fd, struct kvm_run *run, uint32_t *exit_reason)
 	struct kvm_regs regs;
 
 	for (;;) {
-		if (timed_out) {
+		if (READ_ONCE(timed_out)) {
 			TEST_ASSERT(!ioctl(vcpu_fd, KVM_GET_REGS, &regs), "KVM_GET_REGS");
 			printf("\n# timed out after %d s, rip %#llx\n", TIMEOUT_S, regs.rip);
 			return false;
