@@ -75,11 +75,6 @@ static void on_alarm(int sig)
 	WRITE_ONCE(vcpu_run_page->immediate_exit, 1);
 }
 
-static uint64_t len_up(uint64_t len)
-{
-	return (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-}
-
 /* The whole file, its size in @size, padded with zeros to whole pages. */
 static char *read_whole(const char *dir, const char *name, size_t *size)
 {
@@ -94,7 +89,7 @@ static char *read_whole(const char *dir, const char *name, size_t *size)
 		    errno);
 	TEST_ASSERT(!fstat(fd, &st), "fstat(%s): errno %d", path, errno);
 	*size = st.st_size;
-	buf = calloc(1, len_up(*size));
+	buf = calloc(1, align_up(*size, PAGE_SIZE));
 	TEST_ASSERT(buf, "calloc");
 	TEST_ASSERT(read(fd, buf, *size) == (ssize_t)*size, "read(%s): errno %d", path, errno);
 	close(fd);
@@ -111,7 +106,7 @@ static uint64_t load_linux(char *mem, int fd, const char *dir)
 	size_t ksize, isize, setup, hdr_len;
 	char *img = read_whole(dir, "bzImage", &ksize);
 	char *initrd = read_whole(dir, "initramfs.cpio", &isize);
-	uint64_t initrd_addr, len;
+	uint64_t len;
 
 	TEST_ASSERT(ksize > 0x264 && !memcmp(img + 0x202, "HdrS", 4), "bzImage: no setup header");
 	setup = ((img[0x1f1] ? (uint8_t)img[0x1f1] : 4) + 1) * 512;
@@ -126,25 +121,24 @@ static uint64_t load_linux(char *mem, int fd, const char *dir)
 	TEST_ASSERT(bp->hdr.relocatable_kernel || bp->hdr.pref_address == KERNEL_ADDR,
 		    "bzImage: not relocatable, and linked for %#llx", bp->hdr.pref_address);
 
-	initrd_addr = (RAM_SIZE - isize) & ~((1ul << 20) - 1);
-	TEST_ASSERT(KERNEL_ADDR + ksize - setup <= initrd_addr &&
-		    KERNEL_ADDR + bp->hdr.init_size <= initrd_addr,
+	initrd_start = align_down(RAM_SIZE - isize, 1ul << 20);
+	TEST_ASSERT(KERNEL_ADDR + ksize - setup <= initrd_start &&
+		    KERNEL_ADDR + bp->hdr.init_size <= initrd_start,
 		    "kernel (%zu bytes, %u to run) and initramfs (%zu) do not fit in %lu MiB",
 		    ksize - setup, bp->hdr.init_size, isize, RAM_SIZE >> 20);
 	memcpy(mem + KERNEL_ADDR, img + setup, ksize - setup);
 	kernel_end = KERNEL_ADDR + bp->hdr.init_size;
-	initrd_start = initrd_addr;
-	initrd_end = initrd_addr + len_up(isize);
 	/* A restored snapshot's way in: write() of the file, not its mapping. */
-	len = len_up(isize);
-	TEST_ASSERT(pwrite(fd, initrd, len, initrd_addr) == (ssize_t)len,
+	len = align_up(isize, PAGE_SIZE);
+	initrd_end = initrd_start + len;
+	TEST_ASSERT(pwrite(fd, initrd, len, initrd_start) == (ssize_t)len,
 		    "pwrite of the initramfs: errno %d", errno);
 
 	memcpy(mem + CMDLINE_ADDR, cmdline, sizeof(cmdline));
 	bp->hdr.type_of_loader = 0xff;
 	bp->hdr.code32_start = KERNEL_ADDR;
 	bp->hdr.cmd_line_ptr = CMDLINE_ADDR;
-	bp->hdr.ramdisk_image = initrd_addr;
+	bp->hdr.ramdisk_image = initrd_start;
 	bp->hdr.ramdisk_size = isize;
 	bp->e820_table[0] = (struct boot_e820_entry){ 0, LOW_RAM_END, E820_RAM };
 	bp->e820_table[1] = (struct boot_e820_entry){ 1ul << 20, RAM_SIZE - (1ul << 20),
